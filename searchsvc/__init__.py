@@ -1,0 +1,1 @@
+"""searchsvc: full-text search over public statements, on an embedded Whoosh index."""

@@ -1,0 +1,244 @@
+"""The `searchsvc` command: parses options, calls the core, prints results. Nothing more."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from . import settings
+from .delete import delete_posts
+from .errors import SearchsvcError
+from .export import iter_records, write_jsonl
+from .info import index_info
+from .ingest import IngestReport, read_batch, write_batch
+from .store import IndexStore
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+class Group(click.Group):
+    """Turns the core's named errors (and OS errors) into `Error: ...`, exit 1, no traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except SearchsvcError as e:
+            raise click.ClickException(str(e)) from None
+        except OSError as e:
+            where = f" ({e.filename})" if e.filename else ""
+            raise click.ClickException(f"{e.strerror or e}{where}") from None
+        except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
+            raise
+        except Exception as e:
+            # A bug of ours: say so plainly; SEARCHSVC_DEBUG=1 shows the traceback.
+            if os.environ.get("SEARCHSVC_DEBUG"):
+                raise
+            raise click.ClickException(
+                f"unexpected {type(e).__name__}: {e} (a bug: please report it; "
+                "SEARCHSVC_DEBUG=1 shows the traceback)"
+            ) from None
+
+
+def index_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--index",
+        "index_dir",
+        envvar=settings.INDEX.envvar,
+        default=settings.INDEX.default,
+        show_default=True,
+        type=click.Path(file_okay=False),
+        help=f"{settings.INDEX.help} Environment: {settings.INDEX.envvar}.",
+    )(f)
+
+
+def wait_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--wait",
+        envvar=settings.WAIT.envvar,
+        default=settings.WAIT.default,
+        show_default=True,
+        type=click.FloatRange(min=0),
+        metavar="SECONDS",
+        help=settings.WAIT.help,
+    )(f)
+
+
+@click.group(cls=Group, context_settings=CONTEXT)
+@click.version_option(package_name="searchsvc", message="%(prog)s %(version)s")
+def cli() -> None:
+    """Full-text search over public statements.
+
+    \b
+    Example:
+        searchsvc ingest sample_posts/
+        searchsvc info
+    """
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@index_option
+@click.option("--rebuild", is_flag=True,
+              help="Build a fresh index from PATHS beside the current one and swap it in when "
+                   "complete; posts not in PATHS are dropped.")
+@click.option("--strict", is_flag=True,
+              help="All or nothing: write nothing if any record is invalid.")
+@click.option("--dayfirst", is_flag=True,
+              help="Read ambiguous dates like 01/02/2020 as day first (default: month first).")
+@wait_option
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+def ingest(paths: tuple[str, ...], index_dir: str, rebuild: bool, strict: bool, dayfirst: bool,
+           wait: float, quiet: bool) -> None:
+    """Add or update the posts in PATHS (files and directories, read recursively).
+
+    Formats by extension: .jsonl .ndjson .json .csv .md (YAML front matter) .txt (the
+    blog listing format), each optionally gzip-compressed (.gz). Each record needs a title and a body; date, author,
+    url and id are optional. Invalid records are reported as FILE:LINE: reason on stderr
+    and the valid ones are still ingested; the exit code is then 1.
+
+    \b
+    Example:
+        searchsvc ingest sample_posts/
+        searchsvc ingest --rebuild archive.jsonl.gz
+    """
+    store = IndexStore(index_dir)
+    report = IngestReport()
+    show_bar = not quiet and sys.stderr.isatty()
+    problems: list[str] = []
+    say = problems.append if show_bar else _to_stderr
+    bar: Any = None
+
+    def start_bar(sources: list[Any]) -> None:
+        nonlocal bar
+        if show_bar:
+            total = sum(s.size for s in sources)
+            bar = click.progressbar(length=total, label="Reading", file=sys.stderr)
+            bar.__enter__()
+
+    try:
+        batch = read_batch(paths, report, dayfirst=dayfirst, notify=say,
+                           progress=(lambda n: bar.update(n)) if show_bar else None,
+                           on_sources=start_bar)
+    finally:
+        if bar is not None:
+            bar.__exit__(None, None, None)
+    for line in problems:
+        _to_stderr(line)
+
+    if strict and not report.ok:
+        raise click.ClickException(
+            f"{report.invalid} invalid; nothing was written (--strict)"
+        )
+    if show_bar:
+        click.echo("Writing index...", err=True)
+    write_batch(store, batch, report, rebuild=rebuild, wait=wait)
+    click.echo(report.summary(rebuild=rebuild))
+    if not report.ok:
+        sys.exit(1)
+
+
+@cli.command()
+@index_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+def info(index_dir: str, as_json: bool) -> None:
+    """Show what the index holds: posts, dates, authors, location, size, version.
+
+    \b
+    Example:
+        searchsvc info --json
+    """
+    summary = index_info(IndexStore(index_dir))
+    if as_json:
+        click.echo(json.dumps(summary.to_json(), indent=2, ensure_ascii=False))
+        return
+    authors = ", ".join(f"{name} ({n})" for name, n in list(summary.authors.items())[:10])
+    if len(summary.authors) > 10:
+        authors += f", and {len(summary.authors) - 10} more"
+    dates = (f"{summary.first_date[:10]} to {summary.last_date[:10]}"
+             if summary.first_date and summary.last_date else "none")
+    rows = [
+        ("Index", f"{summary.location} (generation {summary.generation})"),
+        ("Schema version", str(summary.schema_version)),
+        ("Posts", f"{summary.posts} ({summary.undated} undated)"),
+        ("Dates", dates),
+        ("Authors", f"{len(summary.authors)}" + (f": {authors}" if authors else "")),
+        ("Size", _human_size(summary.size_bytes)),
+        ("Last update", summary.last_update or "never"),
+    ]
+    for label, value in rows:
+        click.echo(f"{label + ':':<16}{value}")
+
+
+@cli.command()
+@index_option
+@click.option("-o", "--output", type=click.Path(dir_okay=False),
+              help="Write to this file (default: standard output).")
+def export(index_dir: str, output: str | None) -> None:
+    """Write every stored post as JSON Lines, in the format `ingest` reads.
+
+    `export` then `ingest --rebuild` reproduces the index exactly, also across
+    schema versions.
+
+    \b
+    Example:
+        searchsvc export --output posts.jsonl
+        searchsvc ingest --rebuild posts.jsonl
+    """
+    store = IndexStore(index_dir)
+    records = iter_records(store)
+    if output is None:
+        try:
+            write_jsonl(records, click.get_text_stream("stdout", encoding="utf-8"))
+        except BrokenPipeError:
+            # `searchsvc export | head` is normal use, not an error.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return
+    # Write beside the target and rename: a failed export never leaves half a file.
+    directory = os.path.dirname(os.path.abspath(output))
+    fd, temporary = tempfile.mkstemp(dir=directory, prefix=".export-", suffix=".jsonl")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            count = write_jsonl(records, f)
+        os.replace(temporary, output)
+    except BaseException:
+        os.unlink(temporary)
+        raise
+    click.echo(f"Exported {count} posts to {output}", err=True)
+
+
+@cli.command()
+@click.argument("ids", nargs=-1, required=True)
+@index_option
+@wait_option
+def delete(ids: tuple[str, ...], index_dir: str, wait: float) -> None:
+    """Remove the posts with these IDS. Unknown ids are reported; the exit code is then 1.
+
+    \b
+    Example:
+        searchsvc delete 3f2a9c0d1e4b5a67
+    """
+    report = delete_posts(IndexStore(index_dir), ids, wait=wait)
+    for post_id in report.unknown:
+        _to_stderr(f"not found: {post_id}")
+    click.echo(f"Deleted {len(report.deleted)} posts, {len(report.unknown)} not found")
+    if report.unknown:
+        sys.exit(1)
+
+
+def _to_stderr(line: str) -> None:
+    click.echo(line, err=True)
+
+
+def _human_size(n: int) -> str:
+    size = float(n)
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
+        size /= 1000
+    raise AssertionError("unreachable")

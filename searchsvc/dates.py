@@ -1,0 +1,98 @@
+"""Dates as people write them, parsed with python-dateutil, never guessed.
+
+dateutil fills any part missing from the text with a default (today's year, say).
+We parse every string twice with two different defaults: a part that differs between
+the two results was not in the text. That tells the precision the writer gave
+("2020" is a year, "Dec 2020" a month, "2020-12-29" a day) and lets us refuse a date
+with no year instead of inventing one.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from dateutil import parser as dateutil_parser
+
+from .errors import InvalidDate
+
+# Ordered from coarse to fine; the precision is the finest part the text gave.
+PRECISIONS = ("year", "month", "day", "hour", "minute", "second", "microsecond")
+_PARTS = ("year", "month", "day", "hour", "minute", "second", "microsecond")
+
+_DEFAULT_A = datetime(2000, 1, 1, 0, 0, 0, 0)
+_DEFAULT_B = datetime(2004, 2, 2, 1, 1, 1, 1)
+
+# Year first ("2020-12-11", "2020/12/11"): ISO order, whatever --dayfirst says.
+_YEAR_FIRST = re.compile(r"^\s*\d{4}[-/.]")
+# The listing's "12/29/2020 - 13:24": dateutil reads the lone dash as a sign.
+_LISTING_DASH = re.compile(r"^(\s*\d{1,2}/\d{1,2}/\d{4})\s+-\s+(\d{1,2}:\d{2})\s*$")
+
+
+@dataclass(frozen=True)
+class ParsedDate:
+    """A parsed date: `value` is naive UTC when the text had an offset, else as written."""
+
+    value: datetime
+    precision: str
+    utc: bool = False
+
+    def isoformat(self) -> str:
+        """The canonical text of this date, keeping the precision it was given with."""
+        if self.precision == "year":
+            return f"{self.value.year:04d}"
+        if self.precision == "month":
+            return f"{self.value.year:04d}-{self.value.month:02d}"
+        if self.precision == "day":
+            return self.value.date().isoformat()
+        # dateutil reports "13:24:00" as microsecond-precise; show fractions only when present.
+        return self.value.isoformat(timespec="auto") + ("Z" if self.utc else "")
+
+
+def parse_date(text: str, *, dayfirst: bool = False, finest_required: str = "year") -> ParsedDate:
+    """Parse `text` as a date; raise InvalidDate if it is not one, or is vaguer than required.
+
+    `finest_required` is the coarsest precision accepted: "day" for a post's date,
+    "year" for a search filter like `from=2020`.
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise InvalidDate("date is empty")
+    original = text.strip()
+    text = _LISTING_DASH.sub(r"\1 \2", original)
+    yearfirst = bool(_YEAR_FIRST.match(text))
+    try:
+        a = dateutil_parser.parse(
+            text, default=_DEFAULT_A, dayfirst=dayfirst and not yearfirst, yearfirst=yearfirst
+        )
+        b = dateutil_parser.parse(
+            text, default=_DEFAULT_B, dayfirst=dayfirst and not yearfirst, yearfirst=yearfirst
+        )
+    except (ValueError, OverflowError) as e:
+        raise InvalidDate(f"invalid date {original!r}: {_reason(e)}") from None
+
+    missing = [part for part in _PARTS if getattr(a, part) != getattr(b, part)]
+    if "year" in missing:
+        raise InvalidDate(f"invalid date {original!r}: it has no year")
+    precision = "microsecond"
+    for part in _PARTS:
+        if part in missing:
+            precision = PRECISIONS[_PARTS.index(part) - 1]
+            break
+    given, needed = PRECISIONS.index(precision), PRECISIONS.index(finest_required)
+    if given < needed:
+        absent = " or ".join(_PARTS[given + 1 : needed + 1])
+        raise InvalidDate(f"invalid date {original!r}: it has no {absent}")
+
+    utc = a.tzinfo is not None
+    value = a.astimezone(timezone.utc).replace(tzinfo=None) if utc else a
+    return ParsedDate(value, precision, utc)
+
+
+def _reason(error: Exception) -> str:
+    """dateutil's message without its echo of the input ("... : 2021-13-45")."""
+    message = str(error.args[0]) if error.args else str(error)
+    message = message.split(": ")[0]
+    if message.startswith("Unknown string format"):
+        return "not a date dateutil understands"
+    return message

@@ -1,0 +1,35 @@
+"""Removing posts by id."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from .store import IndexStore
+
+
+@dataclass
+class DeleteReport:
+    """Which of the ids asked for were removed, and which the index did not hold."""
+
+    deleted: list[str] = field(default_factory=list)
+    unknown: list[str] = field(default_factory=list)
+
+
+def delete_posts(store: IndexStore, ids: Iterable[str], *, wait: float) -> DeleteReport:
+    """Delete the posts with these ids in one commit; unknown ids are reported, not errors."""
+    report = DeleteReport()
+    wanted = list(dict.fromkeys(ids))
+    store.open()  # fail early, before the lock, on a missing or foreign index
+    with store.locked(wait):
+        ix = store.open()
+        with ix.searcher() as searcher:
+            for post_id in wanted:
+                found = searcher.document_number(id=post_id) is not None
+                (report.deleted if found else report.unknown).append(post_id)
+        if report.deleted:
+            writer = ix.writer(timeout=wait)
+            for post_id in report.deleted:
+                writer.delete_by_term("id", post_id)
+            writer.commit()
+    return report

@@ -1,0 +1,59 @@
+"""Named exceptions of the core, each with the HTTP status an edge should answer with.
+
+The CLI turns every `SearchsvcError` into `Error: <message>` and exit 1; the web side
+(later) turns it into the one JSON error shape. Nothing else should reach a user.
+"""
+
+from __future__ import annotations
+
+
+class SearchsvcError(Exception):
+    """Base of every error the core raises on purpose."""
+
+    status = 500
+    code = "error"
+
+
+class IndexMissing(SearchsvcError):
+    """There is no index at the configured location yet."""
+
+    status = 503
+    code = "index_missing"
+
+
+class NotAnIndex(SearchsvcError):
+    """The directory holds something that searchsvc did not create; we refuse to open it."""
+
+    status = 503
+    code = "not_an_index"
+
+
+class IndexVersionMismatch(SearchsvcError):
+    """The index was built with another schema version and must be rebuilt."""
+
+    status = 503
+    code = "index_version"
+
+
+class IndexBusy(SearchsvcError):
+    """Another process holds the index's write lock for longer than we may wait."""
+
+    status = 503
+    code = "index_busy"
+
+
+class InvalidRecord(SearchsvcError):
+    """A post record fails validation; `reason` says why, without the place."""
+
+    status = 400
+    code = "invalid_record"
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+class InvalidDate(InvalidRecord):
+    """A date string that is not a real, complete date."""
+
+    code = "bad_date"

@@ -1,0 +1,64 @@
+"""What an index holds: counts, date range, authors, size, version."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from whoosh.util.times import long_to_datetime
+
+from .schema import SCHEMA_VERSION, UNDATED, live_columns
+from .store import IndexStore
+
+@dataclass(frozen=True)
+class IndexInfo:
+    """A summary of one index, rendered by `searchsvc info` as text or JSON."""
+
+    location: str
+    generation: str
+    schema_version: int
+    posts: int
+    undated: int
+    first_date: str | None
+    last_date: str | None
+    authors: dict[str, int]
+    size_bytes: int
+    last_update: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "location": self.location,
+            "generation": self.generation,
+            "schema_version": self.schema_version,
+            "current_schema_version": SCHEMA_VERSION,
+            "posts": self.posts,
+            "undated": self.undated,
+            "date_range": {"first": self.first_date, "last": self.last_date},
+            "authors": self.authors,
+            "size_bytes": self.size_bytes,
+            "last_update": self.last_update,
+        }
+
+
+def index_info(store: IndexStore) -> IndexInfo:
+    """Read the summary from the sortable columns (no stored bodies are loaded)."""
+    marker = store.marker()
+    ix = store.open()
+    with ix.reader() as reader:
+        rows = live_columns(reader, "date", "author")
+    dates = [date for _, date, _ in rows if date != UNDATED]
+    authors = Counter(author for _, _, author in rows if author)
+    updated = store.last_update()
+    return IndexInfo(
+        location=str(store.root.resolve()),
+        generation=marker.generation,
+        schema_version=marker.schema_version,
+        posts=len(rows),
+        undated=len(rows) - len(dates),
+        first_date=long_to_datetime(min(dates)).isoformat() if dates else None,
+        last_date=long_to_datetime(max(dates)).isoformat() if dates else None,
+        authors=dict(sorted(authors.items(), key=lambda kv: (-kv[1], kv[0]))),
+        size_bytes=store.disk_size(),
+        last_update=updated.strftime("%Y-%m-%dT%H:%M:%SZ") if updated else None,
+    )

@@ -1,0 +1,170 @@
+"""Ingestion: files in, validated and de-duplicated records, one commit to the index.
+
+Reading and validation happen before the write lock is taken, so a slow parse never
+blocks another writer. Unchanged records are recognised by their fingerprint and not
+rewritten, which makes re-ingesting an archive cheap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from .errors import InvalidRecord
+from .records import Record, record_from_mapping
+from .schema import document_from_record, live_columns
+from .sources import Item, Problem, Skipped, SourceFile, discover, read_source
+from .store import IndexStore
+
+WRITER_MEMORY_MB = 256
+
+
+@dataclass
+class IngestReport:
+    """What one ingest run did; `problems` and `warnings` are the lines shown to people."""
+
+    files: int = 0
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    invalid: int = 0
+    skipped_files: int = 0
+    written: bool = False
+    problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.invalid == 0
+
+    def summary(self, *, rebuild: bool = False) -> str:
+        parts = [
+            f"{self.new} new",
+            f"{self.updated} updated",
+            f"{self.unchanged} unchanged",
+        ]
+        if rebuild:
+            parts.append(f"{self.removed} removed")
+        parts += [f"{self.invalid} invalid", f"{self.skipped_files} skipped files"]
+        verb = "Rebuilt index from" if rebuild and self.written else "Read"
+        files = "1 file" if self.files == 1 else f"{self.files} files"
+        return f"{verb} {files}: " + ", ".join(parts)
+
+
+@dataclass
+class Batch:
+    """Valid records of a run by id (the last one wins), and where each came from."""
+
+    records: dict[str, Record] = field(default_factory=dict)
+    places: dict[str, str] = field(default_factory=dict)
+
+
+Notify = Callable[[str], None]
+
+
+def read_batch(
+    paths: Iterable[str],
+    report: IngestReport,
+    *,
+    dayfirst: bool = False,
+    notify: Notify | None = None,
+    progress: Callable[[int], None] | None = None,
+    on_sources: Callable[[list[SourceFile]], None] | None = None,
+) -> Batch:
+    """Read and validate every record under `paths`; problems go to `report` and `notify`."""
+    say = notify or (lambda line: None)
+    sources: list[SourceFile] = []
+    for found in discover(paths):
+        if isinstance(found, SourceFile):
+            sources.append(found)
+        elif isinstance(found, Skipped):
+            report.skipped_files += 1
+            report.warnings.append(str(found))
+            say(str(found))
+        else:
+            _problem(report, say, str(found))
+    report.files = len(sources)
+    if on_sources:
+        on_sources(sources)
+
+    batch = Batch()
+    for source in sources:
+        for item in read_source(source, progress):
+            if isinstance(item, Problem):
+                _problem(report, say, str(item))
+                continue
+            _add(batch, item, report, say, dayfirst)
+    return batch
+
+
+def _add(batch: Batch, item: Item, report: IngestReport, say: Notify, dayfirst: bool) -> None:
+    try:
+        record = record_from_mapping(item.data, dayfirst=dayfirst)
+    except InvalidRecord as e:
+        _problem(report, say, f"{item.place}: {e.reason}")
+        return
+    earlier = batch.places.get(record.id)
+    if earlier is not None:
+        warning = f"{item.place}: warning: id {record.id!r} also at {earlier}; the last one wins"
+        report.warnings.append(warning)
+        say(warning)
+        del batch.records[record.id]  # re-insert so the order is that of the winner
+    batch.records[record.id] = record
+    batch.places[record.id] = item.place
+
+
+def _problem(report: IngestReport, say: Notify, line: str) -> None:
+    report.invalid += 1
+    report.problems.append(line)
+    say(line)
+
+
+def write_batch(
+    store: IndexStore, batch: Batch, report: IngestReport, *, rebuild: bool, wait: float
+) -> None:
+    """Add new records, update changed ones, leave unchanged ones; or rebuild from the batch."""
+    with store.locked(wait):
+        ix = store.open_for_writing()
+        existing = fingerprints(ix)
+        for post_id, record in batch.records.items():
+            known = existing.get(post_id)
+            if known is None:
+                report.new += 1
+            elif known == record.fingerprint:
+                report.unchanged += 1
+            else:
+                report.updated += 1
+        if rebuild:
+            report.removed = len(existing.keys() - batch.records.keys())
+            name, fresh = store.new_generation()
+            _write(fresh, batch.records.values(), wait, replace=False)
+            store.make_current(name)
+            report.written = True
+            return
+        changed = [r for r in batch.records.values() if existing.get(r.id) != r.fingerprint]
+        if changed:
+            _write(ix, changed, wait, replace=True, existing=existing)
+            report.written = True
+
+
+def _write(ix, records: Iterable[Record], wait: float, *, replace: bool,
+           existing: dict[str, bytes] | None = None) -> None:
+    writer = ix.writer(timeout=wait, limitmb=WRITER_MEMORY_MB)
+    try:
+        for record in records:
+            doc = document_from_record(record)
+            if replace and existing is not None and record.id in existing:
+                writer.update_document(**doc)
+            else:
+                writer.add_document(**doc)
+    except BaseException:
+        writer.cancel()
+        raise
+    writer.commit()
+
+
+def fingerprints(ix) -> dict[str, bytes]:
+    """id -> fingerprint of every live document, read from columns (no stored bodies)."""
+    with ix.reader() as reader:
+        return {post_id: print_ for _, post_id, print_ in live_columns(reader, "id", "fingerprint")}

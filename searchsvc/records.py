@@ -1,0 +1,165 @@
+"""A post record: validated from whatever mapping a reader produced, and written back out.
+
+The record format (also what `export` writes) is a JSON object with `id`, `title`,
+`date`, `author`, `url`, `body`, and any extra keys the source carried.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from .dates import ParsedDate, parse_date
+from .errors import InvalidRecord
+
+KNOWN_FIELDS = ("id", "title", "date", "author", "url", "body")
+MAX_ID_LENGTH = 200
+
+# C0/C1 control characters other than tab and newline: never meaningful in a post.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_SPACES = re.compile(r"\s+")
+
+
+@dataclass(frozen=True)
+class Record:
+    """One post, validated. `date` is None for undated posts."""
+
+    id: str
+    title: str
+    body: str
+    date: ParsedDate | None = None
+    author: str | None = None
+    url: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """The record format, as `export` writes it (extra keys after the known ones)."""
+        data: dict[str, Any] = {
+            "id": self.id,
+            "title": self.title,
+            "date": self.date.isoformat() if self.date else None,
+            "author": self.author,
+            "url": self.url,
+            "body": self.body,
+        }
+        data.update(self.extra)
+        return data
+
+    @property
+    def fingerprint(self) -> bytes:
+        """A digest of everything stored for this post: equal digests mean nothing changed."""
+        canonical = json.dumps(self.to_json(), sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(canonical.encode("utf-8")).digest()
+
+
+def record_from_mapping(data: Any, *, dayfirst: bool = False) -> Record:
+    """Validate one raw record; raise InvalidRecord saying what is wrong.
+
+    Known keys match case-insensitively ("Title" in a CSV header is `title`);
+    unknown keys are kept as extras.
+    """
+    if not isinstance(data, Mapping):
+        raise InvalidRecord(f"expected an object with title and body, got {_kind(data)}")
+    known: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
+    for key, value in data.items():
+        name = str(key).strip().lower()
+        if name in KNOWN_FIELDS and name not in known:
+            known[name] = value
+        else:
+            extra[str(key)] = value
+
+    title = _required_text(known, "title", one_line=True)
+    body = _required_text(known, "body", one_line=False)
+    author = _optional_text(known, "author")
+    url = _optional_text(known, "url")
+    if url is not None:
+        parts = urlsplit(url)
+        if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+            raise InvalidRecord(f"'url' must be an absolute http(s) URL, got {url!r}")
+    date = None
+    raw_date = known.get("date")
+    if raw_date is not None and not (isinstance(raw_date, str) and not raw_date.strip()):
+        if not isinstance(raw_date, str):
+            raise InvalidRecord(f"'date' must be text, got {_kind(raw_date)}")
+        date = parse_date(raw_date, dayfirst=dayfirst, finest_required="day")
+
+    post_id = _record_id(known.get("id"), url, title, date, author)
+    return Record(post_id, title, body, date, author, url, extra)
+
+
+def _record_id(
+    raw: Any, url: str | None, title: str, date: ParsedDate | None, author: str | None
+) -> str:
+    """The given id, else one derived from the url, else from title, date and author.
+
+    Derived ids are stable, so ingesting the same post again never duplicates it.
+    """
+    if raw is not None and not (isinstance(raw, str) and not raw.strip()):
+        if isinstance(raw, bool) or not isinstance(raw, (str, int)):
+            raise InvalidRecord(f"'id' must be text or a whole number, got {_kind(raw)}")
+        post_id = _clean(str(raw)).strip()
+        if len(post_id) > MAX_ID_LENGTH or _SPACES.search(post_id):
+            raise InvalidRecord(
+                f"'id' must be at most {MAX_ID_LENGTH} characters without spaces, got {post_id!r}"
+            )
+        return post_id
+    if url is not None:
+        basis = ["url", url]
+    else:
+        basis = ["post", title, date.isoformat() if date else None, author]
+    digest = hashlib.sha256(json.dumps(basis, ensure_ascii=False).encode("utf-8"))
+    return digest.hexdigest()[:16]
+
+
+def _required_text(known: Mapping[str, Any], name: str, *, one_line: bool) -> str:
+    if name not in known or known[name] is None:
+        raise InvalidRecord(f"missing required field '{name}'")
+    value = known[name]
+    if not isinstance(value, str):
+        raise InvalidRecord(f"'{name}' must be text, got {_kind(value)}")
+    text = _normalise(value, one_line=one_line)
+    if not text:
+        raise InvalidRecord(f"'{name}' is empty")
+    return text
+
+
+def _optional_text(known: Mapping[str, Any], name: str) -> str | None:
+    value = known.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidRecord(f"'{name}' must be text, got {_kind(value)}")
+    return _normalise(value, one_line=True) or None
+
+
+def _normalise(text: str, *, one_line: bool) -> str:
+    """NFC, no control characters, Unix newlines; titles and authors on one line."""
+    text = _clean(text.replace("\r\n", "\n").replace("\r", "\n"))
+    if one_line:
+        return _SPACES.sub(" ", text).strip()
+    return "\n".join(line.rstrip() for line in text.strip().split("\n"))
+
+
+def _clean(text: str) -> str:
+    return unicodedata.normalize("NFC", _CONTROL.sub("", text))
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    if isinstance(value, Mapping):
+        return "an object"
+    return type(value).__name__

@@ -1,0 +1,227 @@
+"""Where the index lives on disk, and the only way to open it or write to it.
+
+Layout of an index directory:
+
+    searchsvc-index.json   the marker: format, schema version, current generation
+    g000001/               a complete Whoosh index (one "generation")
+    .lock                  flock'ed by the one writer; the kernel frees it if we die
+
+`--rebuild` writes a new generation beside the current one and switches the marker to it
+with an atomic rename, so readers of the old generation keep working and a rebuild that
+dies half-way leaves the old index as it was. The generation before the current one is
+kept until the next rebuild, for searchers still reading it; older ones are removed.
+
+We open a Whoosh index only where our marker says one is: Whoosh unpickles its table
+of contents, and a directory we did not create is untrusted.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+import shutil
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from whoosh import index as whoosh_index
+from whoosh.filedb.filestore import FileStorage
+
+from .errors import IndexBusy, IndexMissing, IndexVersionMismatch, NotAnIndex
+from .schema import SCHEMA_VERSION, build_schema
+
+MARKER = "searchsvc-index.json"
+FORMAT = "searchsvc-index"
+LOCK = ".lock"
+_GENERATION = re.compile(r"^g\d{6}$")
+
+
+@dataclass(frozen=True)
+class Marker:
+    """What the marker file says about an index directory."""
+
+    schema_version: int
+    generation: str
+    previous: str | None
+    created: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "schema_version": self.schema_version,
+            "generation": self.generation,
+            "previous": self.previous,
+            "created": self.created,
+        }
+
+
+class IndexStore:
+    """An index directory: reading its marker, opening its current generation, locking it."""
+
+    def __init__(self, root: str | os.PathLike[str]):
+        self.root = Path(root)
+
+    # Reading
+
+    def marker(self) -> Marker:
+        """The marker; IndexMissing if there is no index, NotAnIndex if it is not ours."""
+        path = self.root / MARKER
+        if not path.exists():
+            if self.is_empty():
+                raise IndexMissing(
+                    f"no index at {self.root}: create one with `searchsvc ingest PATH...`"
+                )
+            raise NotAnIndex(
+                f"{self.root} is not a searchsvc index (it has no {MARKER}); refusing to open "
+                "it: choose another --index directory"
+            )
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if data.get("format") != FORMAT:
+                raise ValueError("wrong format")
+            marker = Marker(
+                int(data["schema_version"]),
+                str(data["generation"]),
+                data.get("previous"),
+                str(data.get("created", "")),
+            )
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            raise NotAnIndex(f"{path} is damaged or not a searchsvc marker") from None
+        for name in (marker.generation, marker.previous):
+            if name is not None and not _GENERATION.match(str(name)):
+                raise NotAnIndex(f"{path} names an invalid generation {name!r}")
+        return marker
+
+    def is_empty(self) -> bool:
+        """True when the directory is absent or holds only hidden files (.gitignore, .lock)."""
+        if not self.root.exists():
+            return True
+        if not self.root.is_dir():
+            return False
+        return all(p.name.startswith(".") for p in self.root.iterdir())
+
+    def open(self, *, check_version: bool = True) -> whoosh_index.Index:
+        """The current generation, read-only use; IndexVersionMismatch if built by another schema."""
+        marker = self.marker()
+        if check_version and marker.schema_version != SCHEMA_VERSION:
+            raise IndexVersionMismatch(
+                f"the index at {self.root} was built with schema version {marker.schema_version}, "
+                f"this searchsvc uses version {SCHEMA_VERSION}: rebuild it with "
+                "`searchsvc ingest --rebuild PATH...` (or `searchsvc export` first to keep its posts)"
+            )
+        return self._open_generation(marker.generation)
+
+    def generation_path(self, name: str) -> Path:
+        return self.root / name
+
+    def _open_generation(self, name: str) -> whoosh_index.Index:
+        storage = FileStorage(str(self.generation_path(name)))
+        # Passing our schema means Whoosh does not unpickle the stored one.
+        try:
+            return whoosh_index.FileIndex(storage, schema=build_schema())
+        except (OSError, whoosh_index.EmptyIndexError) as e:
+            raise NotAnIndex(f"the index at {self.root} is damaged: {e}") from None
+
+    def last_update(self) -> datetime | None:
+        """When the current generation was last committed (its newest table of contents)."""
+        path = self.generation_path(self.marker().generation)
+        tocs = [p.stat().st_mtime for p in path.glob("*.toc")]
+        return datetime.fromtimestamp(max(tocs), timezone.utc) if tocs else None
+
+    def disk_size(self) -> int:
+        """Bytes on disk of the current generation."""
+        path = self.generation_path(self.marker().generation)
+        return sum(p.stat().st_size for p in path.iterdir() if p.is_file())
+
+    # Writing (only inside `locked()`)
+
+    @contextmanager
+    def locked(self, wait: float) -> Iterator[None]:
+        """Hold the index's one write lock, waiting at most `wait` seconds for it."""
+        self._check_creatable()
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.root / LOCK, os.O_CREAT | os.O_RDWR, 0o644)
+        try:
+            deadline = time.monotonic() + wait
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise IndexBusy(
+                            f"index busy: another process is writing to {self.root} "
+                            f"(waited {wait:g} s; try again later or give a longer --wait)"
+                        ) from None
+                    time.sleep(0.05)
+            self._remove_abandoned()
+            yield
+        finally:
+            os.close(fd)  # closing releases the flock
+
+    def _check_creatable(self) -> None:
+        if (self.root / MARKER).exists() or self.is_empty():
+            return
+        self.marker()  # raises NotAnIndex with the reason
+
+    def new_generation(self) -> tuple[str, whoosh_index.Index]:
+        """An empty index in a fresh generation directory, not yet current."""
+        taken = [int(p.name[1:]) for p in self.root.iterdir() if _GENERATION.match(p.name)]
+        name = f"g{max(taken, default=0) + 1:06d}"
+        path = self.generation_path(name)
+        path.mkdir()
+        return name, FileStorage(str(path)).create_index(build_schema())
+
+    def make_current(self, name: str) -> None:
+        """Atomically point the marker at generation `name`, keeping the one it replaces."""
+        if (self.root / MARKER).exists():
+            old = self.marker()
+            previous, created = old.generation, old.created
+        else:
+            previous, created = None, _now()
+        marker = Marker(SCHEMA_VERSION, name, previous, created)
+        temporary = self.root / f".{MARKER}.tmp"
+        with open(temporary, "w", encoding="utf-8") as f:
+            json.dump(marker.to_json(), f, indent=2)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temporary, self.root / MARKER)
+        _fsync_directory(self.root)
+        self._remove_abandoned()
+
+    def open_for_writing(self) -> whoosh_index.Index:
+        """The current generation, creating the index if the directory is empty."""
+        if not (self.root / MARKER).exists():
+            name, ix = self.new_generation()
+            self.make_current(name)
+            return ix
+        return self.open()
+
+    def _remove_abandoned(self) -> None:
+        """Delete generations that are neither current nor previous (old or half-built)."""
+        try:
+            marker = self.marker()
+        except (IndexMissing, NotAnIndex):
+            return
+        keep = {marker.generation, marker.previous}
+        for path in self.root.iterdir():
+            if _GENERATION.match(path.name) and path.name not in keep:
+                shutil.rmtree(path, ignore_errors=True)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _fsync_directory(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
