@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from .errors import InvalidRecord
 from .records import Record, record_from_mapping
-from .schema import document_from_record, live_columns
+from .schema import SCHEMA_VERSION, document_from_record, live_columns
 from .sources import Item, Problem, Skipped, SourceFile, discover, read_source
 from .store import IndexStore
 
@@ -125,8 +125,9 @@ def write_batch(
 ) -> None:
     """Add new records, update changed ones, leave unchanged ones; or rebuild from the batch."""
     with store.locked(wait):
-        ix = store.open_for_writing()
-        existing = fingerprints(ix)
+        ix = store.open_for_writing(any_version=rebuild)
+        # An index of another schema version is replaced whole; its posts count as new.
+        existing = fingerprints(ix) if store.marker().schema_version == SCHEMA_VERSION else {}
         for post_id, record in batch.records.items():
             known = existing.get(post_id)
             if known is None:

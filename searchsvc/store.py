@@ -195,13 +195,16 @@ class IndexStore:
         _fsync_directory(self.root)
         self._remove_abandoned()
 
-    def open_for_writing(self) -> whoosh_index.Index:
-        """The current generation, creating the index if the directory is empty."""
+    def open_for_writing(self, *, any_version: bool = False) -> whoosh_index.Index:
+        """The current generation, creating the index if the directory is empty.
+
+        `any_version` is for a rebuild, which replaces an index of another schema version.
+        """
         if not (self.root / MARKER).exists():
             name, ix = self.new_generation()
             self.make_current(name)
             return ix
-        return self.open()
+        return self.open(check_version=not any_version)
 
     def _remove_abandoned(self) -> None:
         """Delete generations that are neither current nor previous (old or half-built)."""

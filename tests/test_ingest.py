@@ -1,0 +1,284 @@
+"""What an ingest run does to the index: duplicates, re-ingest, updates, --strict, --rebuild,
+one writer at a time, and the export round trip."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import PRESIDENTIAL, SAMPLE_POSTS, run_cli
+
+from searchsvc.store import IndexStore
+
+
+def posts(n: int, start: int = 0, **extra) -> str:
+    """Synthetic posts by fictional authors."""
+    return "".join(
+        json.dumps({"id": f"p{i}", "title": f"Synthetic post {i}", "date": f"2020-01-{1 + i % 28:02d}",
+                    "author": "Fictional Author", "body": f"Body number {i}.", **extra}) + "\n"
+        for i in range(start, start + n)
+    )
+
+
+def toc_files(index_dir: Path) -> list[str]:
+    marker = IndexStore(index_dir).marker()
+    return sorted(p.name for p in (index_dir / marker.generation).glob("*.toc"))
+
+
+def test_same_id_twice_in_one_run_last_wins(searchsvc, write):
+    a = write("a.jsonl", json.dumps({"id": "x", "title": "First", "body": "one"}) + "\n")
+    b = write("b.jsonl", json.dumps({"id": "y", "title": "Other", "body": "two"}) + "\n"
+                         + json.dumps({"id": "x", "title": "Second", "body": "three"}) + "\n")
+    result = searchsvc("ingest", a, b)
+    assert result.exit_code == 0
+    assert result.stderr == f"{b}:2: warning: id 'x' also at {a}:1; the last one wins\n"
+    assert result.stdout == "Read 2 files: 2 new, 0 updated, 0 unchanged, 0 invalid, 0 skipped files\n"
+    assert [(p["id"], p["title"]) for p in searchsvc.export()] == [("x", "Second"), ("y", "Other")]
+
+
+def test_reingesting_unchanged_posts_changes_nothing(searchsvc, index_dir):
+    first = searchsvc("ingest", SAMPLE_POSTS / "posts")
+    assert first.stdout == "Read 4 files: 4 new, 0 updated, 0 unchanged, 0 invalid, 0 skipped files\n"
+    before, tocs = searchsvc.export(), toc_files(index_dir)
+    again = searchsvc("ingest", SAMPLE_POSTS / "posts")
+    assert again.exit_code == 0
+    assert again.stdout == "Read 4 files: 0 new, 0 updated, 4 unchanged, 0 invalid, 0 skipped files\n"
+    assert toc_files(index_dir) == tocs  # no commit at all
+    assert searchsvc.export() == before
+
+
+def test_changed_posts_are_updated_in_place(searchsvc, write):
+    searchsvc("ingest", write("a.jsonl", posts(3)))
+    changed = posts(1, 1).replace("Body number 1.", "Corrected body.")
+    result = searchsvc("ingest", write("b.jsonl", posts(1, 0) + changed + posts(2, 3)))
+    assert result.stdout == "Read 1 file: 2 new, 1 updated, 1 unchanged, 0 invalid, 0 skipped files\n"
+    exported = {p["id"]: p["body"] for p in searchsvc.export()}
+    assert exported == {"p0": "Body number 0.", "p1": "Corrected body.", "p2": "Body number 2.",
+                        "p3": "Body number 3.", "p4": "Body number 4."}
+    assert searchsvc.info()["posts"] == 5
+
+
+def test_strict_writes_nothing_when_anything_is_invalid(searchsvc, write):
+    searchsvc("ingest", write("a.jsonl", posts(2)))
+    before = searchsvc.export()
+    bad = write("b.jsonl", posts(2, 5) + '{"title": "no body"}\n')
+    result = searchsvc("ingest", "--strict", bad)
+    assert result.exit_code == 1
+    assert result.stderr == f"{bad}:3: missing required field 'body'\nError: 1 invalid; nothing was written (--strict)\n"
+    assert searchsvc.export() == before
+    ok = searchsvc("ingest", "--strict", write("c.jsonl", posts(2, 5)))
+    assert ok.exit_code == 0 and searchsvc.info()["posts"] == 4
+
+
+def test_rebuild_replaces_the_index_and_old_readers_keep_working(searchsvc, write, index_dir):
+    searchsvc("ingest", write("a.jsonl", posts(5)))
+    old = IndexStore(index_dir).open()
+    old_searcher = old.searcher()
+    result = searchsvc("ingest", "--rebuild", write("b.jsonl", posts(2, 3)))
+    assert result.exit_code == 0
+    assert result.stdout == ("Rebuilt index from 1 file: 0 new, 0 updated, 2 unchanged, "
+                             "3 removed, 0 invalid, 0 skipped files\n")
+    assert [p["id"] for p in searchsvc.export()] == ["p3", "p4"]
+    # A searcher opened before the swap still reads the old generation in full.
+    assert old_searcher.doc_count() == 5
+    assert sorted(d["id"] for d in old_searcher.documents()) == ["p0", "p1", "p2", "p3", "p4"]
+    old_searcher.close()
+    generations = sorted(p.name for p in index_dir.iterdir() if p.name.startswith("g"))
+    assert generations == ["g000001", "g000002"]  # current and previous only
+    searchsvc("ingest", "--rebuild", write("c.jsonl", posts(1)))
+    generations = sorted(p.name for p in index_dir.iterdir() if p.name.startswith("g"))
+    assert generations == ["g000002", "g000003"]
+
+
+def test_export_then_rebuild_round_trips_exactly(searchsvc, write, tmp_path):
+    records = [
+        {"title": "Offset date", "date": "2020-12-29T13:24:00+03:00", "author": "A. Example",
+         "body": "Body one.\n\nSecond paragraph with “quotes” and ünïcode.", "url": "https://example.org/1"},
+        {"title": "Undated", "body": "No date, no author.", "lang": "en", "score": 3.5},
+        {"id": "given-id", "title": "Day only", "date": "March 9, 2021", "body": "Body <b>three</b>."},
+    ]
+    searchsvc("ingest", write("a.jsonl", "".join(json.dumps(r) + "\n" for r in records)),
+              SAMPLE_POSTS / "posts")
+    first = searchsvc("export").stdout
+    exported = tmp_path / "export.jsonl"
+    exported.write_text(first, encoding="utf-8")
+    result = searchsvc("ingest", "--rebuild", exported)
+    assert result.stdout.startswith("Rebuilt index from 1 file: 0 new, 0 updated, 7 unchanged, 0 removed")
+    assert searchsvc("export").stdout == first
+    # And into a brand-new index elsewhere.
+    other = run_cli("ingest", "--index", str(tmp_path / "other"), str(exported))
+    assert other.returncode == 0, other.stderr
+    assert run_cli("export", "--index", str(tmp_path / "other")).stdout == first
+
+
+def test_export_to_a_file(searchsvc, tmp_path):
+    searchsvc("ingest", SAMPLE_POSTS / "posts")
+    target = tmp_path / "out.jsonl"
+    result = searchsvc("export", "--output", target)
+    assert result.exit_code == 0
+    assert result.stderr == f"Exported 4 posts to {target}\n"
+    assert target.read_text(encoding="utf-8") == searchsvc("export").stdout
+
+
+def test_delete_known_and_unknown_ids(searchsvc, write):
+    searchsvc("ingest", write("a.jsonl", posts(3)))
+    result = searchsvc("delete", "p1", "nope", "p2")
+    assert result.exit_code == 1
+    assert result.stdout == "Deleted 2 posts, 1 not found\n"
+    assert result.stderr == "not found: nope\n"
+    assert [p["id"] for p in searchsvc.export()] == ["p0"]
+    assert searchsvc("delete", "p0").exit_code == 0
+    assert searchsvc.export() == []
+
+
+def test_second_writer_waits_then_fails_with_index_busy(searchsvc, write, index_dir):
+    searchsvc("ingest", write("a.jsonl", posts(1)))
+    store = IndexStore(index_dir)
+    path = write("b.jsonl", posts(1, 1))
+    with store.locked(wait=0):  # the lock another process would hold while it writes
+        started = time.monotonic()
+        busy = run_cli("ingest", "--wait", "1", "--index", str(index_dir), path)
+        waited = time.monotonic() - started
+    assert busy.returncode == 1
+    assert busy.stderr == (f"Error: index busy: another process is writing to {index_dir} "
+                           "(waited 1 s; try again later or give a longer --wait)\n")
+    assert waited >= 1
+    assert [p["id"] for p in searchsvc.export()] == ["p0"]
+    assert searchsvc("ingest", path).exit_code == 0  # no stale lock left behind
+
+
+def test_second_writer_proceeds_when_the_first_finishes(searchsvc, write, index_dir):
+    searchsvc("ingest", write("a.jsonl", posts(1)))
+    path = write("b.jsonl", posts(1, 1))
+    with IndexStore(index_dir).locked(wait=0):
+        waiting = subprocess.Popen(
+            [sys.executable, "-m", "searchsvc", "ingest", "--wait", "30", "--index", str(index_dir), path],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(1.0)
+        assert waiting.poll() is None  # still waiting for the lock
+    out, err = waiting.communicate(timeout=60)
+    assert waiting.returncode == 0, err
+    assert out == "Read 1 file: 1 new, 0 updated, 0 unchanged, 0 invalid, 0 skipped files\n"
+
+
+def test_killed_rebuild_leaves_the_old_index_untouched(searchsvc, index_dir, tmp_path):
+    searchsvc("ingest", SAMPLE_POSTS / "posts")
+    before = searchsvc("export").stdout
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "searchsvc", "ingest", "--rebuild", "--index", str(index_dir),
+         str(PRESIDENTIAL)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    # Kill once the new generation exists and the writer has started putting segments in it.
+    while time.monotonic() < deadline:
+        fresh = index_dir / "g000002"
+        if fresh.exists() and any(fresh.iterdir()):
+            break
+        time.sleep(0.05)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert searchsvc("export").stdout == before
+    assert searchsvc.info()["generation"] == "g000001"
+    again = searchsvc("ingest", SAMPLE_POSTS / "posts")
+    assert again.exit_code == 0
+    assert not (index_dir / "g000002").exists()  # the half-built generation is cleaned up
+
+
+def test_foreign_directory_is_never_opened_or_written(searchsvc, index_dir, write):
+    index_dir.mkdir()
+    (index_dir / "thesis.docx").write_bytes(b"precious")
+    for args in (("ingest", write("a.jsonl", posts(1))), ("info",), ("export",), ("delete", "x")):
+        result = searchsvc(*args)
+        assert result.exit_code == 1
+        assert result.stderr.endswith(
+            f"Error: {index_dir} is not a searchsvc index (it has no searchsvc-index.json); "
+            "refusing to open it: choose another --index directory\n")
+    assert sorted(p.name for p in index_dir.iterdir()) == ["thesis.docx"]
+
+
+def test_missing_index(searchsvc, index_dir):
+    for command in ("info", "export"):
+        result = searchsvc(command)
+        assert result.exit_code == 1
+        assert result.stderr == f"Error: no index at {index_dir}: create one with `searchsvc ingest PATH...`\n"
+
+
+def test_other_schema_version_asks_for_a_rebuild(searchsvc, index_dir, tmp_path):
+    searchsvc("ingest", SAMPLE_POSTS / "posts")
+    marker = index_dir / "searchsvc-index.json"
+    data = json.loads(marker.read_text())
+    marker.write_text(json.dumps({**data, "schema_version": 0}))
+    result = searchsvc("info")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"Error: the index at {index_dir} was built with schema version 0, this searchsvc uses "
+        "version 1: rebuild it with `searchsvc ingest --rebuild PATH...` (or `searchsvc export` "
+        "first to keep its posts)\n")
+    # Export still works, so the posts can be carried over.
+    exported = tmp_path / "old.jsonl"
+    assert searchsvc("export", "-o", exported).exit_code == 0
+    assert searchsvc("ingest", "--rebuild", exported).exit_code == 0
+    assert searchsvc.info()["schema_version"] == 1 and searchsvc.info()["posts"] == 4
+
+
+def test_info_text_and_json(searchsvc, index_dir):
+    searchsvc("ingest", SAMPLE_POSTS / "posts")
+    info = searchsvc.info()
+    assert {k: info[k] for k in ("location", "generation", "schema_version", "posts", "undated",
+                                 "date_range", "authors")} == {
+        "location": str(index_dir.resolve()), "generation": "g000001", "schema_version": 1,
+        "posts": 4, "undated": 0,
+        "date_range": {"first": "2020-09-29T16:04:00", "last": "2020-12-29T13:24:00"},
+        "authors": {"Kanat": 4},
+    }
+    assert info["size_bytes"] > 0 and info["last_update"].endswith("Z")
+    lines = searchsvc("info").stdout.splitlines()
+    assert lines[0] == f"Index:          {index_dir.resolve()} (generation g000001)"
+    assert lines[2:5] == ["Posts:          4 (0 undated)", "Dates:          2020-09-29 to 2020-12-29",
+                          "Authors:        1: Kanat (4)"]
+
+
+def test_progress_bar_only_on_a_terminal_and_not_when_quiet(tmp_path):
+    def stderr_on_a_terminal(*options: str) -> str:
+        leader, follower = pty.openpty()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "searchsvc", "ingest", *options, "--index", str(tmp_path / "ix"),
+             str(SAMPLE_POSTS / "posts")], stdout=subprocess.DEVNULL, stderr=follower)
+        os.close(follower)
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        proc.wait(timeout=60)
+        os.close(leader)
+        return b"".join(chunks).decode()
+
+    assert "Reading" in stderr_on_a_terminal()
+    assert "Reading" not in stderr_on_a_terminal("--quiet")
+
+
+@pytest.mark.parametrize("command", ["ingest", "info", "export", "delete"])
+def test_every_command_has_help_with_an_example_and_is_in_the_readme(searchsvc, command):
+    result = searchsvc.runner.invoke(__import__("searchsvc.cli").cli.cli, [command, "-h"])
+    assert result.exit_code == 0
+    assert "Example:" in result.output and f"searchsvc {command}" in result.output
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    assert f"searchsvc {command}" in readme
+
+
+def test_python_dash_m_works():
+    result = run_cli("--help")
+    assert result.returncode == 0
+    assert result.stdout.startswith("Usage: searchsvc [OPTIONS] COMMAND [ARGS]...")
