@@ -194,7 +194,7 @@ def export(index_dir: str, output: str | None) -> None:
     records = iter_records(store)
     if output is None:
         try:
-            write_jsonl(records, click.get_text_stream("stdout", encoding="utf-8"))
+            write_jsonl(records, sys.stdout)
         except BrokenPipeError:
             # `searchsvc export | head` is normal use, not an error.
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

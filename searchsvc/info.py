@@ -11,6 +11,7 @@ from whoosh.util.times import long_to_datetime
 from .schema import SCHEMA_VERSION, UNDATED, live_columns
 from .store import IndexStore
 
+
 @dataclass(frozen=True)
 class IndexInfo:
     """A summary of one index, rendered by `searchsvc info` as text or JSON."""

@@ -247,7 +247,7 @@ def _read_csv(path: str, text: str) -> Iterator[Item | Problem]:
                 yield Problem(path, line, f"row has {len(row)} fields, the header has {len(header)}")
                 continue
             # An empty cell is an absent value, as in a spreadsheet.
-            yield Item(path, line, {k: (v if v != "" else None) for k, v in zip(header, row)})
+            yield Item(path, line, {k: (v if v != "" else None) for k, v in zip(header, row, strict=True)})
     except csv.Error as e:
         yield Problem(path, start, f"not valid CSV: {e}")
         return

@@ -71,7 +71,8 @@ def test_strict_writes_nothing_when_anything_is_invalid(searchsvc, write):
     bad = write("b.jsonl", posts(2, 5) + '{"title": "no body"}\n')
     result = searchsvc("ingest", "--strict", bad)
     assert result.exit_code == 1
-    assert result.stderr == f"{bad}:3: missing required field 'body'\nError: 1 invalid; nothing was written (--strict)\n"
+    assert result.stderr == (f"{bad}:3: missing required field 'body'\n"
+                             "Error: 1 invalid; nothing was written (--strict)\n")
     assert searchsvc.export() == before
     ok = searchsvc("ingest", "--strict", write("c.jsonl", posts(2, 5)))
     assert ok.exit_code == 0 and searchsvc.info()["posts"] == 4
