@@ -1,4 +1,14 @@
-"""Text analysis: how titles and bodies become index terms, and queries become the same terms.
+"""Text analysis: how titles and bodies become index terms, and queries the same terms.
+
+The pipeline, the same at index and at query time:
+
+1. `ScriptTokenizer`: words of any script; runs of Chinese/Japanese characters, which have
+   no spaces, become overlapping bigrams so a word inside a sentence can be found.
+2. `FoldFilter`: case and accent folding ("Ürümqi" is "urumqi", Turkish "İ/ı" are "i").
+3. `StemFilter`: English Snowball stems ("running", "runs" -> "run"), chosen over Porter
+   by measured ranking quality (benchmarks/quality.py); Porter turns "running" into "runn".
+4. `VariantFilter`: spelling variants common in this field map to one form
+   (Uighur, Uigur, Uygur -> uyghur), from `data/variants.txt` plus the user's own file.
 
 Kept apart from the schema so the analysis can change (with a new schema version)
 without touching ingestion.
@@ -6,10 +16,173 @@ without touching ingestion.
 
 from __future__ import annotations
 
-from whoosh.analysis import Analyzer, CharsetFilter, LowercaseFilter, RegexTokenizer, StemFilter
-from whoosh.support.charset import accent_map
+import os
+import re
+import unicodedata
+from collections.abc import Iterator
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+from whoosh.analysis import Analyzer, Filter, StemFilter, Token, Tokenizer
+
+VARIANTS_ENV = "SEARCHSVC_VARIANTS"
+
+_CJK_RANGES = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+# A run of CJK characters, or a run of word characters that are not CJK.
+_TOKEN = re.compile(rf"[{_CJK_RANGES}]+|[^\W{_CJK_RANGES}]+")
+_COMBINING_LATIN = re.compile("[\u0300-\u036f]")
+
+
+class ScriptTokenizer(Tokenizer):
+    """Words of every script; CJK runs as overlapping character bigrams."""
+
+    def __eq__(self, other: object) -> bool:
+        return type(self) is type(other)
+
+    def __hash__(self) -> int:
+        return hash(type(self))
+
+    def __call__(self, value: str, positions: bool = False, chars: bool = False,
+                 keeporiginal: bool = False, removestops: bool = True, start_pos: int = 0,
+                 start_char: int = 0, tokenize: bool = True, mode: str = "",
+                 **kwargs) -> Iterator[Token]:
+        token = Token(positions, chars, removestops=removestops, mode=mode, **kwargs)
+        if not tokenize:
+            token.original = token.text = value
+            token.boost, token.stopped = 1.0, False
+            if positions:
+                token.pos = start_pos
+            if chars:
+                token.startchar, token.endchar = start_char, start_char + len(value)
+            yield token
+            return
+        pos = start_pos
+        for match in _TOKEN.finditer(value):
+            text, start = match.group(), match.start()
+            if "\u3040" <= text[0] and _is_cjk(text[0]):
+                pieces = [(text[i:i + 2], start + i) for i in range(max(1, len(text) - 1))]
+            else:
+                pieces = [(text, start)]
+            for piece, offset in pieces:
+                token.text = piece
+                token.boost, token.stopped = 1.0, False
+                if keeporiginal:
+                    token.original = piece
+                if positions:
+                    token.pos = pos
+                if chars:
+                    token.startchar = start_char + offset
+                    token.endchar = start_char + offset + len(piece)
+                pos += 1
+                yield token
+
+
+def _is_cjk(char: str) -> bool:
+    return bool(re.match(f"[{_CJK_RANGES}]", char))
+
+
+class FoldFilter(Filter):
+    """Lowercase and remove Latin accents; other scripts keep their marks (Uyghur needs them)."""
+
+    def __eq__(self, other: object) -> bool:
+        return type(self) is type(other)
+
+    def __hash__(self) -> int:
+        return hash(type(self))
+
+    def __call__(self, tokens: Iterator[Token]) -> Iterator[Token]:
+        for token in tokens:
+            token.text = fold(token.text)
+            yield token
+
+
+@lru_cache(maxsize=100_000)
+def fold(text: str) -> str:
+    """Case and accent folding of one word ("İstanbul" -> "istanbul", "Ürümqi" -> "urumqi")."""
+    if text.isascii():
+        return text.lower()
+    text = unicodedata.normalize("NFKD", text.casefold().replace("ı", "i"))
+    return unicodedata.normalize("NFC", _COMBINING_LATIN.sub("", text))
+
+
+class AsciiStemFilter(StemFilter):
+    """English stems for Latin-script words only; other scripts pass through unchanged."""
+
+    def __call__(self, tokens: Iterator[Token]) -> Iterator[Token]:
+        stemfn = self._stem
+        ignore = self.ignore
+        for token in tokens:
+            text = token.text
+            if not token.stopped and text.isascii() and text not in ignore:
+                token.text = stemfn(text)
+            yield token
+
+
+class VariantFilter(Filter):
+    """Maps each stemmed spelling variant to its group's first form."""
+
+    is_morph = True
+
+    def __init__(self, mapping: dict[str, str]):
+        self.mapping = mapping
+
+    def __eq__(self, other: object) -> bool:
+        return type(self) is type(other) and self.mapping == other.mapping  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash(type(self))
+
+    def __call__(self, tokens: Iterator[Token]) -> Iterator[Token]:
+        mapping = self.mapping
+        for token in tokens:
+            token.text = mapping.get(token.text, token.text)
+            yield token
+
+
+def variant_groups() -> list[list[str]]:
+    """The shipped groups, then those of the file named by SEARCHSVC_VARIANTS, if any."""
+    text = resources.files("searchsvc").joinpath("data/variants.txt").read_text(encoding="utf-8")
+    extra = os.environ.get(VARIANTS_ENV)
+    if extra:
+        text += "\n" + Path(extra).read_text(encoding="utf-8")
+    groups = []
+    for line in text.splitlines():
+        line = line.split("#", 1)[0]
+        words = [w for w in re.split(r"[\s,]+", line) if w]
+        if len(words) > 1:
+            groups.append(words)
+    return groups
+
+
+def _stem_only() -> Analyzer:
+    return ScriptTokenizer() | FoldFilter() | AsciiStemFilter(lang="en", cachesize=100_000)
+
+
+def variant_mapping() -> dict[str, str]:
+    """stem of each variant -> stem of its group's first spelling."""
+    stem = _stem_only()
+    mapping: dict[str, str] = {}
+    for group in variant_groups():
+        forms = [[t.text for t in stem(word)] for word in group]
+        if any(len(f) != 1 for f in forms):
+            continue  # multi-word variants are not supported: each must be one word
+        canonical = forms[0][0]
+        for form in forms[1:]:
+            mapping.setdefault(form[0], canonical)
+    return mapping
 
 
 def text_analyzer() -> Analyzer:
-    """Words, lowercased, accents folded ("Ürümqi" is "urumqi"), English Snowball stems."""
-    return RegexTokenizer() | LowercaseFilter() | CharsetFilter(accent_map) | StemFilter(lang="en")
+    """The analysis of titles and bodies (and of queries against them)."""
+    return _stem_only() | VariantFilter(variant_mapping())
+
+
+def spelling_analyzer() -> Analyzer:
+    """Whole words, folded: what "did you mean" may suggest."""
+    return ScriptTokenizer() | FoldFilter()
+
+
+def name_analyzer() -> Analyzer:
+    """Author names: words folded, not stemmed ("author:obama" finds "Barack Obama")."""
+    return ScriptTokenizer() | FoldFilter()

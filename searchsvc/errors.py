@@ -57,3 +57,28 @@ class InvalidDate(InvalidRecord):
     """A date string that is not a real, complete date."""
 
     code = "bad_date"
+
+
+class BadRequest(SearchsvcError):
+    """A request parameter is invalid; `param` names it and `code` says how."""
+
+    status = 400
+
+    def __init__(self, message: str, *, code: str = "bad_request", param: str | None = None):
+        super().__init__(message)
+        self.code = code
+        self.param = param
+
+
+class BadQuery(BadRequest):
+    """The query text cannot be parsed as the user meant it."""
+
+    def __init__(self, message: str):
+        super().__init__(message, code="bad_query", param="q")
+
+
+class PostNotFound(SearchsvcError):
+    """No post has the id asked for."""
+
+    status = 404
+    code = "not_found"

@@ -47,7 +47,7 @@ def index_info(store: IndexStore) -> IndexInfo:
     marker = store.marker()
     ix = store.open()
     with ix.reader() as reader:
-        rows = live_columns(reader, "date", "author")
+        rows = live_columns(reader, "date", "author_key")
     dates = [date for _, date, _ in rows if date != UNDATED]
     authors = Counter(author for _, _, author in rows if author)
     updated = store.last_update()

@@ -10,23 +10,40 @@ import json
 from typing import Any
 
 from whoosh import columns, fields
+from whoosh.util.times import datetime_to_long
 
-from .analysis import text_analyzer
+from .analysis import name_analyzer, spelling_analyzer, text_analyzer
 from .dates import parse_date
 from .records import Record
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+
+# What the query language searches when no field is named.
+DEFAULT_FIELDS = ("text", "title")
+# Fields a query may name: `title:`, `author:`.
+QUERY_FIELDS = ("title", "author")
 
 
 def build_schema() -> fields.Schema:
-    """The fields of every document; `fingerprint` tells whether a post changed."""
+    """The fields of every document.
+
+    `text` (title and body together) carries the ranking: one combined field ranked
+    better on SciFact than separate ones. `title` is indexed again so a query can boost
+    or name it. `body` is only stored. `spell` keeps unstemmed words for "did you mean".
+    """
     analyzer = text_analyzer()
     return fields.Schema(
         id=fields.ID(stored=True, unique=True, sortable=True),
-        title=fields.TEXT(stored=True, analyzer=analyzer, field_boost=2.0),
-        body=fields.TEXT(stored=True, analyzer=analyzer),
-        author=fields.ID(stored=True, sortable=True),
+        # A word that analyses to several terms (Chinese bigrams, "China's") is a phrase.
+        title=fields.TEXT(stored=True, analyzer=analyzer, multitoken_query="phrase"),
+        text=fields.TEXT(analyzer=analyzer, multitoken_query="phrase"),
+        body=fields.STORED(),
+        spell=fields.TEXT(analyzer=spelling_analyzer(), phrase=False),
+        author=fields.TEXT(stored=True, analyzer=name_analyzer()),
+        author_key=fields.ID(sortable=True),
         date=fields.DATETIME(stored=True, sortable=True),
+        newest=fields.NUMERIC(bits=64, signed=True, sortable=True),
+        year=fields.NUMERIC(sortable=True),
         date_text=fields.STORED(),
         url=fields.STORED(),
         extra=fields.STORED(),
@@ -35,6 +52,7 @@ def build_schema() -> fields.Schema:
 
 
 UNDATED = 2**64 - 1  # the raw date column value of a post without a date: sorts last
+UNDATED_NEWEST = 2**63 - 1  # `newest` sorts ascending: newest first, undated last
 
 
 def live_columns(reader: Any, *names: str) -> list[tuple[int, ...]]:
@@ -54,14 +72,20 @@ def document_from_record(record: Record) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "id": record.id,
         "title": record.title,
+        "text": record.title + "\n" + record.body,
         "body": record.body,
+        "spell": record.title + "\n" + record.body,
         "fingerprint": record.fingerprint,
+        "newest": UNDATED_NEWEST,
     }
     if record.author is not None:
         doc["author"] = record.author
+        doc["author_key"] = record.author
     if record.date is not None:
         doc["date"] = record.date.value
         doc["date_text"] = record.date.isoformat()
+        doc["newest"] = -datetime_to_long(record.date.value)
+        doc["year"] = record.date.value.year
     if record.url is not None:
         doc["url"] = record.url
     if record.extra:

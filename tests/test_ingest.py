@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from conftest import PRESIDENTIAL, SAMPLE_POSTS, run_cli
 
+from searchsvc.schema import SCHEMA_VERSION
 from searchsvc.store import IndexStore
 
 
@@ -220,13 +221,13 @@ def test_other_schema_version_asks_for_a_rebuild(searchsvc, index_dir, tmp_path)
     assert result.exit_code == 1
     assert result.stderr == (
         f"Error: the index at {index_dir} was built with schema version 0, this searchsvc uses "
-        "version 1: rebuild it with `searchsvc ingest --rebuild PATH...` (or `searchsvc export` "
+        f"version {SCHEMA_VERSION}: rebuild it with `searchsvc ingest --rebuild PATH...` (or `searchsvc export` "
         "first to keep its posts)\n")
     # Export still works, so the posts can be carried over.
     exported = tmp_path / "old.jsonl"
     assert searchsvc("export", "-o", exported).exit_code == 0
     assert searchsvc("ingest", "--rebuild", exported).exit_code == 0
-    assert searchsvc.info()["schema_version"] == 1 and searchsvc.info()["posts"] == 4
+    assert searchsvc.info()["schema_version"] == SCHEMA_VERSION and searchsvc.info()["posts"] == 4
 
 
 def test_info_text_and_json(searchsvc, index_dir):
@@ -234,7 +235,7 @@ def test_info_text_and_json(searchsvc, index_dir):
     info = searchsvc.info()
     assert {k: info[k] for k in ("location", "generation", "schema_version", "posts", "undated",
                                  "date_range", "authors")} == {
-        "location": str(index_dir.resolve()), "generation": "g000001", "schema_version": 1,
+        "location": str(index_dir.resolve()), "generation": "g000001", "schema_version": SCHEMA_VERSION,
         "posts": 4, "undated": 0,
         "date_range": {"first": "2020-09-29T16:04:00", "last": "2020-12-29T13:24:00"},
         "authors": {"Kanat": 4},

@@ -1,0 +1,188 @@
+"""The query language: checked by us, parsed by Whoosh, and described back to the user.
+
+    uyghur camps            both words (AND is the default)
+    "concentration camps"   an exact phrase
+    a OR b, a NOT b, -b     boolean; parentheses group
+    title:word author:name  fields
+    camp*  genocde~         prefix, fuzzy (~2 for two edits)
+
+Whoosh's parser never fails: it turns a stray quote or parenthesis into words and
+returns a different query from the one the user meant. We check the syntax first and
+raise BadQuery saying what is wrong, so a typo is a 400 and never a silent wrong result.
+"""
+
+from __future__ import annotations
+
+import re
+
+from whoosh import qparser
+from whoosh import query as wq
+from whoosh.fields import Schema
+
+from .errors import BadQuery
+from .schema import DEFAULT_FIELDS, QUERY_FIELDS
+
+TITLE_BOOST = 2.0
+MAX_QUERY_LENGTH = 1000
+
+_OPERATORS = {"AND", "OR", "NOT", "ANDNOT"}
+# A bare word, a quoted phrase, a parenthesis, or a field prefix like `title:`.
+_LEXEME = re.compile(r'[-+]?(?:\w+:)?"[^"]*"|[()]|[^\s()"]+')
+_FIELD = re.compile(r"^(?P<field>\w+):(?P<rest>.*)$")
+
+
+def make_parser(schema: Schema, *, operator: str = "and") -> qparser.QueryParser:
+    """A Whoosh parser over the default fields, with fuzzy terms; `operator` joins bare words."""
+    fields = {name: schema[name] for name in (*DEFAULT_FIELDS, *QUERY_FIELDS)}
+    group = qparser.OrGroup if operator == "or" else qparser.AndGroup
+    parser = qparser.QueryParser(DEFAULT_FIELDS[0], Schema(**fields), group=group)
+    parser.replace_plugin(qparser.MultifieldPlugin(DEFAULT_FIELDS, fieldboosts={"title": TITLE_BOOST}))
+    parser.add_plugin(qparser.FuzzyTermPlugin())
+    parser.remove_plugin_class(qparser.BoostPlugin)
+    parser.remove_plugin_class(qparser.RangePlugin)
+    return parser
+
+
+def parse_query(text: str, parser: qparser.QueryParser) -> wq.Query:
+    """The Whoosh query for `text`; BadQuery if it is malformed or has nothing to search."""
+    if len(text) > MAX_QUERY_LENGTH:
+        raise BadQuery(f"the query is longer than {MAX_QUERY_LENGTH} characters")
+    prepared = check_syntax(text)
+    query = parser.parse(prepared)
+    if isinstance(query, wq.Not):  # only exclusions: everything except them
+        query = wq.AndNot(wq.Every(), query.query)
+    if query is wq.NullQuery or isinstance(query, type(wq.NullQuery)):
+        raise BadQuery("the query has no words to search for")
+    return query
+
+
+def check_syntax(text: str) -> str:
+    """Raise BadQuery for unbalanced quotes or parentheses, dangling operators, empty fields.
+
+    Returns the text with `-word` written as `NOT word` (Whoosh's own minus handling
+    breaks "Covid-19" and fails inside parentheses) and `+word` as `word`.
+    """
+    if text.count('"') % 2:
+        raise BadQuery('the query has an opening " without a closing one')
+    lexemes = _LEXEME.findall(text)
+    depth = 0
+    out: list[str] = []
+    previous = None  # the kind of the last lexeme: "(", ")", "op", "not", "word", "field"
+    for lexeme in lexemes:
+        if previous == "field" and lexeme != "(":
+            raise BadQuery(f"'{out[-1]}' needs a word after it")
+        if lexeme == "(":
+            depth += 1
+            kind = "("
+        elif lexeme == ")":
+            depth -= 1
+            if depth < 0:
+                raise BadQuery("the query has a ')' without a '(' before it")
+            if previous == "(":
+                raise BadQuery("the query has empty parentheses '()'")
+            if previous in ("op", "not"):
+                raise BadQuery(f"'{out[-1]}' needs a word after it")
+            kind = ")"
+        elif lexeme in _OPERATORS:
+            kind = "not" if lexeme == "NOT" else "op"
+            if kind == "op" and previous in (None, "(", "op", "not"):
+                raise BadQuery(f"'{lexeme}' needs a word on each side")
+        else:
+            kind = "word"
+            field = _FIELD.match(lexeme)
+            if field and field["field"].lower() in QUERY_FIELDS and not field["rest"]:
+                kind = "field"  # `title:(a OR b)`: a parenthesis must follow
+            if lexeme.startswith("-") and len(lexeme) > 1:
+                out.append("NOT")
+                lexeme = lexeme[1:]
+            elif lexeme.startswith("+") and len(lexeme) > 1:
+                lexeme = lexeme[1:]
+        out.append(lexeme)
+        previous = kind
+    if depth > 0:
+        raise BadQuery("the query has a '(' that is never closed")
+    if previous in ("op", "not", "field"):
+        raise BadQuery(f"'{out[-1]}' needs a word after it")
+    return " ".join(out).replace(": (", ":(")
+
+
+def describe(query: wq.Query) -> str:
+    """The query as understood, in the query language: analysed words, fields named only
+    when they are not the default ("uyghur AND title:camp")."""
+    return _describe(query, top=True)
+
+
+def _describe(q: wq.Query, top: bool = False) -> str:
+    if isinstance(q, wq.Or):
+        parts = _collapse_default_fields(q.subqueries)
+        if len(parts) == 1:
+            return parts[0]
+        text = " OR ".join(parts)
+        return text if top else f"({text})"
+    if isinstance(q, wq.AndNot):
+        text = f"{_describe(q.a)} AND NOT {_describe(q.b)}"
+        return text if top else f"({text})"
+    if isinstance(q, wq.And):
+        text = " AND ".join(_describe(s) for s in q.subqueries)
+        return text if top else f"({text})"
+    if isinstance(q, wq.Not):
+        return f"NOT {_describe(q.query)}"
+    if isinstance(q, wq.Every):
+        return "*"
+    return _field_prefix(q) + _leaf(q)
+
+
+def _collapse_default_fields(subqueries: list[wq.Query]) -> list[str]:
+    """Whoosh expands each word over every default field; show it once, unprefixed."""
+    parts: list[str] = []
+    i = 0
+    n = len(DEFAULT_FIELDS)
+    while i < len(subqueries):
+        group = subqueries[i:i + n]
+        if len(group) == n and _same_over_default_fields(group):
+            parts.append(_describe_without_field(group[0]))
+            i += n
+        else:
+            parts.append(_describe(subqueries[i]))
+            i += 1
+    return parts
+
+
+def _same_over_default_fields(group: list[wq.Query]) -> bool:
+    fields = tuple(sorted(_fields_of(q) for q in group))
+    if fields != tuple(sorted(DEFAULT_FIELDS)):
+        return False
+    return len({type(q) for q in group}) == 1 and len({_describe_without_field(q) for q in group}) == 1
+
+
+def _fields_of(q: wq.Query) -> str:
+    if hasattr(q, "fieldname"):
+        return str(q.fieldname)
+    return ",".join(sorted({_fields_of(s) for s in q.children()}))
+
+
+def _describe_without_field(q: wq.Query) -> str:
+    if isinstance(q, wq.And):
+        return " AND ".join(_leaf(s) for s in q.subqueries)
+    return _leaf(q)
+
+
+def _field_prefix(q: wq.Query) -> str:
+    field = getattr(q, "fieldname", None)
+    return "" if field in DEFAULT_FIELDS[:1] else f"{field}:"
+
+
+def _leaf(q: wq.Query) -> str:
+    if isinstance(q, wq.Phrase):
+        return '"' + " ".join(q.words) + '"'
+    if isinstance(q, wq.Every):
+        return "*"
+    if isinstance(q, wq.FuzzyTerm):
+        return f"{q.text}~" + (str(q.maxdist) if q.maxdist != 1 else "")
+    if isinstance(q, wq.Prefix):
+        return f"{q.text}*"
+    if isinstance(q, (wq.Wildcard, wq.Term)):
+        return str(q.text)
+    if isinstance(q, wq.And):
+        return "(" + " AND ".join(_describe(s) for s in q.subqueries) + ")"
+    return str(q)
