@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from dateutil import parser as dateutil_parser
+from dateutil.relativedelta import relativedelta
 
 from .errors import InvalidDate
 
@@ -48,6 +49,23 @@ class ParsedDate:
             return self.value.date().isoformat()
         # dateutil reports "13:24:00" as microsecond-precise; show fractions only when present.
         return self.value.isoformat(timespec="auto") + ("Z" if self.utc else "")
+
+
+_PERIOD = {
+    "year": relativedelta(years=1),
+    "month": relativedelta(months=1),
+    "day": relativedelta(days=1),
+    "hour": relativedelta(hours=1),
+    "minute": relativedelta(minutes=1),
+    "second": relativedelta(seconds=1),
+    "microsecond": relativedelta(microseconds=1),
+}
+
+
+def period_end(date: ParsedDate) -> datetime:
+    """The last microsecond of the period the date names: `to=2020-12` runs through
+    2020-12-31 23:59:59.999999, so a range "to" a day includes all of that day."""
+    return date.value + _PERIOD[date.precision] - timedelta(microseconds=1)
 
 
 def parse_date(text: str, *, dayfirst: bool = False, finest_required: str = "year") -> ParsedDate:

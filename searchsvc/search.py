@@ -1,0 +1,328 @@
+"""Search: one request in, one SearchResult out, rendered as JSON by the API and the CLI
+and as HTML by the web pages.
+
+Whoosh facts this module is built around:
+- Filters are passed as `filter=` (a set of document numbers); an And with a constant
+  score query gave wrong totals on a multi-segment index.
+- When a filter matches nothing, Whoosh searches unfiltered (an empty set is falsy), so
+  an empty filter is answered here, without searching.
+- `len(results)` re-runs the query; the total and the facets come instead from one pass
+  over the matching document numbers, read against the sortable columns.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from markupsafe import Markup
+from whoosh import query as wq
+from whoosh.searching import Searcher
+from whoosh.sorting import FieldFacet, MultiFacet
+
+from .analysis import fold, text_analyzer
+from .dates import period_end
+from .engine import Engine
+from .errors import PostNotFound
+from .query import _LEXEME, _OPERATORS, describe, parse_query
+from .records import Record
+from .request import SearchRequest
+from .schema import DEFAULT_FIELDS, UNDATED, record_from_stored
+from .snippets import highlight, snippet
+
+_ANALYZER = text_analyzer()
+SUGGEST_BELOW = 3  # offer "did you mean" when fewer hits than this
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One matching post, with its title and a snippet highlighted (safe HTML)."""
+
+    id: str
+    title: str
+    date: str | None
+    author: str | None
+    url: str | None
+    score: float | None
+    title_html: Markup
+    snippet_html: Markup
+    matched_terms: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "title": self.title,
+            "date": self.date,
+            "author": self.author,
+            "url": self.url,
+            "score": self.score,
+            "title_highlighted": str(self.title_html),
+            "snippet": str(self.snippet_html),
+            "matched_terms": list(self.matched_terms),
+        }
+
+
+@dataclass(frozen=True)
+class FacetValue:
+    value: Any
+    count: int
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    """A respelled query that finds more posts."""
+
+    q: str
+    total: int
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """Everything one search returns."""
+
+    request: SearchRequest
+    understood: str
+    total: int
+    hits: list[Hit]
+    facets: dict[str, list[FacetValue]]
+    did_you_mean: Suggestion | None
+    took_ms: float
+    generation: str = ""
+    terms: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.request.per_page))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "query": {**self.request.to_json(), "understood": self.understood},
+            "total": self.total,
+            "page": self.request.page,
+            "per_page": self.request.per_page,
+            "pages": self.pages,
+            "hits": [hit.to_json() for hit in self.hits],
+            "facets": {name: [{"value": f.value, "count": f.count} for f in values]
+                       for name, values in self.facets.items()},
+            "did_you_mean": ({"q": self.did_you_mean.q, "total": self.did_you_mean.total}
+                             if self.did_you_mean else None),
+            "took_ms": self.took_ms,
+        }
+
+
+def search(engine: Engine, request: SearchRequest) -> SearchResult:
+    """Run a search. Raises BadQuery for a malformed query, and the index errors of Engine."""
+    started = time.perf_counter()
+    searcher = engine.searcher()
+    query = _query(engine, request)
+    allowed = _filter_docs(searcher, request)
+    matching = _matching(searcher, query, allowed)
+    facets = _facets(searcher, matching)
+    hits = _hits(searcher, query, allowed, request) if matching else []
+    suggestion = None
+    if len(matching) < SUGGEST_BELOW and request.q.strip():
+        suggestion = _suggest(engine, searcher, request, allowed, len(matching))
+    return SearchResult(
+        request=request,
+        understood=describe(query),
+        total=len(matching),
+        hits=hits,
+        facets=facets,
+        did_you_mean=suggestion,
+        took_ms=round((time.perf_counter() - started) * 1000, 1),
+        generation=engine.store.marker().generation,
+        terms=frozenset(query_terms(searcher, query)),
+    )
+
+
+def iter_matches(engine: Engine, request: SearchRequest) -> tuple[int, str, Iterator[tuple[Record, float | None]]]:
+    """(total, query as understood, every matching post in the request's order): for exports."""
+    searcher = engine.searcher()
+    query = _query(engine, request)
+    allowed = _filter_docs(searcher, request)
+    matching = _matching(searcher, query, allowed)
+
+    def records() -> Iterator[tuple[Record, float | None]]:
+        if not matching:
+            return
+        results = searcher.search(query, filter=allowed, limit=None, sortedby=_sorting(request))
+        for docnum, score in zip(results.docs(), _scores(results, request), strict=True):
+            yield record_from_stored(searcher.stored_fields(docnum)), score
+
+    return len(matching), describe(query), records()
+
+
+def get_post(engine: Engine, post_id: str) -> tuple[Record, int]:
+    """The stored post and its document number; PostNotFound if there is none."""
+    searcher = engine.searcher()
+    docnum = searcher.document_number(id=post_id)
+    if docnum is None:
+        raise PostNotFound(f"no post with id {post_id!r}")
+    return record_from_stored(searcher.stored_fields(docnum)), docnum
+
+
+def highlighted_post(engine: Engine, record: Record, q: str) -> tuple[Markup, Markup]:
+    """The title and the whole body with the words of query `q` marked."""
+    searcher = engine.searcher()
+    terms: set[str] = set()
+    if q.strip():
+        terms = query_terms(searcher, parse_query(q, engine.parser()))
+    return highlight(record.title, terms, _ANALYZER), highlight(record.body, terms, _ANALYZER)
+
+
+def similar_posts(engine: Engine, post_id: str, limit: int = 10) -> list[Hit]:
+    """Posts most like this one (Whoosh's key-term "more like this" over title and body)."""
+    record, docnum = get_post(engine, post_id)
+    searcher = engine.searcher()
+    results = searcher.more_like(docnum, "text", text=record.title + "\n" + record.body, top=limit)
+    return [_hit(searcher, h.docnum, round(h.score, 4), set()) for h in results]
+
+
+# Building blocks
+
+
+def _query(engine: Engine, request: SearchRequest) -> wq.Query:
+    if not request.q.strip():
+        return wq.Every()
+    return parse_query(request.q, engine.parser(request.operator))
+
+
+def _filter_query(request: SearchRequest) -> wq.Query | None:
+    parts: list[wq.Query] = []
+    if request.date_from or request.date_to:
+        start = request.date_from.value if request.date_from else None
+        end = period_end(request.date_to) if request.date_to else None
+        parts.append(wq.DateRange("date", start, end))
+    if request.authors:
+        parts.append(wq.Or([wq.Term("author_key", a) for a in request.authors]))
+    if not parts:
+        return None
+    return parts[0] if len(parts) == 1 else wq.And(parts)
+
+
+def _filter_docs(searcher: Searcher, request: SearchRequest) -> set[int] | None:
+    """Document numbers the filters allow (None: no filter)."""
+    filter_query = _filter_query(request)
+    if filter_query is None:
+        return None
+    return set(_live(searcher, searcher.docs_for_query(filter_query)))
+
+
+def _matching(searcher: Searcher, query: wq.Query, allowed: set[int] | None) -> set[int]:
+    if isinstance(query, wq.Every):
+        docs = allowed if allowed is not None else set(searcher.reader().all_doc_ids())
+        return set(docs)
+    found = set(_live(searcher, searcher.docs_for_query(query)))
+    return found if allowed is None else found & allowed
+
+
+def _live(searcher: Searcher, docnums: Iterable[int]) -> Iterator[int]:
+    reader = searcher.reader()
+    if not reader.has_deletions():
+        return iter(docnums)
+    return (d for d in docnums if not reader.is_deleted(d))
+
+
+def _facets(searcher: Searcher, matching: set[int]) -> dict[str, list[FacetValue]]:
+    """Counts by author and by year over all matches; posts without one count under null."""
+    reader = searcher.reader()
+    if not matching:
+        return {"author": [], "year": []}
+    authors_column = reader.column_reader("author_key")
+    dates_column = reader.column_reader("date", translate=False)
+    years_column = reader.column_reader("year")
+    authors: Counter[str | None] = Counter()
+    years: Counter[int | None] = Counter()
+    for docnum in matching:
+        authors[authors_column[docnum] or None] += 1
+        years[years_column[docnum] if dates_column[docnum] != UNDATED else None] += 1
+    by_author = sorted(authors.items(), key=lambda kv: (-kv[1], kv[0] is None, kv[0] or ""))
+    by_year = sorted(years.items(), key=lambda kv: (kv[0] is None, kv[0] or 0))
+    return {
+        "author": [FacetValue(a, n) for a, n in by_author],
+        "year": [FacetValue(y, n) for y, n in by_year],
+    }
+
+
+def _sorting(request: SearchRequest) -> Any:
+    sort = request.effective_sort
+    if sort == "newest":
+        return MultiFacet([FieldFacet("newest"), FieldFacet("id")])
+    if sort == "oldest":
+        return MultiFacet([FieldFacet("date"), FieldFacet("id")])
+    return None
+
+
+def _scores(results: Any, request: SearchRequest) -> Iterator[float | None]:
+    for n in range(results.scored_length()):
+        yield round(results.score(n), 4) if request.effective_sort == "relevance" else None
+
+
+def _hits(searcher: Searcher, query: wq.Query, allowed: set[int] | None,
+          request: SearchRequest) -> list[Hit]:
+    limit = request.page * request.per_page
+    scored = not isinstance(query, wq.Every)
+    results = searcher.search(query, filter=allowed, limit=limit, sortedby=_sorting(request),
+                              terms=scored)
+    start = (request.page - 1) * request.per_page
+    hits = []
+    for n in range(start, min(limit, results.scored_length())):
+        hit = results[n]
+        terms = {t.decode("utf-8") for f, t in hit.matched_terms() if f in DEFAULT_FIELDS} if scored else set()
+        score = round(results.score(n), 4) if request.effective_sort == "relevance" and scored else None
+        hits.append(_hit(searcher, hit.docnum, score, terms))
+    return hits
+
+
+def _hit(searcher: Searcher, docnum: int, score: float | None, terms: set[str]) -> Hit:
+    stored = searcher.stored_fields(docnum)
+    return Hit(
+        id=stored["id"],
+        title=stored["title"],
+        date=stored.get("date_text"),
+        author=stored.get("author"),
+        url=stored.get("url"),
+        score=score,
+        title_html=highlight(stored["title"], terms, _ANALYZER),
+        snippet_html=snippet(stored["body"], terms, _ANALYZER),
+        matched_terms=tuple(sorted(terms)),
+    )
+
+
+def query_terms(searcher: Searcher, query: wq.Query) -> set[str]:
+    """The index terms of the title and body fields that `query` can match, prefixes
+    and fuzzy terms expanded (what highlighting looks for)."""
+    terms = query.existing_terms(searcher.reader(), phrases=True, expand=True)
+    return {t.decode("utf-8") if isinstance(t, bytes) else t for f, t in terms if f in DEFAULT_FIELDS}
+
+
+def _suggest(engine: Engine, searcher: Searcher, request: SearchRequest, allowed: set[int] | None,
+             total: int) -> Suggestion | None:
+    """Respell words the index does not know; offer the result only if it finds more."""
+    corrector = searcher.corrector("spell")
+    changed = False
+    pieces = []
+    position = 0
+    for match in _LEXEME.finditer(request.q):
+        word = match.group()
+        pieces.append(request.q[position:match.start()])
+        position = match.end()
+        replacement = word
+        if word not in _OPERATORS and re.fullmatch(r"[^\W\d_]{3,}", word):
+            folded = fold(word)
+            if searcher.doc_frequency("spell", folded) == 0:
+                found = corrector.suggest(folded, limit=1, maxdist=2)
+                if found:
+                    replacement, changed = found[0], True
+        pieces.append(replacement)
+    pieces.append(request.q[position:])
+    if not changed:
+        return None
+    corrected = "".join(pieces)
+    query = parse_query(corrected, engine.parser(request.operator))
+    found_total = len(_matching(searcher, query, allowed))
+    return Suggestion(corrected, found_total) if found_total > total else None
