@@ -13,10 +13,14 @@ import click
 
 from . import settings
 from .delete import delete_posts
+from .engine import Engine
 from .errors import SearchsvcError
 from .export import iter_records, write_jsonl
 from .info import index_info
 from .ingest import IngestReport, read_batch, write_batch
+from .output import format_result
+from .request import DEFAULT_PER_PAGE, SORTS, request_from_params
+from .search import search as run_search
 from .store import IndexStore
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -229,6 +233,62 @@ def delete(ids: tuple[str, ...], index_dir: str, wait: float) -> None:
     click.echo(f"Deleted {len(report.deleted)} posts, {len(report.unknown)} not found")
     if report.unknown:
         sys.exit(1)
+
+
+@cli.command("search")
+@click.argument("query", required=False, default="")
+@index_option
+@click.option("--from", "date_from", metavar="DATE", help="From this date (2020, Dec 2020, 2020-12-29, ...).")
+@click.option("--to", "date_to", metavar="DATE", help="Up to and including this date or period.")
+@click.option("--author", multiple=True, help="Only posts by this author (repeatable).")
+@click.option("--sort", type=click.Choice(SORTS), help="Default: relevance with a query, else newest.")
+@click.option("--page", type=int, default=1, show_default=True, help="Page number.")
+@click.option("--per-page", type=int, default=DEFAULT_PER_PAGE, show_default=True, help="Hits per page (1-100).")
+@click.option("--json", "as_json", is_flag=True, help="Print the API's JSON response instead of text.")
+def search_command(query: str, index_dir: str, date_from: str | None, date_to: str | None,
+                   author: tuple[str, ...], sort: str | None, page: int, per_page: int, as_json: bool) -> None:
+    """Search the index: the same search, and with --json the same JSON, as GET /api/search.
+
+    QUERY: words (all must match), "exact phrases", OR, NOT or -word, parentheses,
+    title:word, author:name, prefix*, fuzzy~. Without QUERY, lists posts newest first.
+
+    \b
+    Example:
+        searchsvc search 'uyghur "concentration camps"' --from 2020 --to 2020-12
+        searchsvc search --author Kanat --sort oldest --json
+    """
+    params = {"q": query, "from": date_from or "", "to": date_to or "", "author": list(author),
+              "sort": sort or "", "page": str(page), "per_page": str(per_page)}
+    result = run_search(Engine(IndexStore(index_dir)), request_from_params(params))
+    if as_json:
+        click.echo(json.dumps(result.to_json(), indent=2, ensure_ascii=False))
+        return
+    for line in format_result(result, color=sys.stdout.isatty()):
+        click.echo(line)
+
+
+@cli.command()
+@index_option
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; 0.0.0.0 listens on every interface (put a reverse proxy in front).")
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True, help="Port.")
+@click.option("--workers", type=click.IntRange(1, 64), default=2, show_default=True,
+              help="Worker processes (one per core is a good start).")
+@click.option("--access-log", is_flag=True, help="Log every request to stderr.")
+def serve(index_dir: str, host: str, port: int, workers: int, access_log: bool) -> None:
+    """Serve the JSON API (and the web pages) with gunicorn.
+
+    Posts ingested by another `searchsvc ingest` while it runs are searchable at once,
+    without a restart.
+
+    \b
+    Example:
+        searchsvc serve --port 8000 --workers 2
+    """
+    from .server import serve as run_server
+
+    IndexStore(index_dir).open()  # fail now, with a clear error, rather than in every worker
+    run_server(index_dir, host, port, workers, access_log)
 
 
 def _to_stderr(line: str) -> None:

@@ -105,9 +105,10 @@ def _record_id(
         if isinstance(raw, bool) or not isinstance(raw, (str, int)):
             raise InvalidRecord(f"'id' must be text or a whole number, got {_kind(raw)}")
         post_id = _clean(str(raw)).strip()
-        if len(post_id) > MAX_ID_LENGTH or _SPACES.search(post_id):
+        # Ids are path segments of URLs (/api/posts/<id>): no spaces, no slashes.
+        if len(post_id) > MAX_ID_LENGTH or _SPACES.search(post_id) or "/" in post_id:
             raise InvalidRecord(
-                f"'id' must be at most {MAX_ID_LENGTH} characters without spaces, got {post_id!r}"
+                f"'id' must be at most {MAX_ID_LENGTH} characters, without spaces or '/', got {post_id!r}"
             )
         return post_id
     if url is not None:

@@ -150,8 +150,10 @@ def iter_matches(engine: Engine, request: SearchRequest) -> tuple[int, str, Iter
         if not matching:
             return
         results = searcher.search(query, filter=allowed, limit=None, sortedby=_sorting(request))
-        for docnum, score in zip(results.docs(), _scores(results, request), strict=True):
-            yield record_from_stored(searcher.stored_fields(docnum)), score
+        relevance = request.effective_sort == "relevance" and not isinstance(query, wq.Every)
+        for n in range(results.scored_length()):
+            score = round(results.score(n), 4) if relevance else None
+            yield record_from_stored(searcher.stored_fields(results.docnum(n))), score
 
     return len(matching), describe(query), records()
 
@@ -255,11 +257,6 @@ def _sorting(request: SearchRequest) -> Any:
     if sort == "oldest":
         return MultiFacet([FieldFacet("date"), FieldFacet("id")])
     return None
-
-
-def _scores(results: Any, request: SearchRequest) -> Iterator[float | None]:
-    for n in range(results.scored_length()):
-        yield round(results.score(n), 4) if request.effective_sort == "relevance" else None
 
 
 def _hits(searcher: Searcher, query: wq.Query, allowed: set[int] | None,

@@ -1,0 +1,65 @@
+"""The JSON API: thin views over the search core. Every error goes through errors.py."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, jsonify, request
+
+from ..request import request_from_params
+from ..schema import SCHEMA_VERSION
+from ..search import get_post, highlighted_post, search, similar_posts
+from .app import engine
+from .exports import export_response
+from .openapi import openapi_document
+
+api = Blueprint("api", __name__)
+
+
+@api.after_request
+def allow_any_origin(response: Response) -> Response:
+    """Other tools call the API from browsers: any origin may GET it."""
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    response.headers["Access-Control-Expose-Headers"] = (
+        "Content-Disposition, X-Searchsvc-Query, X-Searchsvc-Filters, X-Searchsvc-Count, "
+        "X-Searchsvc-Exported-At, X-Searchsvc-Index-Version"
+    )
+    return response
+
+
+@api.get("/api/search")
+def api_search() -> Response:
+    result = search(engine(), request_from_params(request.args.to_dict(flat=False)))
+    return jsonify(result.to_json())
+
+
+@api.get("/api/posts/<post_id>")
+def api_post(post_id: str) -> Response:
+    record, _ = get_post(engine(), post_id)
+    data = record.to_json()
+    q = request.args.get("q", "")
+    if q.strip():
+        title, body = highlighted_post(engine(), record, q)
+        data["title_highlighted"], data["body_highlighted"] = str(title), str(body)
+    return jsonify(data)
+
+
+@api.get("/api/posts/<post_id>/similar")
+def api_similar(post_id: str) -> Response:
+    hits = similar_posts(engine(), post_id)
+    return jsonify({"id": post_id, "similar": [hit.to_json() for hit in hits]})
+
+
+@api.get("/api/export")
+def api_export() -> Response:
+    return export_response(engine(), request.args.to_dict(flat=False))
+
+
+@api.get("/api/openapi.json")
+def api_openapi() -> Response:
+    return jsonify(openapi_document())
+
+
+@api.get("/healthz")
+def healthz() -> Response:
+    searcher = engine().searcher()  # raises the index's error: answered as 503
+    return jsonify({"status": "ok", "posts": searcher.doc_count(), "generation": engine().generation(),
+                    "schema_version": SCHEMA_VERSION})
