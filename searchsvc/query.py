@@ -92,6 +92,9 @@ def check_syntax(text: str) -> str:
             field = _FIELD.match(lexeme)
             if field and field["field"].lower() in QUERY_FIELDS and not field["rest"]:
                 kind = "field"  # `title:(a OR b)`: a parenthesis must follow
+            lexeme = _only_trailing_star(lexeme)
+            if not lexeme:
+                continue
             if lexeme.startswith("-") and len(lexeme) > 1:
                 out.append("NOT")
                 lexeme = lexeme[1:]
@@ -104,6 +107,16 @@ def check_syntax(text: str) -> str:
     if previous in ("op", "not", "field"):
         raise BadQuery(f"'{out[-1]}' needs a word after it")
     return " ".join(out).replace(": (", ":(")
+
+
+def _only_trailing_star(word: str) -> str:
+    """`?` and inner or leading `*` are punctuation, not wildcards: only `prefix*` is syntax
+    (a leading wildcard would scan every term of the index)."""
+    if word == "*":
+        return word
+    trailing = word.endswith("*") and len(word.rstrip("*")) > 0
+    core = word.replace("?", "").replace("*", "")
+    return core + "*" if trailing and core else core
 
 
 def describe(query: wq.Query) -> str:

@@ -76,3 +76,65 @@ def run_cli(*args: str, **kwargs) -> subprocess.CompletedProcess[str]:
         [sys.executable, "-m", "searchsvc", *args],
         capture_output=True, text=True, timeout=600, **kwargs,
     )
+
+
+@pytest.fixture(scope="session")
+def presidential(tmp_path_factory) -> tuple[Searchsvc, Result]:
+    """One index of all 10,419 presidential documents, built once per test session (about a minute)."""
+    searchsvc = Searchsvc(tmp_path_factory.mktemp("presidential") / "index")
+    return searchsvc, searchsvc("ingest", PRESIDENTIAL)
+
+
+# Plainly synthetic posts by fictional authors, for exact expectations.
+SYNTHETIC = [
+    {"id": "syn-run", "title": "Marathon notes", "date": "2019-05-01", "author": "Ada Fictional",
+     "body": "We run every morning along the river."},
+    {"id": "syn-urumqi", "title": "Travel diary", "date": "2019-06-01", "author": "Ada Fictional",
+     "body": "The train reached Urumqi at dawn."},
+    {"id": "syn-turkish", "title": "Şehir notları", "date": "2019-07-01", "author": "Bora Kurgusal",
+     "body": "Işık, İstanbul, dağ, çiçek, göl ve üzüm."},
+    {"id": "syn-uigur", "title": "Old spellings", "date": "2019-08-01", "author": "Bora Kurgusal",
+     "body": "An old atlas spells it Uigur, and the region Turkistan; another map has Urumchi."},
+    {"id": "syn-end-2020", "title": "Last second of 2020", "date": "2020-12-31T23:59:59",
+     "author": "Cem Imaginary", "body": "A synthetic post at the very end of the year."},
+    {"id": "syn-start-2021", "title": "First second of 2021", "date": "2021-01-01T00:00:00",
+     "author": "Cem Imaginary", "body": "A synthetic post at the very start of the year."},
+    {"id": "syn-undated-1", "title": "Undated pamphlet one", "body": "No date at all on this synthetic pamphlet."},
+    {"id": "syn-undated-2", "title": "Undated pamphlet two", "body": "Another synthetic pamphlet with no date."},
+    {"id": "syn-hostile", "title": "<script>alert('title')</script> & friends",
+     "date": "2019-09-01", "author": "<b>Eve</b> Hostile",
+     "body": "Hostile body <img src=x onerror=alert(1)> about pamphlet ink & paper."},
+]
+
+
+@pytest.fixture(scope="session")
+def search_index(tmp_path_factory) -> Path:
+    """The sample posts plus the synthetic ones, ingested once."""
+    root = tmp_path_factory.mktemp("search")
+    posts = root / "synthetic.jsonl"
+    posts.write_text("".join(json.dumps(p, ensure_ascii=False) + "\n" for p in SYNTHETIC), encoding="utf-8")
+    searchsvc = Searchsvc(root / "index")
+    result = searchsvc("ingest", SAMPLE_POSTS / "posts", posts)
+    assert result.exit_code == 0, result.output
+    return root / "index"
+
+
+@pytest.fixture(scope="session")
+def client(search_index):
+    from searchsvc.web import create_app
+
+    return create_app({"INDEX": str(search_index), "TESTING": True}).test_client()
+
+
+def assert_error(response, status: int, code: str, param: str | None = None, message: str | None = None):
+    """Every error has one shape."""
+    assert response.status_code == status, response.get_data(as_text=True)
+    body = response.get_json()
+    assert set(body) == {"error"}
+    assert set(body["error"]) == {"status", "code", "message", "param"}
+    assert body["error"]["status"] == status
+    assert body["error"]["code"] == code
+    assert body["error"]["param"] == param
+    if message is not None:
+        assert body["error"]["message"] == message
+    return body["error"]["message"]

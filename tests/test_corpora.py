@@ -5,15 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 
-import pytest
 from conftest import CORPORA, PRESIDENTIAL, Searchsvc
-
-
-@pytest.fixture(scope="session")
-def presidential(tmp_path_factory) -> tuple[Searchsvc, object]:
-    """One index of all 10,419 presidential documents, built once per test session (about a minute)."""
-    searchsvc = Searchsvc(tmp_path_factory.mktemp("presidential") / "index")
-    return searchsvc, searchsvc("ingest", PRESIDENTIAL)
 
 
 def test_all_presidential_documents_ingest(presidential):
