@@ -259,7 +259,12 @@ def search_command(query: str, index_dir: str, date_from: str | None, date_to: s
     """
     params = {"q": query, "from": date_from or "", "to": date_to or "", "author": list(author),
               "sort": sort or "", "page": str(page), "per_page": str(per_page)}
-    result = run_search(Engine(IndexStore(index_dir)), request_from_params(params))
+    search_request = request_from_params(params)
+    engine = Engine(IndexStore(index_dir))
+    try:
+        result = run_search(engine, search_request)
+    finally:
+        engine.close()
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=2, ensure_ascii=False))
         return

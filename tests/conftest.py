@@ -120,10 +120,25 @@ def search_index(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def client(search_index):
+def client_for():
+    """Make test clients for index directories; their open searchers are closed at the end."""
     from searchsvc.web import create_app
 
-    return create_app({"INDEX": str(search_index), "TESTING": True}).test_client()
+    apps = []
+
+    def make(index: Path):
+        app = create_app({"INDEX": str(index), "TESTING": True})
+        apps.append(app)
+        return app.test_client()
+
+    yield make
+    for app in apps:
+        app.extensions["searchsvc.engine"].close()
+
+
+@pytest.fixture(scope="session")
+def client(search_index, client_for):
+    return client_for(search_index)
 
 
 def assert_error(response, status: int, code: str, param: str | None = None, message: str | None = None):

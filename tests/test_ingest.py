@@ -271,7 +271,7 @@ def test_progress_bar_only_on_a_terminal_and_not_when_quiet(tmp_path):
     assert "Reading" not in stderr_on_a_terminal("--quiet")
 
 
-@pytest.mark.parametrize("command", ["ingest", "info", "export", "delete"])
+@pytest.mark.parametrize("command", ["ingest", "info", "export", "delete", "search", "serve"])
 def test_every_command_has_help_with_an_example_and_is_in_the_readme(searchsvc, command):
     result = searchsvc.runner.invoke(__import__("searchsvc.cli").cli.cli, [command, "-h"])
     assert result.exit_code == 0

@@ -90,14 +90,12 @@ def _first_record(name: str) -> dict:
 
 
 @pytest.fixture(scope="module")
-def multilingual_client(tmp_path_factory):
+def multilingual_client(tmp_path_factory, client_for):
     from conftest import Searchsvc
-
-    from searchsvc.web import create_app
 
     index = tmp_path_factory.mktemp("multilingual") / "index"
     assert Searchsvc(index)("ingest", CORPORA / "multilingual").exit_code == 0
-    return create_app({"INDEX": str(index)}).test_client()
+    return client_for(index)
 
 
 def test_uyghur_arabic_script_by_word(multilingual_client):
@@ -295,16 +293,14 @@ def test_hostile_text_is_escaped_everywhere(client):
     assert hit["title_highlighted"].startswith("&lt;<mark>script</mark>&gt;")
 
 
-def test_long_bodies_are_highlighted_past_32k(tmp_path):
+def test_long_bodies_are_highlighted_past_32k(tmp_path, client_for):
     from conftest import Searchsvc
-
-    from searchsvc.web import create_app
 
     body = "filler words here. " * 3000 + "The needle sentence."
     posts = tmp_path / "long.jsonl"
     posts.write_text(json.dumps({"id": "long", "title": "Long", "body": body}) + "\n", encoding="utf-8")
     Searchsvc(tmp_path / "index")("ingest", posts)
-    client = create_app({"INDEX": str(tmp_path / "index")}).test_client()
+    client = client_for(tmp_path / "index")
     [hit] = client.get("/api/search?q=needle").get_json()["hits"]
     assert hit["snippet"].endswith("The <mark>needle</mark> sentence.")
     assert len(body) > 32_000
