@@ -15,6 +15,7 @@ from whoosh.qparser import QueryParser
 from whoosh.searching import Searcher
 
 from .query import make_parser
+from .ranking import weighting
 from .store import MARKER, IndexStore
 
 
@@ -39,7 +40,8 @@ class Engine:
             if self._searcher is None or stamp != self._marker_stamp:
                 ix = self.store.open()
                 old = self._searcher
-                self._ix, self._searcher, self._marker_stamp = ix, ix.searcher(), stamp
+                searcher = ix.searcher(weighting=weighting())
+                self._ix, self._searcher, self._marker_stamp = ix, searcher, stamp
                 if old is not None:
                     old.close()
             else:

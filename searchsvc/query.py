@@ -22,7 +22,10 @@ from whoosh.fields import Schema
 from .errors import BadQuery
 from .schema import DEFAULT_FIELDS, QUERY_FIELDS
 
-TITLE_BOOST = 2.0
+# Title words are also in `text`; this extra weight puts a title match above a body match.
+# 0.1 ranked best on SciFact train (nDCG@10 0.7055 over all 809 claims; on the first 200:
+# 0.1 gave 0.721, 0.25 gave 0.704, 1.0 gave 0.665, none 0.720).
+TITLE_BOOST = 0.1
 MAX_QUERY_LENGTH = 1000
 
 _OPERATORS = {"AND", "OR", "NOT", "ANDNOT"}

@@ -1,0 +1,21 @@
+"""The benchmarks run (in their smoke mode), so they never rot."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_quality_benchmark_smoke():
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "quality.py"), "--smoke", "--json"],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["queries"] == 50
+    # 50 claims over their judged abstracts and 300 others: a broken ranking scores far lower.
+    assert 0.6 < summary["ndcg@10"] <= 1.0
+    assert 0.8 < summary["recall@100"] <= 1.0
