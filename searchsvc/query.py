@@ -23,8 +23,8 @@ from .errors import BadQuery
 from .schema import DEFAULT_FIELDS, QUERY_FIELDS
 
 # Title words are also in `text`; this extra weight puts a title match above a body match.
-# 0.1 ranked best on SciFact train (nDCG@10 0.7055 over all 809 claims; on the first 200:
-# 0.1 gave 0.721, 0.25 gave 0.704, 1.0 gave 0.665, none 0.720).
+# 0.1 ranked best on SciFact train (nDCG@10 0.7055); larger boosts count the title twice over
+# and rank worse (1.0: 0.665, 2.0: 0.618 on 200 claims): benchmarks/README.md has the runs.
 TITLE_BOOST = 0.1
 MAX_QUERY_LENGTH = 1000
 

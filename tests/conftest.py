@@ -92,7 +92,7 @@ SYNTHETIC = [
     {"id": "syn-urumqi", "title": "Travel diary", "date": "2019-06-01", "author": "Ada Fictional",
      "body": "The train reached Urumqi at dawn."},
     {"id": "syn-turkish", "title": "Şehir notları", "date": "2019-07-01", "author": "Bora Kurgusal",
-     "body": "Işık, İstanbul, dağ, çiçek, göl ve üzüm."},
+     "body": "Işık, İstanbul, dağ, çiçek, göl ve üzüm; sonra Ürümqi."},
     {"id": "syn-uigur", "title": "Old spellings", "date": "2019-08-01", "author": "Bora Kurgusal",
      "body": "An old atlas spells it Uigur, and the region Turkistan; another map has Urumchi."},
     {"id": "syn-end-2020", "title": "Last second of 2020", "date": "2020-12-31T23:59:59",
