@@ -29,6 +29,7 @@ class Engine:
         self._ix: whoosh_index.Index | None = None
         self._searcher: Searcher | None = None
         self._parsers: dict[str, QueryParser] = {}
+        self._memo: dict[str, tuple[int, object]] = {}
 
     def searcher(self) -> Searcher:
         """The current searcher, reopened after a rebuild and refreshed after a commit.
@@ -53,6 +54,16 @@ class Engine:
         if operator not in self._parsers:
             self._parsers[operator] = make_parser(self.searcher().schema, operator=operator)
         return self._parsers[operator]
+
+    def memo(self, name: str, compute):  # noqa: ANN001, ANN201 - any value
+        """`compute(searcher)`, kept until the index changes (summaries, author lists)."""
+        searcher = self.searcher()
+        cached = self._memo.get(name)
+        if cached is not None and cached[0] == id(searcher):
+            return cached[1]
+        value = compute(searcher)
+        self._memo[name] = (id(searcher), value)
+        return value
 
     def generation(self) -> str:
         """The current generation's name, part of every cache key and export header."""

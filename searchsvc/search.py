@@ -23,6 +23,7 @@ from markupsafe import Markup
 from whoosh import query as wq
 from whoosh.searching import Searcher
 from whoosh.sorting import FieldFacet, MultiFacet
+from whoosh.util.times import long_to_datetime
 
 from .analysis import fold, text_analyzer
 from .dates import period_end
@@ -89,6 +90,7 @@ class SearchResult:
     total: int
     hits: list[Hit]
     facets: dict[str, list[FacetValue]]
+    months: dict[str, int]  # "YYYY-MM" -> matches: the timeline's data (not in the JSON)
     did_you_mean: Suggestion | None
     took_ms: float
     generation: str = ""
@@ -121,7 +123,7 @@ def search(engine: Engine, request: SearchRequest) -> SearchResult:
     query = _query(engine, request)
     allowed = _filter_docs(searcher, request)
     matching = _matching(searcher, query, allowed)
-    facets = _facets(searcher, matching)
+    facets, months = _facets(searcher, matching)
     hits = _hits(searcher, query, allowed, request) if matching else []
     suggestion = None
     if len(matching) < SUGGEST_BELOW and request.q.strip():
@@ -132,6 +134,7 @@ def search(engine: Engine, request: SearchRequest) -> SearchResult:
         total=len(matching),
         hits=hits,
         facets=facets,
+        months=months,
         did_you_mean=suggestion,
         took_ms=round((time.perf_counter() - started) * 1000, 1),
         generation=engine.store.marker().generation,
@@ -184,6 +187,35 @@ def similar_posts(engine: Engine, post_id: str, limit: int = 10) -> list[Hit]:
     return [_hit(searcher, h.docnum, round(h.score, 4), set()) for h in results]
 
 
+@dataclass(frozen=True)
+class ArchiveSummary:
+    """What the archive holds: shown on an empty search and used for the author filter."""
+
+    posts: int
+    first_date: str | None
+    last_date: str | None
+    authors: tuple[str, ...]
+
+
+def archive_summary(engine: Engine) -> ArchiveSummary:
+    """Counted once per index version, from the sortable columns."""
+
+    def compute(searcher: Searcher) -> ArchiveSummary:
+        reader = searcher.reader()
+        docs = list(reader.all_doc_ids())
+        if not docs:
+            return ArchiveSummary(0, None, None, ())
+        dates_column = reader.column_reader("date", translate=False)
+        authors_column = reader.column_reader("author_key")
+        dates = [dates_column[d] for d in docs if dates_column[d] != UNDATED]
+        authors = sorted({authors_column[d] for d in docs if authors_column[d]}, key=str.casefold)
+        first = long_to_datetime(min(dates)).date().isoformat() if dates else None
+        last = long_to_datetime(max(dates)).date().isoformat() if dates else None
+        return ArchiveSummary(len(docs), first, last, tuple(authors))
+
+    return engine.memo("archive_summary", compute)
+
+
 # Building blocks
 
 
@@ -229,25 +261,31 @@ def _live(searcher: Searcher, docnums: Iterable[int]) -> Iterator[int]:
     return (d for d in docnums if not reader.is_deleted(d))
 
 
-def _facets(searcher: Searcher, matching: set[int]) -> dict[str, list[FacetValue]]:
-    """Counts by author and by year over all matches; posts without one count under null."""
+def _facets(searcher: Searcher, matching: set[int]) -> tuple[dict[str, list[FacetValue]], dict[str, int]]:
+    """Counts by author and by year over all matches (posts without one count under null),
+    and by month for the timeline."""
     reader = searcher.reader()
     if not matching:
-        return {"author": [], "year": []}
+        return {"author": [], "year": []}, {}
     authors_column = reader.column_reader("author_key")
     dates_column = reader.column_reader("date", translate=False)
     years_column = reader.column_reader("year")
     authors: Counter[str | None] = Counter()
     years: Counter[int | None] = Counter()
+    months: Counter[str] = Counter()
     for docnum in matching:
         authors[authors_column[docnum] or None] += 1
-        years[years_column[docnum] if dates_column[docnum] != UNDATED else None] += 1
+        raw_date = dates_column[docnum]
+        years[years_column[docnum] if raw_date != UNDATED else None] += 1
+        if raw_date != UNDATED:
+            months[long_to_datetime(raw_date).strftime("%Y-%m")] += 1
     by_author = sorted(authors.items(), key=lambda kv: (-kv[1], kv[0] is None, kv[0] or ""))
     by_year = sorted(years.items(), key=lambda kv: (kv[0] is None, kv[0] or 0))
-    return {
+    facets = {
         "author": [FacetValue(a, n) for a, n in by_author],
         "year": [FacetValue(y, n) for y, n in by_year],
     }
+    return facets, dict(sorted(months.items()))
 
 
 def _sorting(request: SearchRequest) -> Any:
