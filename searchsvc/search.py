@@ -33,7 +33,7 @@ from .query import _LEXEME, _OPERATORS, describe, parse_query
 from .records import Record
 from .request import SearchRequest
 from .schema import DEFAULT_FIELDS, UNDATED, record_from_stored
-from .snippets import highlight, snippet
+from .snippets import highlight, mark, match_spans, snippet_from_spans
 
 _ANALYZER = text_analyzer()
 SUGGEST_BELOW = 3  # offer "did you mean" when fewer hits than this
@@ -301,20 +301,22 @@ def _hits(searcher: Searcher, query: wq.Query, allowed: set[int] | None,
           request: SearchRequest) -> list[Hit]:
     limit = request.page * request.per_page
     scored = not isinstance(query, wq.Every)
-    results = searcher.search(query, filter=allowed, limit=limit, sortedby=_sorting(request),
-                              terms=scored)
+    results = searcher.search(query, filter=allowed, limit=limit, sortedby=_sorting(request))
+    # Whoosh records matched terms only for score-sorted searches; the words found in the
+    # title and body by the highlighter are the matched terms in every order.
+    terms = query_terms(searcher, query) if scored else set()
     start = (request.page - 1) * request.per_page
     hits = []
     for n in range(start, min(limit, results.scored_length())):
-        hit = results[n]
-        terms = {t.decode("utf-8") for f, t in hit.matched_terms() if f in DEFAULT_FIELDS} if scored else set()
         score = round(results.score(n), 4) if request.effective_sort == "relevance" and scored else None
-        hits.append(_hit(searcher, hit.docnum, score, terms))
+        hits.append(_hit(searcher, results.docnum(n), score, terms))
     return hits
 
 
 def _hit(searcher: Searcher, docnum: int, score: float | None, terms: set[str]) -> Hit:
     stored = searcher.stored_fields(docnum)
+    title_spans = match_spans(stored["title"], terms, _ANALYZER)
+    body_spans = match_spans(stored["body"], terms, _ANALYZER)
     return Hit(
         id=stored["id"],
         title=stored["title"],
@@ -322,9 +324,9 @@ def _hit(searcher: Searcher, docnum: int, score: float | None, terms: set[str]) 
         author=stored.get("author"),
         url=stored.get("url"),
         score=score,
-        title_html=highlight(stored["title"], terms, _ANALYZER),
-        snippet_html=snippet(stored["body"], terms, _ANALYZER),
-        matched_terms=tuple(sorted(terms)),
+        title_html=mark(stored["title"], title_spans),
+        snippet_html=snippet_from_spans(stored["body"], body_spans),
+        matched_terms=tuple(sorted({term for _, _, term in title_spans + body_spans})),
     )
 
 

@@ -64,7 +64,11 @@ def highlight(text: str, terms: Iterable[str], analyzer: Analyzer) -> Markup:
 def snippet(text: str, terms: Iterable[str], analyzer: Analyzer, size: int = SNIPPET_CHARS) -> Markup:
     """About `size` characters around the densest cluster of matches, or the opening
     of the text when nothing in it matched (a post that matched only in its title)."""
-    spans = match_spans(text, terms, analyzer)
+    return snippet_from_spans(text, match_spans(text, terms, analyzer), size)
+
+
+def snippet_from_spans(text: str, spans: list[tuple[int, int, str]], size: int = SNIPPET_CHARS) -> Markup:
+    """`snippet` for spans already found."""
     if not spans:
         return _window(text, [], 0, min(len(text), size))
     best_key: tuple[int, int, int] | None = None

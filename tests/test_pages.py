@@ -1,0 +1,223 @@
+"""The HTML pages through Flask's test client: each page, filter, permalink, the feed, errors,
+escaping of hostile posts, and the security headers."""
+
+from __future__ import annotations
+
+import json
+import re
+from html.parser import HTMLParser
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import feedparser
+import pytest
+
+
+class Page(HTMLParser):
+    """Just enough of a DOM: links, elements by id, text of elements by tag and class."""
+
+    def __init__(self, html: str):
+        super().__init__()
+        self.html = html
+        self.links: list[tuple[str, dict[str, str]]] = []
+        self.ids: dict[str, dict[str, str]] = {}
+        self.feed(html)
+
+    def handle_starttag(self, tag, attrs):
+        attributes = {k: v or "" for k, v in attrs}
+        if tag == "a" and "href" in attributes:
+            self.links.append((attributes["href"], attributes))
+        if "id" in attributes:
+            self.ids[attributes["id"]] = {"tag": tag, **attributes}
+
+    def hrefs(self, pattern: str) -> list[str]:
+        return [href for href, _ in self.links if re.search(pattern, href)]
+
+
+def get(client, path: str, status: int = 200):
+    response = client.get(path)
+    assert response.status_code == status, response.get_data(as_text=True)[:500]
+    return response, Page(response.get_data(as_text=True))
+
+
+def text(response) -> str:
+    """The page's HTML with runs of white space as one space (templates wrap lines)."""
+    return " ".join(response.get_data(as_text=True).split())
+
+
+def hit_ids(page: Page) -> list[str]:
+    return [urlsplit(h).path.rsplit("/", 1)[1] for h in page.hrefs(r"^/posts/")
+            if not re.search(r"/similar", h)]
+
+
+def test_empty_search_shows_newest_posts_and_the_archive(client):
+    response, page = get(client, "/")
+    html = text(response)
+    assert '<html lang="en">' in html
+    assert "13 posts in the archive" in html
+    assert "The archive holds 13 posts, from 2019-05-01 to 2021-01-01. Newest first:" in html
+    assert hit_ids(page)[:2] == ["syn-start-2021", "syn-end-2020"]
+    assert page.ids["q"]["tag"] == "input" and page.ids["from"]["tag"] == "input"
+    for field in ("q", "from", "to", "author", "sort"):
+        assert f'<label for="{field}">' in html
+
+
+def test_query_results_with_highlights_understood_query_and_links(client):
+    response, page = get(client, "/?q=running+river")
+    html = text(response)
+    assert "1 post match <q>running river</q>" in html
+    assert "<code>run AND river</code>" in html
+    assert '<p class="snippet" dir="auto">We <mark>run</mark> every morning along the <mark>river</mark>.</p>' in html
+    assert page.hrefs(r"^/posts/syn-run\?q=running\+river$")
+    assert page.hrefs(r"^/api/export\?q=running\+river&format=csv$")
+    assert page.hrefs(r"^/api/export\?q=running\+river&format=jsonl$")
+    assert page.hrefs(r"^/feed\.atom\?q=running\+river$")
+    assert '<link rel="alternate" type="application/atom+xml"' in html
+
+
+def test_dates_typed_as_people_write_them_stay_in_the_form(client):
+    response, page = get(client, "/?" + urlencode({"from": "Dec 2020", "to": "29 December 2020"}))
+    assert page.ids["from"]["value"] == "Dec 2020"
+    assert page.ids["to"]["value"] == "29 December 2020"
+    assert "2 posts match the filters" in text(response)
+
+
+@pytest.mark.parametrize("query, field, message", [
+    ("from=2021-13-45", "from", "&#39;from&#39;: invalid date &#39;2021-13-45&#39;: month must be in 1..12"),
+    ("to=someday", "to", "&#39;to&#39;: invalid date &#39;someday&#39;: not a date dateutil understands"),
+    ("from=2021&to=2020", "from", "&#39;from&#39; (2021) is after &#39;to&#39; (2020)"),
+    ("q=%22open", "q", "the query has an opening &#34; without a closing one"),
+])
+def test_errors_rerender_the_form_with_the_message_next_to_the_field(client, query, field, message):
+    response, page = get(client, "/?" + query, status=400)
+    html = response.get_data(as_text=True)
+    assert page.ids[field]["aria-invalid"] == "true"
+    assert page.ids[field]["aria-describedby"] == f"{field}-error"
+    assert f'<p class="error" id="{field}-error" role="alert">{message}</p>' in html
+    assert "posts match" not in html
+
+
+def test_facets_are_links_that_filter(client):
+    _, page = get(client, "/?q=pamphlet+OR+marathon+OR+diary")
+    [author_link] = page.hrefs(r"author=Ada\+Fictional")
+    _, narrowed = get(client, author_link)
+    assert sorted(hit_ids(narrowed)) == ["syn-run", "syn-urumqi"]
+    [year_link] = page.hrefs(r"from=2019&to=2019")
+    assert parse_qs(urlsplit(year_link).query) == {"q": ["pamphlet OR marathon OR diary"], "from": ["2019"],
+                                                   "to": ["2019"]}
+
+
+def test_timeline_bars_per_year_with_empty_years_and_links(client):
+    _, page = get(client, "/?q=synthetic+OR+pamphlet&from=2017&to=2021")
+    bars = [(a["data-period"], int(a["data-count"]), href) for href, a in page.links if "data-period" in a]
+    assert [(p, n) for p, n, _ in bars] == [("2017", 0), ("2018", 0), ("2019", 1), ("2020", 1), ("2021", 1)]
+    assert bars[2][2] == "/?q=synthetic+OR+pamphlet&from=2019&to=2019"
+
+
+def test_timeline_spans_the_matches_when_no_dates_are_given(client):
+    _, page = get(client, "/")
+    bars = [(a["data-period"], int(a["data-count"])) for _, a in page.links if "data-period" in a]
+    assert (bars[0], bars[-1], len(bars)) == (("2019-05", 1), ("2021-01", 1), 21)  # 21 months: monthly
+    assert sum(n for _, n in bars) == 11  # every dated post, once
+
+
+def test_timeline_is_monthly_within_two_years_and_shows_empty_months(client):
+    _, page = get(client, "/?from=2020-09&to=2021-01")
+    bars = [(a["data-period"], int(a["data-count"])) for _, a in page.links if "data-period" in a]
+    assert bars == [("2020-09", 1), ("2020-10", 1), ("2020-11", 0), ("2020-12", 3), ("2021-01", 1)]
+    assert sum(n for _, n in bars) == 6
+
+
+def test_pagination_links_and_permalinks_reproduce_the_page(client):
+    first, page = get(client, "/?per_page=5")
+    [next_link] = [h for h, a in page.links if a.get("rel") == "next"]
+    assert next_link == "/?page=2&per_page=5"
+    second, second_page = get(client, next_link)
+    assert set(hit_ids(page)).isdisjoint(hit_ids(second_page))
+    again, _ = get(client, next_link)
+    assert again.get_data() == second.get_data()  # the URL is the whole state
+
+
+def test_post_page_highlight_citation_similar(client):
+    response, page = get(client, "/posts/syn-run?q=running")
+    html = response.get_data(as_text=True)
+    assert '<div class="body" dir="auto">We <mark>run</mark> every morning along the river.</div>' in html
+    assert "<h1 dir=\"auto\">Marathon notes</h1>" in html
+    assert '<time datetime="2019-05-01">2019-05-01</time>' in html
+    citation = re.search(r'<textarea id="citation" readonly rows="3">(.*?)</textarea>', html, re.S).group(1)
+    assert re.fullmatch(r"Ada Fictional\. “Marathon notes\.” 1 May 2019\. http://localhost/posts/syn-run\. "
+                        r"Accessed \d{1,2} \w+ \d{4}\.", citation)
+    _, pamphlet = get(client, "/posts/syn-undated-1")
+    assert pamphlet.hrefs(r"^/posts/syn-undated-2$")  # similar posts
+
+
+def test_post_with_source_url_links_and_cites_it(tmp_path, client_for):
+    from conftest import Searchsvc
+
+    posts = tmp_path / "p.jsonl"
+    posts.write_text(json.dumps({"id": "with-url", "title": "Synthetic sourced post", "body": "Text.",
+                                 "url": "https://example.org/fictional/1"}) + "\n", encoding="utf-8")
+    Searchsvc(tmp_path / "index")("ingest", posts)
+    response, page = get(client_for(tmp_path / "index"), "/posts/with-url")
+    assert page.hrefs(r"^https://example\.org/fictional/1$")
+    assert re.search(r"“Synthetic sourced post\.” https://example\.org/fictional/1\. Accessed ",
+                     response.get_data(as_text=True))
+
+
+def test_unknown_post_and_page_are_404_pages(client):
+    response, _ = get(client, "/posts/nope", status=404)
+    html = response.get_data(as_text=True)
+    assert response.headers["Content-Type"].startswith("text/html")
+    assert "<h1>Not found</h1>" in html and "no post with id &#39;nope&#39;" in html
+    response, _ = get(client, "/no/such/page", status=404)
+    assert "<h1>Not found</h1>" in response.get_data(as_text=True)
+
+
+def test_hostile_post_is_escaped_on_every_page(client):
+    html = client.get("/?q=ink").get_data(as_text=True)
+    assert "<script>alert" not in html and "<img src=x" not in html and "<b>Eve</b>" not in html
+    assert "&lt;script&gt;alert(&#39;title&#39;)&lt;/script&gt; &amp; friends" in html
+    assert "&lt;b&gt;Eve&lt;/b&gt; Hostile" in html
+    post = client.get("/posts/syn-hostile").get_data(as_text=True)
+    assert "<script>alert" not in post and "<img src=x" not in post
+    assert "&lt;img src=x onerror=alert(1)&gt;" in post
+    select = client.get("/").get_data(as_text=True)
+    assert '<option value="&lt;b&gt;Eve&lt;/b&gt; Hostile" >&lt;b&gt;Eve&lt;/b&gt; Hostile</option>' in select
+
+
+def test_only_our_scripts_and_styles(client):
+    response = client.get("/?q=run")
+    csp = response.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in csp and "'unsafe-inline'" not in csp
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["Referrer-Policy"] == "no-referrer"
+    assert response.headers["X-Frame-Options"] == "DENY"
+    html = response.get_data(as_text=True)
+    assert re.findall(r"<script\b[^>]*>", html) == ['<script src="/static/app.js" defer>']
+    assert " style=" not in html and "<style" not in html
+    assert not re.search(r'(src|href)="(https?:)?//', html)  # nothing from another host
+    for asset in ("/static/style.css", "/static/app.js"):
+        with client.get(asset) as static:
+            assert static.status_code == 200
+
+
+def test_atom_feed_parses_back(client):
+    response = client.get("/feed.atom?q=pamphlet")
+    assert response.headers["Content-Type"] == "application/atom+xml; charset=utf-8"
+    feed = feedparser.parse(response.get_data())
+    assert not feed.bozo, feed.bozo_exception
+    assert feed.feed.title == "searchsvc: “pamphlet”"
+    assert [e.link for e in feed.entries] == ["http://localhost/posts/syn-hostile",
+                                              "http://localhost/posts/syn-undated-1",
+                                              "http://localhost/posts/syn-undated-2"]
+    assert feed.entries[0].title == "<script>alert('title')</script> & friends"
+    assert feed.entries[0].author == "<b>Eve</b> Hostile"
+    assert feed.entries[0].updated == "2019-09-01T00:00:00Z"
+    # type="html": our escaped snippet, escaped once more as XML text.
+    assert "about &lt;mark&gt;pamphlet&lt;/mark&gt; ink" in response.get_data(as_text=True)
+    assert "&amp;lt;img src=x" in response.get_data(as_text=True)
+    assert "pamphlet ink" in feed.entries[0].summary
+
+
+def test_feed_of_bad_date_is_a_400_page(client):
+    response = client.get("/feed.atom?from=nonsense")
+    assert response.status_code == 400
