@@ -221,3 +221,30 @@ def test_atom_feed_parses_back(client):
 def test_feed_of_bad_date_is_a_400_page(client):
     response = client.get("/feed.atom?from=nonsense")
     assert response.status_code == 400
+
+
+def test_sort_and_author_filters_on_the_page(client):
+    _, page = get(client, "/?q=pamphlet+OR+marathon+OR+diary&sort=oldest")
+    assert hit_ids(page) == ["syn-run", "syn-urumqi", "syn-hostile", "syn-undated-1", "syn-undated-2"]
+    assert page.ids["sort"]["tag"] == "select"
+    response, page = get(client, "/?author=Bora+Kurgusal&sort=newest")
+    assert hit_ids(page) == ["syn-uigur", "syn-turkish"]
+    assert '<option value="Bora Kurgusal" selected>' in text(response)
+
+
+def test_an_unexpected_error_is_a_plain_500_page_without_a_traceback(search_index, client_for, monkeypatch):
+    from searchsvc.web import pages
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("secret internal detail")
+
+    monkeypatch.setattr(pages, "search", broken)
+    client = client_for(search_index)
+    client.application.logger.disabled = True
+    response = client.get("/?q=run")
+    html = response.get_data(as_text=True)
+    assert response.status_code == 500
+    assert "<h1>Something went wrong</h1>" in html
+    assert "secret internal detail" not in html and "Traceback" not in html
+    api = client.get("/api/search?q=run")
+    assert api.status_code == 200  # the API's own search was not patched
