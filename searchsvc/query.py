@@ -28,9 +28,10 @@ from .schema import DEFAULT_FIELDS, QUERY_FIELDS
 TITLE_BOOST = 0.1
 MAX_QUERY_LENGTH = 1000
 
-_OPERATORS = {"AND", "OR", "NOT", "ANDNOT"}
+# The query language's operator words, and its lexemes: also what "did you mean" respells.
+OPERATORS = {"AND", "OR", "NOT", "ANDNOT"}
 # A bare word, a quoted phrase, a parenthesis, or a field prefix like `title:`.
-_LEXEME = re.compile(r'[-+]?(?:\w+:)?"[^"]*"|[()]|[^\s()"]+')
+LEXEME = re.compile(r'[-+]?(?:\w+:)?"[^"]*"|[()]|[^\s()"]+')
 _FIELD = re.compile(r"^(?P<field>\w+):(?P<rest>.*)$")
 
 
@@ -67,7 +68,7 @@ def check_syntax(text: str) -> str:
     """
     if text.count('"') % 2:
         raise BadQuery('the query has an opening " without a closing one')
-    lexemes = _LEXEME.findall(text)
+    lexemes = LEXEME.findall(text)
     depth = 0
     out: list[str] = []
     previous = None  # the kind of the last lexeme: "(", ")", "op", "not", "word", "field"
@@ -86,7 +87,7 @@ def check_syntax(text: str) -> str:
             if previous in ("op", "not"):
                 raise BadQuery(f"'{out[-1]}' needs a word after it")
             kind = ")"
-        elif lexeme in _OPERATORS:
+        elif lexeme in OPERATORS:
             kind = "not" if lexeme == "NOT" else "op"
             if kind == "op" and previous in (None, "(", "op", "not"):
                 raise BadQuery(f"'{lexeme}' needs a word on each side")

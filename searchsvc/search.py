@@ -29,7 +29,7 @@ from .analysis import fold, text_analyzer
 from .dates import period_end
 from .engine import Engine
 from .errors import PostNotFound
-from .query import _LEXEME, _OPERATORS, describe, parse_query
+from .query import LEXEME, OPERATORS, describe, parse_query
 from .records import Record
 from .request import SearchRequest
 from .schema import DEFAULT_FIELDS, UNDATED, record_from_stored
@@ -344,12 +344,12 @@ def _suggest(engine: Engine, searcher: Searcher, request: SearchRequest, allowed
     changed = False
     pieces = []
     position = 0
-    for match in _LEXEME.finditer(request.q):
+    for match in LEXEME.finditer(request.q):
         word = match.group()
         pieces.append(request.q[position:match.start()])
         position = match.end()
         replacement = word
-        if word not in _OPERATORS and re.fullmatch(r"[^\W\d_]{3,}", word):
+        if word not in OPERATORS and re.fullmatch(r"[^\W\d_]{3,}", word):
             folded = fold(word)
             if searcher.doc_frequency("spell", folded) == 0:
                 found = corrector.suggest(folded, limit=1, maxdist=2)
