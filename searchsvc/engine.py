@@ -1,14 +1,16 @@
 """One open index and one searcher per process, kept fresh as the index changes.
 
-Opening a searcher per request doubled latency at 10k posts; `refresh()` costs
-microseconds when nothing changed. A rebuild switches the index to a new generation
-directory: the marker file tells us, and we reopen.
+Opening a searcher per request doubled latency at 10k posts; checking whether the index
+changed costs microseconds. After a commit we open a new searcher (Whoosh's `refresh()`
+would keep deleted posts visible); a rebuild switches the index to a new generation
+directory, which the marker file tells us, and we reopen.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+from collections import OrderedDict
 
 from whoosh import index as whoosh_index
 from whoosh.qparser import QueryParser
@@ -17,6 +19,8 @@ from whoosh.searching import Searcher
 from .query import make_parser
 from .ranking import weighting
 from .store import MARKER, IndexStore
+
+RESULT_CACHE_SIZE = 256
 
 
 class Engine:
@@ -30,6 +34,9 @@ class Engine:
         self._searcher: Searcher | None = None
         self._parsers: dict[str, QueryParser] = {}
         self._memo: dict[str, tuple[int, object]] = {}
+        # Bumped whenever the searcher changes (a commit or a rebuild): the key of every cache.
+        self.version = 0
+        self._results: OrderedDict[object, object] = OrderedDict()
 
     def searcher(self) -> Searcher:
         """The current searcher, reopened after a rebuild and refreshed after a commit.
@@ -43,11 +50,39 @@ class Engine:
                 old = self._searcher
                 searcher = ix.searcher(weighting=weighting())
                 self._ix, self._searcher, self._marker_stamp = ix, searcher, stamp
+                self._changed()
                 if old is not None:
                     old.close()
-            else:
-                self._searcher = self._searcher.refresh()
+            elif self._ix is not None and self._ix.latest_generation() != self._searcher.reader().generation():
+                # Not Searcher.refresh(): it reuses segment readers and keeps their old
+                # deletions, so deleted and replaced (updated) posts stayed visible.
+                old = self._searcher
+                self._searcher = self._ix.searcher(weighting=weighting())
+                self._changed()
+                old.close()
             return self._searcher
+
+    def _changed(self) -> None:
+        self.version += 1
+        self._results.clear()
+        self._memo.clear()
+
+    def cached_result(self, key: object, compute):  # noqa: ANN001, ANN201 - any value
+        """`compute()` for `key`, remembered (LRU) until the index changes.
+
+        Many people run the same few searches at a news moment; the index changes rarely.
+        """
+        self.searcher()  # refresh first: a commit must empty the cache before we read it
+        with self._lock:
+            if key in self._results:
+                self._results.move_to_end(key)
+                return self._results[key]
+        value = compute()
+        with self._lock:
+            self._results[key] = value
+            while len(self._results) > RESULT_CACHE_SIZE:
+                self._results.popitem(last=False)
+        return value
 
     def parser(self, operator: str = "and") -> QueryParser:
         """The query parser for this index's schema (built once per operator)."""
@@ -59,10 +94,10 @@ class Engine:
         """`compute(searcher)`, kept until the index changes (summaries, author lists)."""
         searcher = self.searcher()
         cached = self._memo.get(name)
-        if cached is not None and cached[0] == id(searcher):
+        if cached is not None and cached[0] == self.version:
             return cached[1]
         value = compute(searcher)
-        self._memo[name] = (id(searcher), value)
+        self._memo[name] = (self.version, value)
         return value
 
     def generation(self) -> str:

@@ -16,7 +16,7 @@ import re
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from markupsafe import Markup
@@ -32,7 +32,7 @@ from .errors import PostNotFound
 from .query import LEXEME, OPERATORS, describe, parse_query
 from .records import Record
 from .request import SearchRequest
-from .schema import DEFAULT_FIELDS, UNDATED, record_from_stored
+from .schema import DEFAULT_FIELDS, UNDATED, column, record_from_stored
 from .snippets import highlight, mark, match_spans, snippet_from_spans
 
 _ANALYZER = text_analyzer()
@@ -117,7 +117,18 @@ class SearchResult:
 
 
 def search(engine: Engine, request: SearchRequest) -> SearchResult:
-    """Run a search. Raises BadQuery for a malformed query, and the index errors of Engine."""
+    """Run a search (or answer it from the engine's cache of results for this index version).
+
+    Raises BadQuery for a malformed query, and the index errors of Engine.
+    """
+    started = time.perf_counter()
+    result = engine.cached_result(("search", request), lambda: _search(engine, request))
+    # The cached result may come from an equal request typed differently ("Dec 2020" vs
+    # "2020-12"): links must reproduce this one.
+    return replace(result, request=request, took_ms=round((time.perf_counter() - started) * 1000, 1))
+
+
+def _search(engine: Engine, request: SearchRequest) -> SearchResult:
     started = time.perf_counter()
     searcher = engine.searcher()
     query = _query(engine, request)
@@ -205,8 +216,8 @@ def archive_summary(engine: Engine) -> ArchiveSummary:
         docs = list(reader.all_doc_ids())
         if not docs:
             return ArchiveSummary(0, None, None, ())
-        dates_column = reader.column_reader("date", translate=False)
-        authors_column = reader.column_reader("author_key")
+        dates_column = column(reader, "date")
+        authors_column = column(reader, "author_key")
         dates = [dates_column[d] for d in docs if dates_column[d] != UNDATED]
         authors = sorted({authors_column[d] for d in docs if authors_column[d]}, key=str.casefold)
         first = long_to_datetime(min(dates)).date().isoformat() if dates else None
@@ -267,9 +278,9 @@ def _facets(searcher: Searcher, matching: set[int]) -> tuple[dict[str, list[Face
     reader = searcher.reader()
     if not matching:
         return {"author": [], "year": []}, {}
-    authors_column = reader.column_reader("author_key")
-    dates_column = reader.column_reader("date", translate=False)
-    years_column = reader.column_reader("year")
+    authors_column = column(reader, "author_key")
+    dates_column = column(reader, "date")
+    years_column = column(reader, "year")
     authors: Counter[str | None] = Counter()
     years: Counter[int | None] = Counter()
     months: Counter[str] = Counter()

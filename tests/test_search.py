@@ -317,3 +317,55 @@ def test_did_you_mean(client):
 
 def test_synthetic_fixture_is_what_the_tests_assume():
     assert len(SYNTHETIC) == 9
+
+
+def test_a_commit_is_seen_by_the_next_search_despite_the_result_cache(tmp_path, client_for):
+    from conftest import Searchsvc
+
+    searchsvc = Searchsvc(tmp_path / "index")
+    first = tmp_path / "a.jsonl"
+    first.write_text(json.dumps({"id": "z1", "title": "Synthetic zebra one", "body": "Zebra."}) + "\n")
+    searchsvc("ingest", first)
+    client = client_for(tmp_path / "index")
+    assert search(client, q="zebra")["total"] == 1
+    assert search(client, q="zebra")["total"] == 1  # answered from the cache
+    second = tmp_path / "b.jsonl"
+    second.write_text(json.dumps({"id": "z2", "title": "Synthetic zebra two", "body": "Zebra."}) + "\n")
+    searchsvc("ingest", second)
+    assert search(client, q="zebra")["total"] == 2
+    searchsvc("delete", "z1")
+    assert [h["id"] for h in search(client, q="zebra")["hits"]] == ["z2"]
+
+
+def test_an_update_replaces_the_old_version_for_a_running_server(tmp_path, client_for):
+    from conftest import Searchsvc
+
+    searchsvc = Searchsvc(tmp_path / "index")
+    path = tmp_path / "p.jsonl"
+    path.write_text(json.dumps({"id": "u1", "title": "Synthetic okapi draft", "body": "Okapi."}) + "\n")
+    searchsvc("ingest", path)
+    client = client_for(tmp_path / "index")
+    assert [h["title"] for h in search(client, q="okapi")["hits"]] == ["Synthetic okapi draft"]
+    path.write_text(json.dumps({"id": "u1", "title": "Synthetic okapi final", "body": "Okapi."}) + "\n")
+    assert searchsvc("ingest", path).stdout.startswith("Read 1 file: 0 new, 1 updated")
+    found = search(client, q="okapi")
+    assert (found["total"], [h["title"] for h in found["hits"]]) == (1, ["Synthetic okapi final"])
+
+
+def test_facets_and_exports_are_right_across_segments_without_some_fields(tmp_path, client_for):
+    from conftest import Searchsvc
+
+    searchsvc = Searchsvc(tmp_path / "index")
+    plain = tmp_path / "plain.jsonl"  # a segment with no dates and no authors at all
+    plain.write_text(json.dumps({"id": "n1", "title": "Synthetic quokka note", "body": "Quokka."}) + "\n")
+    dated = tmp_path / "dated.jsonl"
+    dated.write_text(json.dumps({"id": "d1", "title": "Synthetic quokka report", "body": "Quokka.",
+                                 "date": "2019-03-01", "author": "Quinn Fictional"}) + "\n")
+    searchsvc("ingest", plain)
+    searchsvc("ingest", dated)
+    found = search(client_for(tmp_path / "index"), q="quokka")
+    assert found["facets"] == {"author": [{"value": "Quinn Fictional", "count": 1}, {"value": None, "count": 1}],
+                               "year": [{"value": 2019, "count": 1}, {"value": None, "count": 1}]}
+    assert [p["id"] for p in searchsvc.export()] == ["d1", "n1"]  # dated first, undated last
+    info = searchsvc.info()
+    assert (info["undated"], info["authors"]) == (1, {"Quinn Fictional": 1})
