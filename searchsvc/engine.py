@@ -20,14 +20,13 @@ from .query import make_parser
 from .ranking import weighting
 from .store import MARKER, IndexStore
 
-RESULT_CACHE_SIZE = 256
-
 
 class Engine:
     """The index a server or command searches; `searcher()` is always current."""
 
-    def __init__(self, store: IndexStore):
+    def __init__(self, store: IndexStore, *, result_cache_size: int = 256):
         self.store = store
+        self.result_cache_size = result_cache_size
         self._lock = threading.Lock()
         self._marker_stamp: tuple[int, int] | None = None
         self._ix: whoosh_index.Index | None = None
@@ -80,7 +79,7 @@ class Engine:
         value = compute()
         with self._lock:
             self._results[key] = value
-            while len(self._results) > RESULT_CACHE_SIZE:
+            while len(self._results) > self.result_cache_size:
                 self._results.popitem(last=False)
         return value
 

@@ -12,6 +12,7 @@ Whoosh facts this module is built around:
 
 from __future__ import annotations
 
+import bisect
 import re
 import time
 from collections import Counter
@@ -23,7 +24,7 @@ from markupsafe import Markup
 from whoosh import query as wq
 from whoosh.searching import Searcher
 from whoosh.sorting import FieldFacet, MultiFacet
-from whoosh.util.times import long_to_datetime
+from whoosh.util.times import datetime_to_long, long_to_datetime
 
 from .analysis import fold, text_analyzer
 from .dates import period_end
@@ -132,9 +133,9 @@ def _search(engine: Engine, request: SearchRequest) -> SearchResult:
     started = time.perf_counter()
     searcher = engine.searcher()
     query = _query(engine, request)
-    allowed = _filter_docs(searcher, request)
+    allowed = _filter_docs(engine, searcher, request)
     matching = _matching(searcher, query, allowed)
-    facets, months = _facets(searcher, matching)
+    facets, months = _facets(doc_values(engine), matching)
     hits = _hits(searcher, query, allowed, request) if matching else []
     suggestion = None
     if len(matching) < SUGGEST_BELOW and request.q.strip():
@@ -157,7 +158,7 @@ def iter_matches(engine: Engine, request: SearchRequest) -> tuple[int, str, Iter
     """(total, query as understood, every matching post in the request's order): for exports."""
     searcher = engine.searcher()
     query = _query(engine, request)
-    allowed = _filter_docs(searcher, request)
+    allowed = _filter_docs(engine, searcher, request)
     matching = _matching(searcher, query, allowed)
 
     def records() -> Iterator[tuple[Record, float | None]]:
@@ -236,25 +237,23 @@ def _query(engine: Engine, request: SearchRequest) -> wq.Query:
     return parse_query(request.q, engine.parser(request.operator))
 
 
-def _filter_query(request: SearchRequest) -> wq.Query | None:
-    parts: list[wq.Query] = []
+def _filter_docs(engine: Engine, searcher: Searcher, request: SearchRequest) -> set[int] | None:
+    """Document numbers the filters allow (None: no filter), from the per-version arrays:
+    a bisection over the dates instead of a Whoosh DateRange (150 ms at 10k posts)."""
+    if not (request.date_from or request.date_to or request.authors):
+        return None
+    values = doc_values(engine)
+    allowed: set[int] | None = None
     if request.date_from or request.date_to:
-        start = request.date_from.value if request.date_from else None
-        end = period_end(request.date_to) if request.date_to else None
-        parts.append(wq.DateRange("date", start, end))
+        low = datetime_to_long(request.date_from.value) if request.date_from else -1
+        high = datetime_to_long(period_end(request.date_to)) if request.date_to else UNDATED - 1
+        start = bisect.bisect_left(values.dates, low)
+        end = bisect.bisect_right(values.dates, high)
+        allowed = set(values.dated_docs[start:end])
     if request.authors:
-        parts.append(wq.Or([wq.Term("author_key", a) for a in request.authors]))
-    if not parts:
-        return None
-    return parts[0] if len(parts) == 1 else wq.And(parts)
-
-
-def _filter_docs(searcher: Searcher, request: SearchRequest) -> set[int] | None:
-    """Document numbers the filters allow (None: no filter)."""
-    filter_query = _filter_query(request)
-    if filter_query is None:
-        return None
-    return set(_live(searcher, searcher.docs_for_query(filter_query)))
+        by_author = {d for a in request.authors for d in values.docs_by_author.get(a, ())}
+        allowed = by_author if allowed is None else allowed & by_author
+    return set(_live(searcher, allowed)) if allowed else set()
 
 
 def _matching(searcher: Searcher, query: wq.Query, allowed: set[int] | None) -> set[int]:
@@ -272,24 +271,53 @@ def _live(searcher: Searcher, docnums: Iterable[int]) -> Iterator[int]:
     return (d for d in docnums if not reader.is_deleted(d))
 
 
-def _facets(searcher: Searcher, matching: set[int]) -> tuple[dict[str, list[FacetValue]], dict[str, int]]:
+@dataclass(frozen=True)
+class DocValues:
+    """Author and month of every document number, read from the columns once per index
+    version: facets over thousands of matches are then plain list lookups."""
+
+    authors: list[str | None]
+    months: list[str | None]  # "YYYY-MM", None when undated
+    dates: list[int]  # the raw dates of dated documents, ascending ...
+    dated_docs: list[int]  # ... and their document numbers, in the same order
+    docs_by_author: dict[str, list[int]]
+
+
+def doc_values(engine: Engine) -> DocValues:
+    def compute(searcher: Searcher) -> DocValues:
+        reader = searcher.reader()
+        total = reader.doc_count_all()
+        if reader.doc_count() == 0:
+            return DocValues([None] * total, [None] * total, [], [], {})
+        authors_column = column(reader, "author_key")
+        dates_column = column(reader, "date")
+        authors = [authors_column[d] or None for d in range(total)]
+        raw_dates = [dates_column[d] for d in range(total)]
+        months = [None if raw == UNDATED else long_to_datetime(raw).strftime("%Y-%m") for raw in raw_dates]
+        dated = sorted((raw, d) for d, raw in enumerate(raw_dates) if raw != UNDATED)
+        by_author: dict[str, list[int]] = {}
+        for d, author in enumerate(authors):
+            if author:
+                by_author.setdefault(author, []).append(d)
+        return DocValues(authors, months, [raw for raw, _ in dated], [d for _, d in dated], by_author)
+
+    return engine.memo("doc_values", compute)
+
+
+def _facets(values: DocValues, matching: set[int]) -> tuple[dict[str, list[FacetValue]], dict[str, int]]:
     """Counts by author and by year over all matches (posts without one count under null),
     and by month for the timeline."""
-    reader = searcher.reader()
     if not matching:
         return {"author": [], "year": []}, {}
-    authors_column = column(reader, "author_key")
-    dates_column = column(reader, "date")
-    years_column = column(reader, "year")
-    authors: Counter[str | None] = Counter()
+    authors: Counter[str | None] = Counter(values.authors[d] for d in matching)
+    all_months: Counter[str | None] = Counter(values.months[d] for d in matching)
+    undated = all_months.pop(None, 0)
+    months: Counter[str] = Counter(all_months)  # type: ignore[arg-type]
     years: Counter[int | None] = Counter()
-    months: Counter[str] = Counter()
-    for docnum in matching:
-        authors[authors_column[docnum] or None] += 1
-        raw_date = dates_column[docnum]
-        years[years_column[docnum] if raw_date != UNDATED else None] += 1
-        if raw_date != UNDATED:
-            months[long_to_datetime(raw_date).strftime("%Y-%m")] += 1
+    for month, n in months.items():
+        years[int(month[:4])] += n
+    if undated:
+        years[None] = undated
     by_author = sorted(authors.items(), key=lambda kv: (-kv[1], kv[0] is None, kv[0] or ""))
     by_year = sorted(years.items(), key=lambda kv: (kv[0] is None, kv[0] or 0))
     facets = {

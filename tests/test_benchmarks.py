@@ -19,3 +19,14 @@ def test_quality_benchmark_smoke():
     # 50 claims over their judged abstracts and 300 others: a broken ranking scores far lower.
     assert 0.6 < summary["ndcg@10"] <= 1.0
     assert 0.8 < summary["recall@100"] <= 1.0
+
+
+def test_search_benchmark_smoke():
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "search.py"), "--smoke", "--json"],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["documents"] == 300
+    assert set(summary["classes"]) == {"rare word", "common word", "2-word AND", "3-word AND", "phrase",
+                                       "word + date range", "date range, newest", "word, newest"}
+    assert summary["all"]["ours_p50_ms"] > 0 and summary["all"]["fts5_p50_ms"] > 0
