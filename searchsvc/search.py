@@ -22,6 +22,7 @@ from typing import Any
 
 from markupsafe import Markup
 from whoosh import query as wq
+from whoosh.collectors import FilterCollector, TopCollector
 from whoosh.searching import Searcher
 from whoosh.sorting import FieldFacet, MultiFacet
 from whoosh.util.times import datetime_to_long, long_to_datetime
@@ -134,9 +135,16 @@ def _search(engine: Engine, request: SearchRequest) -> SearchResult:
     searcher = engine.searcher()
     query = _query(engine, request)
     allowed = _filter_docs(engine, searcher, request)
-    matching = _matching(searcher, query, allowed)
+    limit = request.page * request.per_page
+    if allowed is not None and not allowed:
+        matching, results = set(), None  # Whoosh would search unfiltered on an empty filter
+    elif request.effective_sort == "relevance" and not isinstance(query, wq.Every):
+        matching, results = _rank_and_collect(searcher, query, allowed, limit)
+    else:
+        matching = _matching(searcher, query, allowed)
+        results = searcher.search(query, filter=allowed, limit=limit, sortedby=_sorting(request)) if matching else None
     facets, months = _facets(doc_values(engine), matching)
-    hits = _hits(searcher, query, allowed, request) if matching else []
+    hits = _hits(searcher, query, results, request) if results is not None else []
     suggestion = None
     if len(matching) < SUGGEST_BELOW and request.q.strip():
         suggestion = _suggest(engine, searcher, request, allowed, len(matching))
@@ -336,11 +344,34 @@ def _sorting(request: SearchRequest) -> Any:
     return None
 
 
-def _hits(searcher: Searcher, query: wq.Query, allowed: set[int] | None,
-          request: SearchRequest) -> list[Hit]:
+class _CollectEveryMatch(TopCollector):
+    """The top N by score, and every matching document number, in one pass.
+
+    Block-quality skipping is off: it would skip documents we must count and facet.
+    """
+
+    def __init__(self, limit: int):
+        super().__init__(limit=limit, usequality=False)
+        self.matched: list[int] = []
+
+    def _collect(self, global_docnum: int, score: float) -> Any:
+        self.matched.append(global_docnum)
+        return super()._collect(global_docnum, score)
+
+
+def _rank_and_collect(searcher: Searcher, query: wq.Query, allowed: set[int] | None,
+                      limit: int) -> tuple[set[int], Any]:
+    """Score once: the scoring pass also yields the total and the documents to facet,
+    instead of running the query a second time (phrases cost the most twice)."""
+    inner = _CollectEveryMatch(limit)
+    collector = FilterCollector(inner, allow=allowed) if allowed is not None else inner
+    searcher.search_with_collector(query, collector)
+    return set(inner.matched), collector.results()
+
+
+def _hits(searcher: Searcher, query: wq.Query, results: Any, request: SearchRequest) -> list[Hit]:
     limit = request.page * request.per_page
     scored = not isinstance(query, wq.Every)
-    results = searcher.search(query, filter=allowed, limit=limit, sortedby=_sorting(request))
     # Whoosh records matched terms only for score-sorted searches; the words found in the
     # title and body by the highlighter are the matched terms in every order.
     terms = query_terms(searcher, query) if scored else set()
