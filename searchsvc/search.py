@@ -13,6 +13,7 @@ Whoosh facts this module is built around:
 from __future__ import annotations
 
 import bisect
+import itertools
 import re
 import time
 from collections import Counter
@@ -140,11 +141,12 @@ def _search(engine: Engine, request: SearchRequest) -> SearchResult:
         matching, results = set(), None  # Whoosh would search unfiltered on an empty filter
     elif request.effective_sort == "relevance" and not isinstance(query, wq.Every):
         matching, results = _rank_and_collect(searcher, query, allowed, limit)
+        results = [(results.docnum(n), round(results.score(n), 4)) for n in range(results.scored_length())]
     else:
         matching = _matching(searcher, query, allowed)
-        results = searcher.search(query, filter=allowed, limit=limit, sortedby=_sorting(request)) if matching else None
+        results = [(d, None) for d in _in_date_order(doc_values(engine), request.effective_sort, matching, limit)]
     facets, months = _facets(doc_values(engine), matching)
-    hits = _hits(searcher, query, results, request) if results is not None else []
+    hits = _hits(searcher, query, results, request) if results else []
     suggestion = None
     if len(matching) < SUGGEST_BELOW and request.q.strip():
         suggestion = _suggest(engine, searcher, request, allowed, len(matching))
@@ -289,6 +291,8 @@ class DocValues:
     dates: list[int]  # the raw dates of dated documents, ascending ...
     dated_docs: list[int]  # ... and their document numbers, in the same order
     docs_by_author: dict[str, list[int]]
+    newest_first: list[int]  # every document, newest first, undated last, ties by id
+    oldest_first: list[int]  # every document, oldest first, undated last, ties by id
 
 
 def doc_values(engine: Engine) -> DocValues:
@@ -296,7 +300,7 @@ def doc_values(engine: Engine) -> DocValues:
         reader = searcher.reader()
         total = reader.doc_count_all()
         if reader.doc_count() == 0:
-            return DocValues([None] * total, [None] * total, [], [], {})
+            return DocValues([None] * total, [None] * total, [], [], {}, [], [])
         authors_column = column(reader, "author_key")
         dates_column = column(reader, "date")
         authors = [authors_column[d] or None for d in range(total)]
@@ -307,7 +311,13 @@ def doc_values(engine: Engine) -> DocValues:
         for d, author in enumerate(authors):
             if author:
                 by_author.setdefault(author, []).append(d)
-        return DocValues(authors, months, [raw for raw, _ in dated], [d for _, d in dated], by_author)
+        ids = column(reader, "id")
+        id_of = [ids[d] for d in range(total)]
+        undated = sorted((d for d, raw in enumerate(raw_dates) if raw == UNDATED), key=id_of.__getitem__)
+        newest = sorted((d for _, d in dated), key=lambda d: (-raw_dates[d], id_of[d])) + undated
+        oldest = sorted((d for _, d in dated), key=lambda d: (raw_dates[d], id_of[d])) + undated
+        return DocValues(authors, months, [raw for raw, _ in dated], [d for _, d in dated], by_author,
+                         newest, oldest)
 
     return engine.memo("doc_values", compute)
 
@@ -369,18 +379,21 @@ def _rank_and_collect(searcher: Searcher, query: wq.Query, allowed: set[int] | N
     return set(inner.matched), collector.results()
 
 
-def _hits(searcher: Searcher, query: wq.Query, results: Any, request: SearchRequest) -> list[Hit]:
-    limit = request.page * request.per_page
-    scored = not isinstance(query, wq.Every)
+def _in_date_order(values: DocValues, sort: str, matching: set[int], limit: int) -> list[int]:
+    """The first `limit` matches, newest or oldest first, undated last, ties by id: from the
+    per-version orders, instead of a Whoosh sort that reads a column for every match."""
+    order = values.newest_first if sort == "newest" else values.oldest_first
+    return list(itertools.islice((d for d in order if d in matching), limit))
+
+
+def _hits(searcher: Searcher, query: wq.Query, ranked: list[tuple[int, float | None]],
+          request: SearchRequest) -> list[Hit]:
+    """Hits for this page of `ranked` (docnum, score) pairs."""
     # Whoosh records matched terms only for score-sorted searches; the words found in the
     # title and body by the highlighter are the matched terms in every order.
-    terms = query_terms(searcher, query) if scored else set()
+    terms = query_terms(searcher, query) if not isinstance(query, wq.Every) else set()
     start = (request.page - 1) * request.per_page
-    hits = []
-    for n in range(start, min(limit, results.scored_length())):
-        score = round(results.score(n), 4) if request.effective_sort == "relevance" and scored else None
-        hits.append(_hit(searcher, results.docnum(n), score, terms))
-    return hits
+    return [_hit(searcher, docnum, score, terms) for docnum, score in ranked[start:start + request.per_page]]
 
 
 def _hit(searcher: Searcher, docnum: int, score: float | None, terms: set[str]) -> Hit:
