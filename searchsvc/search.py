@@ -146,7 +146,8 @@ def _search(engine: Engine, request: SearchRequest) -> SearchResult:
         matching = _matching(searcher, query, allowed)
         results = [(d, None) for d in _in_date_order(doc_values(engine), request.effective_sort, matching, limit)]
     facets, months = _facets(doc_values(engine), matching)
-    hits = _hits(searcher, query, results, request) if results else []
+    terms = query_terms(searcher, query) if not isinstance(query, wq.Every) else set()
+    hits = _hits(searcher, terms, results, request) if results else []
     suggestion = None
     if len(matching) < SUGGEST_BELOW and request.q.strip():
         suggestion = _suggest(engine, searcher, request, allowed, len(matching))
@@ -160,7 +161,7 @@ def _search(engine: Engine, request: SearchRequest) -> SearchResult:
         did_you_mean=suggestion,
         took_ms=round((time.perf_counter() - started) * 1000, 1),
         generation=engine.store.marker().generation,
-        terms=frozenset(query_terms(searcher, query)),
+        terms=frozenset(terms),
     )
 
 
@@ -220,22 +221,12 @@ class ArchiveSummary:
 
 
 def archive_summary(engine: Engine) -> ArchiveSummary:
-    """Counted once per index version, from the sortable columns."""
-
-    def compute(searcher: Searcher) -> ArchiveSummary:
-        reader = searcher.reader()
-        docs = list(reader.all_doc_ids())
-        if not docs:
-            return ArchiveSummary(0, None, None, ())
-        dates_column = column(reader, "date")
-        authors_column = column(reader, "author_key")
-        dates = [dates_column[d] for d in docs if dates_column[d] != UNDATED]
-        authors = sorted({authors_column[d] for d in docs if authors_column[d]}, key=str.casefold)
-        first = long_to_datetime(min(dates)).date().isoformat() if dates else None
-        last = long_to_datetime(max(dates)).date().isoformat() if dates else None
-        return ArchiveSummary(len(docs), first, last, tuple(authors))
-
-    return engine.memo("archive_summary", compute)
+    """What the archive holds, from the per-version document values."""
+    values = doc_values(engine)
+    first = long_to_datetime(values.dates[0]).date().isoformat() if values.dates else None
+    last = long_to_datetime(values.dates[-1]).date().isoformat() if values.dates else None
+    authors = tuple(sorted(values.docs_by_author, key=str.casefold))
+    return ArchiveSummary(len(values.newest_first), first, last, authors)
 
 
 # Building blocks
@@ -263,7 +254,7 @@ def _filter_docs(engine: Engine, searcher: Searcher, request: SearchRequest) -> 
     if request.authors:
         by_author = {d for a in request.authors for d in values.docs_by_author.get(a, ())}
         allowed = by_author if allowed is None else allowed & by_author
-    return set(_live(searcher, allowed)) if allowed else set()
+    return allowed or set()
 
 
 def _matching(searcher: Searcher, query: wq.Query, allowed: set[int] | None) -> set[int]:
@@ -303,17 +294,18 @@ def doc_values(engine: Engine) -> DocValues:
             return DocValues([None] * total, [None] * total, [], [], {}, [], [])
         authors_column = column(reader, "author_key")
         dates_column = column(reader, "date")
+        live = set(reader.all_doc_ids())  # deleted documents are in no order or index
         authors = [authors_column[d] or None for d in range(total)]
-        raw_dates = [dates_column[d] for d in range(total)]
+        raw_dates = [dates_column[d] if d in live else UNDATED for d in range(total)]
         months = [None if raw == UNDATED else long_to_datetime(raw).strftime("%Y-%m") for raw in raw_dates]
         dated = sorted((raw, d) for d, raw in enumerate(raw_dates) if raw != UNDATED)
         by_author: dict[str, list[int]] = {}
         for d, author in enumerate(authors):
-            if author:
+            if author and d in live:
                 by_author.setdefault(author, []).append(d)
         ids = column(reader, "id")
         id_of = [ids[d] for d in range(total)]
-        undated = sorted((d for d, raw in enumerate(raw_dates) if raw == UNDATED), key=id_of.__getitem__)
+        undated = sorted((d for d in live if raw_dates[d] == UNDATED), key=id_of.__getitem__)
         newest = sorted((d for _, d in dated), key=lambda d: (-raw_dates[d], id_of[d])) + undated
         oldest = sorted((d for _, d in dated), key=lambda d: (raw_dates[d], id_of[d])) + undated
         return DocValues(authors, months, [raw for raw, _ in dated], [d for _, d in dated], by_author,
@@ -386,12 +378,11 @@ def _in_date_order(values: DocValues, sort: str, matching: set[int], limit: int)
     return list(itertools.islice((d for d in order if d in matching), limit))
 
 
-def _hits(searcher: Searcher, query: wq.Query, ranked: list[tuple[int, float | None]],
+def _hits(searcher: Searcher, terms: set[str], ranked: list[tuple[int, float | None]],
           request: SearchRequest) -> list[Hit]:
-    """Hits for this page of `ranked` (docnum, score) pairs."""
-    # Whoosh records matched terms only for score-sorted searches; the words found in the
-    # title and body by the highlighter are the matched terms in every order.
-    terms = query_terms(searcher, query) if not isinstance(query, wq.Every) else set()
+    """Hits for this page of `ranked` (docnum, score) pairs; `terms` are the query's index
+    terms. Whoosh records matched terms only for score-sorted searches; the words the
+    highlighter finds in the title and body are the matched terms in every order."""
     start = (request.page - 1) * request.per_page
     return [_hit(searcher, docnum, score, terms) for docnum, score in ranked[start:start + request.per_page]]
 
