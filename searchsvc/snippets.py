@@ -13,6 +13,8 @@ from collections.abc import Iterable
 from markupsafe import Markup, escape
 from whoosh.analysis import Analyzer
 
+from .analysis import TermFunction, term_spans
+
 SNIPPET_CHARS = 200
 ELLIPSIS = "…"
 
@@ -22,11 +24,14 @@ def match_spans(text: str, terms: Iterable[str], analyzer: Analyzer) -> list[tup
     wanted = set(terms)
     if not wanted:
         return []
-    spans = []
-    for token in analyzer(text, chars=True, mode="index"):
-        if token.text in wanted:
-            spans.append((token.startchar, token.endchar, token.text))
+    term_of = _term_functions.get(id(analyzer))
+    if term_of is None:
+        term_of = _term_functions[id(analyzer)] = TermFunction(analyzer)
+    spans = [span for span in term_spans(text, term_of) if span[2] in wanted]
     return _merge_adjacent(spans)
+
+
+_term_functions: dict[int, TermFunction] = {}
 
 
 def _merge_adjacent(spans: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:

@@ -370,3 +370,21 @@ def test_facets_and_exports_are_right_across_segments_without_some_fields(tmp_pa
     assert [p["id"] for p in searchsvc.export()] == ["d1", "n1"]  # dated first, undated last
     info = searchsvc.info()
     assert (info["undated"], info["authors"]) == (1, {"Quinn Fictional": 1})
+
+
+@pytest.mark.parametrize("name", ["ug_uyghur_corpus_articles.jsonl", "tr_financial_news.jsonl",
+                                  "zh_xinwenlianbo_sample.jsonl"])
+def test_fast_highlighting_terms_are_exactly_the_analysers(name):
+    from conftest import SAMPLE_POSTS
+
+    from searchsvc.analysis import TermFunction, term_spans, text_analyzer
+
+    analyzer = text_analyzer()
+    term_of = TermFunction(analyzer)
+    with open(CORPORA / "multilingual" / name, encoding="utf-8") as f:
+        texts = [json.loads(line)["body"] for line in f][:20]
+    texts += [p.read_text(encoding="utf-8") for p in (SAMPLE_POSTS / "posts").iterdir()]
+    texts += ["Ürümqi İSTANBUL Işık Uighurs RUNNING condemned Turkistan Urumchi ＡＢＣ 新闻联播 x 中 China’s"]
+    for text in texts:
+        slow = [(t.startchar, t.endchar, t.text) for t in analyzer(text, chars=True, mode="index")]
+        assert list(term_spans(text, term_of)) == slow
