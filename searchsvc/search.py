@@ -2,12 +2,13 @@
 and as HTML by the web pages.
 
 Whoosh facts this module is built around:
-- Filters are passed as `filter=` (a set of document numbers); an And with a constant
-  score query gave wrong totals on a multi-segment index.
+- Filters are sets of document numbers (from per-version arrays), applied with a
+  FilterCollector; an And with a constant score query gave wrong totals on a
+  multi-segment index.
 - When a filter matches nothing, Whoosh searches unfiltered (an empty set is falsy), so
   an empty filter is answered here, without searching.
-- `len(results)` re-runs the query; the total and the facets come instead from one pass
-  over the matching document numbers, read against the sortable columns.
+- `len(results)` re-runs the query; the total and the facets come instead from the one
+  scoring pass, which keeps every matching document number.
 """
 
 from __future__ import annotations
@@ -18,14 +19,13 @@ import re
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from markupsafe import Markup
 from whoosh import query as wq
 from whoosh.collectors import FilterCollector, TopCollector
 from whoosh.searching import Searcher
-from whoosh.sorting import FieldFacet, MultiFacet
 from whoosh.util.times import datetime_to_long, long_to_datetime
 
 from .analysis import fold, text_analyzer
@@ -96,8 +96,6 @@ class SearchResult:
     months: dict[str, int]  # "YYYY-MM" -> matches: the timeline's data (not in the JSON)
     did_you_mean: Suggestion | None
     took_ms: float
-    generation: str = ""
-    terms: frozenset[str] = field(default_factory=frozenset)
 
     @property
     def pages(self) -> int:
@@ -135,22 +133,13 @@ def _search(engine: Engine, request: SearchRequest) -> SearchResult:
     started = time.perf_counter()
     searcher = engine.searcher()
     query = _query(engine, request)
-    allowed = _filter_docs(engine, searcher, request)
-    limit = request.page * request.per_page
-    if allowed is not None and not allowed:
-        matching, results = set(), None  # Whoosh would search unfiltered on an empty filter
-    elif request.effective_sort == "relevance" and not isinstance(query, wq.Every):
-        matching, results = _rank_and_collect(searcher, query, allowed, limit)
-        results = [(results.docnum(n), round(results.score(n), 4)) for n in range(results.scored_length())]
-    else:
-        matching = _matching(searcher, query, allowed)
-        results = [(d, None) for d in _in_date_order(doc_values(engine), request.effective_sort, matching, limit)]
+    matching, ranked = _ranked(engine, searcher, query, request, request.page * request.per_page)
     facets, months = _facets(doc_values(engine), matching)
     terms = query_terms(searcher, query) if not isinstance(query, wq.Every) else set()
-    hits = _hits(searcher, terms, results, request) if results else []
+    hits = _hits(searcher, terms, ranked, request)
     suggestion = None
     if len(matching) < SUGGEST_BELOW and request.q.strip():
-        suggestion = _suggest(engine, searcher, request, allowed, len(matching))
+        suggestion = _suggest(engine, searcher, request, len(matching))
     return SearchResult(
         request=request,
         understood=describe(query),
@@ -160,8 +149,6 @@ def _search(engine: Engine, request: SearchRequest) -> SearchResult:
         months=months,
         did_you_mean=suggestion,
         took_ms=round((time.perf_counter() - started) * 1000, 1),
-        generation=engine.store.marker().generation,
-        terms=frozenset(terms),
     )
 
 
@@ -169,17 +156,11 @@ def iter_matches(engine: Engine, request: SearchRequest) -> tuple[int, str, Iter
     """(total, query as understood, every matching post in the request's order): for exports."""
     searcher = engine.searcher()
     query = _query(engine, request)
-    allowed = _filter_docs(engine, searcher, request)
-    matching = _matching(searcher, query, allowed)
+    matching, ranked = _ranked(engine, searcher, query, request, limit=None)
 
     def records() -> Iterator[tuple[Record, float | None]]:
-        if not matching:
-            return
-        results = searcher.search(query, filter=allowed, limit=None, sortedby=_sorting(request))
-        relevance = request.effective_sort == "relevance" and not isinstance(query, wq.Every)
-        for n in range(results.scored_length()):
-            score = round(results.score(n), 4) if relevance else None
-            yield record_from_stored(searcher.stored_fields(results.docnum(n))), score
+        for docnum, score in ranked:
+            yield record_from_stored(searcher.stored_fields(docnum)), score
 
     return len(matching), describe(query), records()
 
@@ -230,6 +211,22 @@ def archive_summary(engine: Engine) -> ArchiveSummary:
 
 
 # Building blocks
+
+
+def _ranked(engine: Engine, searcher: Searcher, query: wq.Query, request: SearchRequest,
+            limit: int | None) -> tuple[set[int], list[tuple[int, float | None]]]:
+    """Every matching document number, and the first `limit` of them (None: all) in the
+    request's order with their scores (None when ordered by date)."""
+    allowed = _filter_docs(engine, searcher, request)
+    if allowed is not None and not allowed:
+        return set(), []  # Whoosh would search unfiltered on an empty filter
+    if request.effective_sort == "relevance" and not isinstance(query, wq.Every):
+        top = searcher.doc_count_all() if limit is None else limit
+        matching, results = _rank_and_collect(searcher, query, allowed, top)
+        return matching, [(results.docnum(n), round(results.score(n), 4)) for n in range(results.scored_length())]
+    matching = _matching(searcher, query, allowed)
+    order = _in_date_order(doc_values(engine), request.effective_sort, matching, limit)
+    return matching, [(docnum, None) for docnum in order]
 
 
 def _query(engine: Engine, request: SearchRequest) -> wq.Query:
@@ -337,15 +334,6 @@ def _facets(values: DocValues, matching: set[int]) -> tuple[dict[str, list[Facet
     return facets, dict(sorted(months.items()))
 
 
-def _sorting(request: SearchRequest) -> Any:
-    sort = request.effective_sort
-    if sort == "newest":
-        return MultiFacet([FieldFacet("newest"), FieldFacet("id")])
-    if sort == "oldest":
-        return MultiFacet([FieldFacet("date"), FieldFacet("id")])
-    return None
-
-
 class _CollectEveryMatch(TopCollector):
     """The top N by score, and every matching document number, in one pass.
 
@@ -371,7 +359,7 @@ def _rank_and_collect(searcher: Searcher, query: wq.Query, allowed: set[int] | N
     return set(inner.matched), collector.results()
 
 
-def _in_date_order(values: DocValues, sort: str, matching: set[int], limit: int) -> list[int]:
+def _in_date_order(values: DocValues, sort: str, matching: set[int], limit: int | None) -> list[int]:
     """The first `limit` matches, newest or oldest first, undated last, ties by id: from the
     per-version orders, instead of a Whoosh sort that reads a column for every match."""
     order = values.newest_first if sort == "newest" else values.oldest_first
@@ -411,8 +399,7 @@ def query_terms(searcher: Searcher, query: wq.Query) -> set[str]:
     return {t.decode("utf-8") if isinstance(t, bytes) else t for f, t in terms if f in DEFAULT_FIELDS}
 
 
-def _suggest(engine: Engine, searcher: Searcher, request: SearchRequest, allowed: set[int] | None,
-             total: int) -> Suggestion | None:
+def _suggest(engine: Engine, searcher: Searcher, request: SearchRequest, total: int) -> Suggestion | None:
     """Respell words the index does not know; offer the result only if it finds more."""
     corrector = searcher.corrector("spell")
     changed = False
@@ -435,5 +422,5 @@ def _suggest(engine: Engine, searcher: Searcher, request: SearchRequest, allowed
         return None
     corrected = "".join(pieces)
     query = parse_query(corrected, engine.parser(request.operator))
-    found_total = len(_matching(searcher, query, allowed))
+    found_total = len(_matching(searcher, query, _filter_docs(engine, searcher, request)))
     return Suggestion(corrected, found_total) if found_total > total else None
