@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -68,6 +73,34 @@ def write(tmp_path: Path):
         return str(path)
 
     return _write
+
+
+@contextmanager
+def running_server(index: Path, log_path: Path, workers: int = 2) -> Iterator[str]:
+    """`searchsvc serve` on a free port, the index named by SEARCHSVC_INDEX; yields the base
+    URL once /healthz answers, and stops the server afterwards."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "SEARCHSVC_INDEX": str(index)}
+    with open(log_path, "w") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "searchsvc", "serve", "--port", str(port), "--workers", str(workers)],
+            env=env, stdout=log, stderr=subprocess.STDOUT)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    with urllib.request.urlopen(base + "/healthz", timeout=5):
+                        break
+                except OSError:
+                    assert time.monotonic() < deadline and server.poll() is None, log_path.read_text()
+                    time.sleep(0.2)
+            yield base
+        finally:
+            server.terminate()
+            server.wait(timeout=20)
 
 
 def run_cli(*args: str, **kwargs) -> subprocess.CompletedProcess[str]:

@@ -8,7 +8,6 @@ import io
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -17,7 +16,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import SAMPLE_POSTS, Searchsvc, assert_error
+from conftest import SAMPLE_POSTS, Searchsvc, assert_error, running_server
 from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
 from referencing import Registry, Resource
@@ -197,12 +196,6 @@ def test_cli_search_text_and_errors(search_index):
 # serve
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _get(url: str) -> tuple[int, dict]:
     try:
         with urllib.request.urlopen(url, timeout=10) as response:
@@ -215,21 +208,9 @@ def _get(url: str) -> tuple[int, dict]:
 def test_serve_answers_over_http_and_sees_new_posts_without_restart(tmp_path):
     index = tmp_path / "index"
     assert Searchsvc(index)("ingest", SAMPLE_POSTS / "posts").exit_code == 0
-    port = _free_port()
     env = {**os.environ, "SEARCHSVC_INDEX": str(index)}
-    log = open(tmp_path / "server.log", "w")  # noqa: SIM115 - closed in finally
-    server = subprocess.Popen([sys.executable, "-m", "searchsvc", "serve", "--port", str(port), "--workers", "2"],
-                              env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                status, health = _get(base + "/healthz")
-                break
-            except OSError:
-                assert time.monotonic() < deadline and server.poll() is None, "server did not start"
-                time.sleep(0.2)
+    with running_server(index, tmp_path / "server.log") as base:
+        status, health = _get(base + "/healthz")
         assert (status, health["posts"]) == (200, 4)
         status, body = _get(base + "/api/search?q=uyghur")
         assert (status, body["total"]) == (200, 4)
@@ -250,10 +231,6 @@ def test_serve_answers_over_http_and_sees_new_posts_without_restart(tmp_path):
         with urllib.request.urlopen(base + "/healthz", timeout=10) as response:
             server_header = response.headers.get("Server", "")
         assert "gunicorn" in server_header.lower()
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
-        log.close()
 
 
 def test_serve_refuses_a_missing_index(tmp_path):

@@ -10,11 +10,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_quality_benchmark_smoke():
-    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "quality.py"), "--smoke", "--json"],
+def smoke(script: str) -> dict:
+    """Run a benchmark in its smoke mode and return its JSON summary."""
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), "--smoke", "--json"],
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
-    summary = json.loads(result.stdout)
+    return json.loads(result.stdout)
+
+
+def test_quality_benchmark_smoke():
+    summary = smoke("quality.py")
     assert summary["queries"] == 50
     # 50 claims over their judged abstracts and 300 others: a broken ranking scores far lower.
     assert 0.6 < summary["ndcg@10"] <= 1.0
@@ -22,10 +27,7 @@ def test_quality_benchmark_smoke():
 
 
 def test_search_benchmark_smoke():
-    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "search.py"), "--smoke", "--json"],
-                            capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr
-    summary = json.loads(result.stdout)
+    summary = smoke("search.py")
     assert summary["documents"] == 300
     assert set(summary["classes"]) == {"rare word", "common word", "2-word AND", "3-word AND", "phrase",
                                        "word + date range", "date range, newest", "word, newest"}

@@ -8,16 +8,11 @@ import gzip
 import json
 import os
 import re
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from conftest import CORPORA, PRESIDENTIAL, ROOT, SAMPLE_POSTS, Searchsvc
+from conftest import CORPORA, PRESIDENTIAL, ROOT, SAMPLE_POSTS, Searchsvc, running_server
 from playwright.sync_api import Page, expect, sync_playwright
 
 CHROMIUM = "/usr/bin/chromium"
@@ -41,26 +36,8 @@ def server(tmp_path_factory):
     index = root / "index"
     result = Searchsvc(index)("ingest", SAMPLE_POSTS / "posts", corpus, uyghur)
     assert result.exit_code == 0, result.output
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    log = open(root / "server.log", "w")  # noqa: SIM115 - closed below
-    process = subprocess.Popen(
-        [sys.executable, "-m", "searchsvc", "serve", "--index", str(index), "--port", str(port)],
-        stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            with urllib.request.urlopen(base + "/healthz", timeout=5):
-                break
-        except OSError:
-            assert time.monotonic() < deadline and process.poll() is None, (root / "server.log").read_text()
-            time.sleep(0.2)
-    yield base
-    process.terminate()
-    process.wait(timeout=20)
-    log.close()
+    with running_server(index, root / "server.log") as base:
+        yield base
 
 
 @pytest.fixture(scope="module")
