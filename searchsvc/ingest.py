@@ -7,7 +7,7 @@ rewritten, which makes re-ingesting an archive cheap.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 
 from .errors import InvalidRecord
@@ -139,23 +139,23 @@ def write_batch(
         if rebuild:
             report.removed = len(existing.keys() - batch.records.keys())
             name, fresh = store.new_generation()
-            _write(fresh, batch.records.values(), wait, replace=False)
+            _write(fresh, batch.records.values(), wait, replace=set())
             store.make_current(name)
             report.written = True
             return
         changed = [r for r in batch.records.values() if existing.get(r.id) != r.fingerprint]
         if changed:
-            _write(ix, changed, wait, replace=True, existing=existing)
+            _write(ix, changed, wait, replace=existing.keys())
             report.written = True
 
 
-def _write(ix, records: Iterable[Record], wait: float, *, replace: bool,
-           existing: dict[str, bytes] | None = None) -> None:
+def _write(ix, records: Iterable[Record], wait: float, *, replace: Collection[str]) -> None:
+    """One commit: posts whose id is in `replace` are updated in place, the rest added."""
     writer = ix.writer(timeout=wait, limitmb=WRITER_MEMORY_MB)
     try:
         for record in records:
             doc = document_from_record(record)
-            if replace and existing is not None and record.id in existing:
+            if record.id in replace:
                 writer.update_document(**doc)
             else:
                 writer.add_document(**doc)
