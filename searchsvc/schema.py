@@ -15,6 +15,7 @@ from whoosh.util.times import datetime_to_long
 
 from .analysis import name_analyzer, spelling_analyzer, text_analyzer
 from .dates import parse_date
+from .fields import FastText
 from .records import Record
 
 SCHEMA_VERSION = 2
@@ -23,6 +24,8 @@ SCHEMA_VERSION = 2
 DEFAULT_FIELDS = ("text", "title")
 # Fields a query may name: `title:`, `author:`.
 QUERY_FIELDS = ("title", "author")
+# Unstemmed words for "did you mean" (written by writer.PostWriter, one posting a segment).
+SPELL_FIELD = "spell"
 
 
 def build_schema() -> fields.Schema:
@@ -36,11 +39,11 @@ def build_schema() -> fields.Schema:
     return fields.Schema(
         id=fields.ID(stored=True, unique=True, sortable=True),
         # A word that analyses to several terms (Chinese bigrams, "China's") is a phrase.
-        title=fields.TEXT(stored=True, analyzer=analyzer, multitoken_query="phrase"),
-        text=fields.TEXT(analyzer=analyzer, multitoken_query="phrase"),
+        title=FastText(stored=True, analyzer=analyzer, multitoken_query="phrase"),
+        text=FastText(analyzer=analyzer, multitoken_query="phrase"),
         body=fields.STORED(),
-        spell=fields.TEXT(analyzer=spelling_analyzer(), phrase=False),
-        author=fields.TEXT(stored=True, analyzer=name_analyzer()),
+        spell=FastText(analyzer=spelling_analyzer(), phrase=False),
+        author=FastText(stored=True, analyzer=name_analyzer()),
         author_key=fields.ID(sortable=True),
         date=fields.DATETIME(stored=True, sortable=True),
         newest=fields.NUMERIC(bits=64, signed=True, sortable=True),
@@ -99,12 +102,13 @@ def live_columns(reader: Any, *names: str) -> list[tuple[int, ...]]:
 
 def document_from_record(record: Record) -> dict[str, Any]:
     """The Whoosh document for a record; absent optional values are left out."""
+    words = record.title + "\n" + record.body  # one object: the analysis reuses its words
     doc: dict[str, Any] = {
         "id": record.id,
         "title": record.title,
-        "text": record.title + "\n" + record.body,
+        "text": words,
         "body": record.body,
-        "spell": record.title + "\n" + record.body,
+        "spell": words,
         "fingerprint": record.fingerprint,
         "newest": UNDATED_NEWEST,
     }

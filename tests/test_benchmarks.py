@@ -32,3 +32,10 @@ def test_search_benchmark_smoke():
     assert set(summary["classes"]) == {"rare word", "common word", "2-word AND", "3-word AND", "phrase",
                                        "word + date range", "date range, newest", "word, newest"}
     assert summary["all"]["ours_p50_ms"] > 0 and summary["all"]["fts5_p50_ms"] > 0
+
+
+def test_ingest_benchmark_smoke():
+    summary = smoke("ingest.py")
+    assert summary["documents"] == 300
+    assert set(summary["variants"]) == {"searchsvc", "searchsvc re-ingest", "whoosh procs=2", "whoosh serial", "fts5"}
+    assert all(v["seconds"] > 0 and v["peak_mb"] > 0 for v in summary["variants"].values())

@@ -1,0 +1,178 @@
+"""Ingest speed: `searchsvc ingest` against stock Whoosh and SQLite FTS5, on the same corpus.
+
+    python benchmarks/ingest.py                  # the presidential corpus, one round (~4 minutes)
+    python benchmarks/ingest.py --rounds 3       # interleaved rounds, medians
+    python benchmarks/ingest.py --skip-serial    # leave out stock Whoosh's single writer (~2 minutes of it)
+    python benchmarks/ingest.py --smoke --json   # 300 documents: checks it runs
+
+Every variant runs in a fresh process of its own (start-up included), reads the same
+uncompressed JSONL file and parses each line, into an empty directory:
+- searchsvc: `searchsvc ingest FILE` (validation, fingerprints, our writer), then the same
+  command again on the unchanged file (re-ingest);
+- stock Whoosh, its best tuning: `writer(procs=2, multisegment=True, limitmb=256)`, a stemming
+  TEXT title and body (stored), DATETIME date, ID author;
+- stock Whoosh, the default single writer, the same schema;
+- SQLite FTS5 (porter unicode61) via Python's sqlite3, one transaction.
+MB/s are of the uncompressed file; peak memory is the largest resident set of the variant's
+processes (helpers included).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+CORPORA = Path(__file__).resolve().parent.parent.parent / "shared" / "corpora"
+PRESIDENTIAL = CORPORA / "us_presidential_documents.jsonl.gz"
+VARIANTS = ["searchsvc", "searchsvc re-ingest", "whoosh procs=2", "whoosh serial", "fts5"]
+
+
+def run_variant(name: str, source: Path, target: Path) -> None:
+    """In a child process: do one variant's work, then print its peak memory (MB)."""
+    if name.startswith("searchsvc"):
+        from searchsvc.cli import cli
+
+        try:
+            cli.main(["ingest", "--quiet", "--index", str(target), str(source)], standalone_mode=False)
+        except SystemExit as e:
+            if e.code:
+                raise
+    elif name.startswith("whoosh"):
+        _stock_whoosh(source, target, parallel=name == "whoosh procs=2")
+    else:
+        _fts5(source, target)
+    usage = resource.getrusage
+    peak = max(usage(resource.RUSAGE_SELF).ru_maxrss, usage(resource.RUSAGE_CHILDREN).ru_maxrss)
+    print(json.dumps({"peak_mb": round(peak / 1024)}))
+
+
+def _stock_whoosh(source: Path, target: Path, *, parallel: bool) -> None:
+    from dateutil import parser as dateparser
+    from whoosh import fields
+    from whoosh.analysis import StemmingAnalyzer
+    from whoosh.index import create_in
+
+    schema = fields.Schema(
+        id=fields.ID(stored=True, unique=True),
+        title=fields.TEXT(stored=True, analyzer=StemmingAnalyzer()),
+        body=fields.TEXT(stored=True, analyzer=StemmingAnalyzer()),
+        date=fields.DATETIME(stored=True, sortable=True),
+        author=fields.ID(stored=True),
+    )
+    target.mkdir()
+    ix = create_in(str(target), schema)
+    writer = ix.writer(procs=2, multisegment=True, limitmb=256) if parallel else ix.writer(limitmb=256)
+    with source.open(encoding="utf-8") as f:
+        for line in f:
+            r = json.loads(line)
+            doc = {"id": str(r["id"]), "title": r["title"], "body": r["body"], "author": r.get("author") or ""}
+            if r.get("date"):
+                doc["date"] = dateparser.parse(r["date"])
+            writer.add_document(**doc)
+    writer.commit()
+
+
+def _fts5(source: Path, target: Path) -> None:
+    import sqlite3
+
+    target.mkdir()
+    db = sqlite3.connect(target / "fts.db")
+    db.execute("CREATE VIRTUAL TABLE posts USING fts5(id UNINDEXED, title, body, date UNINDEXED, author, "
+               "tokenize='porter unicode61')")
+    with source.open(encoding="utf-8") as f:
+        rows = ((r["id"], r["title"], r["body"], r.get("date") or "", r.get("author") or "")
+                for r in map(json.loads, f))
+        db.executemany("INSERT INTO posts VALUES (?, ?, ?, ?, ?)", rows)
+    db.commit()
+    db.close()
+
+
+def timed(name: str, source: Path, target: Path) -> tuple[float, int]:
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, __file__, "--variant", name, str(source), str(target)],
+                          capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"{name} failed:\n{done.stderr}")
+    return seconds, json.loads(done.stdout.strip().splitlines()[-1])["peak_mb"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--corpus", type=Path, default=PRESIDENTIAL)
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--skip-serial", action="store_true", help="leave out stock Whoosh's single writer")
+    parser.add_argument("--smoke", action="store_true", help="300 documents, one round")
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--variant", nargs=3, metavar=("NAME", "SOURCE", "TARGET"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.variant:
+        name, source, target = args.variant
+        run_variant(name, Path(source), Path(target))
+        return
+
+    variants = [v for v in VARIANTS if not (args.skip_serial and v == "whoosh serial")]
+    rounds = 1 if args.smoke else args.rounds
+    seconds: dict[str, list[float]] = {v: [] for v in variants}
+    peaks: dict[str, list[int]] = {v: [] for v in variants}
+    with tempfile.TemporaryDirectory() as tmp:
+        source = Path(tmp) / "corpus.jsonl"
+        with gzip.open(args.corpus, "rt", encoding="utf-8") as f, source.open("w", encoding="utf-8") as out:
+            for n, line in enumerate(f):
+                if args.smoke and n >= 300:
+                    break
+                out.write(line)
+        megabytes = source.stat().st_size / 1e6
+        documents = sum(1 for _ in source.open(encoding="utf-8"))
+        for r in range(rounds):
+            for name in variants:
+                # The re-ingest reads into the index the first searchsvc run of this round made.
+                target = Path(tmp) / f"r{r}-searchsvc" if name == "searchsvc re-ingest" else Path(tmp) / f"r{r}-{name}"
+                s, peak = timed(name, source, target)
+                seconds[name].append(s)
+                peaks[name].append(peak)
+                if name not in ("searchsvc",):
+                    shutil.rmtree(target, ignore_errors=True)
+
+    ours = statistics.median(seconds["searchsvc"])
+    summary = {
+        "documents": documents,
+        "megabytes": round(megabytes, 1),
+        "rounds": rounds,
+        "cpus": os.cpu_count(),
+        "variants": {
+            name: {
+                "seconds": round(statistics.median(seconds[name]), 2),
+                "mb_per_s": round(megabytes / statistics.median(seconds[name]), 2),
+                "peak_mb": max(peaks[name]),
+                "time_ratio_to_searchsvc": round(statistics.median(seconds[name]) / ours, 2),
+            }
+            for name in variants
+        },
+    }
+    v = summary["variants"]
+    summary["searchsvc_speedup_over_whoosh_procs2"] = round(v["whoosh procs=2"]["seconds"] / ours, 2)
+    summary["reingest_speedup"] = round(ours / v["searchsvc re-ingest"]["seconds"], 1)
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return
+    print(f"{documents} documents, {summary['megabytes']} MB, {rounds} round(s), {os.cpu_count()} CPUs; medians")
+    print(f"{'variant':<22}{'seconds':>9}{'MB/s':>8}{'peak MB':>9}{'x ours':>8}")
+    for name, row in v.items():
+        print(f"{name:<22}{row['seconds']:>9}{row['mb_per_s']:>8}{row['peak_mb']:>9}{row['time_ratio_to_searchsvc']:>8}")
+    print(f"searchsvc is {summary['searchsvc_speedup_over_whoosh_procs2']}x stock Whoosh's best tuning; "
+          f"re-ingesting unchanged is {summary['reingest_speedup']}x faster than the first ingest")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,125 @@
+"""Our fast writer writes what Whoosh's own writer and analysers write, and its parallel
+path gives the same index as its serial one."""
+
+from __future__ import annotations
+
+import gzip
+import itertools
+import json
+
+import pytest
+from conftest import CORPORA, PRESIDENTIAL, Searchsvc
+from whoosh import fields
+from whoosh.filedb.filestore import FileStorage
+from whoosh.writing import SegmentWriter
+
+from searchsvc.fields import FastText
+from searchsvc.records import record_from_mapping
+from searchsvc.schema import build_schema, document_from_record
+from searchsvc.writer import PostWriter, split_by_size
+
+PHRASE_FIELDS = ("title", "text", "author")
+
+
+def _records():
+    """300 presidential documents and 40 of each multilingual corpus (Uyghur, Turkish, Chinese)."""
+    lines = []
+    with gzip.open(PRESIDENTIAL, "rt", encoding="utf-8") as f:
+        lines += list(itertools.islice(f, 300))
+    for path in sorted((CORPORA / "multilingual").glob("*.jsonl")):
+        with path.open(encoding="utf-8") as f:
+            lines += list(itertools.islice(f, 40))
+    return [record_from_mapping(json.loads(line)) for line in lines]
+
+
+def _build(path, records, writer_class):
+    path.mkdir()
+    ix = FileStorage(str(path)).create_index(build_schema())
+    writer = writer_class(ix)
+    for record in records:
+        writer.add_document(**document_from_record(record))
+    writer.commit()
+    return ix
+
+
+@pytest.fixture(scope="module")
+def both(tmp_path_factory, request):
+    records = _records()
+    base = tmp_path_factory.mktemp("writers")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(FastText, "index", fields.TEXT.index)  # Whoosh's token pipeline
+        stock = _build(base / "stock", records, SegmentWriter)
+    fast = _build(base / "fast", records, PostWriter)
+    with stock.reader() as a, fast.reader() as b:
+        yield a, b
+
+
+def test_same_terms_and_postings_as_whoosh(both):
+    stock, fast = both
+    terms = list(stock.all_terms())
+    assert terms == list(fast.all_terms())
+    assert len(terms) > 20_000
+    for fieldname, term in terms:
+        if fieldname in PHRASE_FIELDS:
+            assert list(stock.postings(fieldname, term).all_items()) == list(
+                fast.postings(fieldname, term).all_items()
+            ), (fieldname, term)
+
+
+def test_spelling_words_keep_their_frequencies(both):
+    stock, fast = both
+    words = [t for f, t in stock.all_terms() if f == "spell"]
+    assert len(words) > 10_000
+    for word in words:
+        assert fast.frequency("spell", word) == stock.frequency("spell", word)
+        assert fast.doc_frequency("spell", word) >= 1
+    # One posting per word in the segment, instead of one per post.
+    assert sum(fast.doc_frequency("spell", w) for w in words) == len(words)
+
+
+def test_same_lengths_and_stored_fields(both):
+    stock, fast = both
+    assert stock.doc_count() == fast.doc_count() == 420
+    for fieldname in PHRASE_FIELDS:
+        assert stock.field_length(fieldname) == fast.field_length(fieldname)
+        assert [stock.doc_field_length(d, fieldname) for d in range(420)] == [
+            fast.doc_field_length(d, fieldname) for d in range(420)
+        ]
+    assert list(stock.iter_docs()) == list(fast.iter_docs())
+
+
+def test_split_by_size_keeps_order_and_balances():
+    records = _records()
+    parts = split_by_size(records, 2)
+    assert [r.id for part in parts for r in part] == [r.id for r in records]
+    sizes = [sum(len(r.body) + len(r.title) for r in part) for part in parts]
+    assert len(parts) == 2 and min(sizes) > 0.4 * sum(sizes)
+    assert split_by_size(records[:1], 4) == [records[:1]]
+
+
+def test_parallel_ingest_equals_serial_ingest(tmp_path, monkeypatch):
+    """A batch big enough for helper processes (lowered threshold) gives the same posts,
+    in the same order, with the same search results, as one process."""
+    source = tmp_path / "posts.jsonl"
+    with gzip.open(PRESIDENTIAL, "rt", encoding="utf-8") as f:
+        source.write_text("".join(itertools.islice(f, 400)), encoding="utf-8")
+    serial = Searchsvc(tmp_path / "serial")
+    assert serial("ingest", source).exit_code == 0
+    parallel = Searchsvc(tmp_path / "parallel")
+    monkeypatch.setattr("searchsvc.writer.PARALLEL_MIN_CHARS", 100_000)
+    result = parallel("ingest", source)
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == "Read 1 file: 400 new, 0 updated, 0 unchanged, 0 invalid, 0 skipped files\n"
+    assert parallel.export() == serial.export()
+    segments = [p.name for p in (tmp_path / "parallel").glob("g*/*.seg")]
+    assert len(segments) >= 2
+    for query in ("treaty", "national emergency", '"armed forces"', "proclamation -thanksgiving"):
+        a = serial("search", query, "--json", "--per-page", "20")
+        b = parallel("search", query, "--json", "--per-page", "20")
+        ja, jb = json.loads(a.stdout), json.loads(b.stdout)
+        for j in (ja, jb):
+            j.pop("took_ms")
+        assert ja == jb, query
+    # Updating posts written by a helper replaces them (no duplicates).
+    again = parallel("ingest", source)
+    assert again.stdout == "Read 1 file: 0 new, 0 updated, 400 unchanged, 0 invalid, 0 skipped files\n"
