@@ -14,15 +14,21 @@ Each round runs every query on both, one after the other; medians and p95 per qu
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+# Run as a script, this folder comes first on sys.path, and its http.py would shadow the
+# standard library's `http` package.
+if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
+    sys.path.pop(0)
+
 import argparse
 import gzip
 import json
 import sqlite3
 import statistics
-import sys
 import tempfile
 import time
-from pathlib import Path
 
 from searchsvc.engine import Engine
 from searchsvc.ingest import IngestReport, read_batch, write_batch

@@ -37,5 +37,16 @@ def test_search_benchmark_smoke():
 def test_ingest_benchmark_smoke():
     summary = smoke("ingest.py")
     assert summary["documents"] == 300
-    assert set(summary["variants"]) == {"searchsvc", "searchsvc re-ingest", "whoosh procs=2", "whoosh serial", "fts5"}
+    assert set(summary["variants"]) == {
+        "searchsvc", "searchsvc re-ingest", "whoosh procs=2, our schema", "whoosh procs=2", "whoosh serial", "fts5"
+    }
     assert all(v["seconds"] > 0 and v["peak_mb"] > 0 for v in summary["variants"].values())
+
+
+def test_http_benchmark_smoke():
+    summary = smoke("http.py")
+    assert summary["documents"] == 300
+    ours = summary["searchsvc"]
+    assert ours["requests"] > 0 and ours["non_2xx"] == 0 and ours["socket_errors"] == 0
+    assert len(ours["worker_mb_start"]) == 2
+    assert summary["fts5_baseline"]["requests"] > 0
