@@ -4,6 +4,8 @@
     python benchmarks/search.py --index /tmp/ixp     # reuse an index built by `searchsvc ingest`
     python benchmarks/search.py --smoke              # 300 documents, one round: checks it runs
     python benchmarks/search.py --json
+    python benchmarks/search.py --copies 10 --index /tmp/ix100k   # ~104,000 posts; builds the index
+                                                                  # there if missing (~5 min), then reuses it
 
 Ours: `searchsvc.search.search`, warm and in-process, with the result cache off (every call
 really searches): top 10, total, highlighted snippets, facets by author and year.
@@ -29,6 +31,7 @@ import sqlite3
 import statistics
 import tempfile
 import time
+from datetime import datetime, timedelta
 
 from searchsvc.engine import Engine
 from searchsvc.ingest import IngestReport, read_batch, write_batch
@@ -62,6 +65,20 @@ QUERIES = [
 def load(corpus: Path, limit: int | None) -> list[dict]:
     with gzip.open(corpus, "rt", encoding="utf-8") as f:
         return [json.loads(line) for n, line in enumerate(f) if limit is None or n < limit]
+
+
+def copy_of(records: list[dict], k: int) -> list[dict]:
+    """The k-th copy of the corpus for the scale run: new ids, dates k days later."""
+    if k == 0:
+        return records
+    out = []
+    for r in records:
+        r = dict(r, id=f"{r['id']}-copy{k}")
+        if r.get("date"):
+            shifted = datetime.fromisoformat(r["date"][:10]) + timedelta(days=k)
+            r["date"] = shifted.date().isoformat() + r["date"][10:]
+        out.append(r)
+    return out
 
 
 def build_fts(records: list[dict], path: Path) -> sqlite3.Connection:
@@ -101,7 +118,8 @@ def percentile(values: list[float], p: float) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corpus", type=Path, default=PRESIDENTIAL)
-    parser.add_argument("--index", type=Path, help="an existing searchsvc index of the same corpus")
+    parser.add_argument("--index", type=Path, help="a searchsvc index of the same corpus (built there if missing)")
+    parser.add_argument("--copies", type=int, default=1, help="the corpus this many times (new ids, shifted dates)")
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--smoke", action="store_true", help="300 documents, one round")
     parser.add_argument("--json", action="store_true")
@@ -110,15 +128,17 @@ def main() -> None:
     rounds = 1 if args.smoke else args.rounds
 
     with tempfile.TemporaryDirectory() as tmp:
-        records = load(args.corpus, limit)
+        original = load(args.corpus, limit)
+        records = [r for k in range(args.copies) for r in copy_of(original, k)]
         db = build_fts(records, Path(tmp) / "fts.db")
-        index = args.index
-        if index is None:
-            index = Path(tmp) / "index"
-            source = Path(tmp) / "corpus.jsonl"
-            source.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
-            report = IngestReport()
-            write_batch(IndexStore(index), read_batch([str(source)], report), report, rebuild=False, wait=0)
+        index = args.index or Path(tmp) / "index"
+        if not index.exists():
+            # One ingest per copy, as an archive grows.
+            for k in range(args.copies):
+                source = Path(tmp) / "corpus.jsonl"
+                source.write_text("".join(json.dumps(r) + "\n" for r in copy_of(original, k)), encoding="utf-8")
+                report = IngestReport()
+                write_batch(IndexStore(index), read_batch([str(source)], report), report, rebuild=False, wait=0)
         engine = Engine(IndexStore(index), result_cache_size=0)
         requests = [(cls, params, request_from_params(params)) for cls, params in QUERIES]
         for _, params, request in requests:  # warm both

@@ -24,8 +24,10 @@ from .store import MARKER, IndexStore
 class Engine:
     """The index a server or command searches; `searcher()` is always current."""
 
-    def __init__(self, store: IndexStore, *, result_cache_size: int = 256):
+    def __init__(self, store: IndexStore, *, result_cache_size: int = 256, search_timeout: float | None = 5.0):
         self.store = store
+        # Seconds one search may run before it is stopped (None: no limit).
+        self.search_timeout = search_timeout
         self.result_cache_size = result_cache_size
         self._lock = threading.Lock()
         self._marker_stamp: tuple[int, int] | None = None

@@ -14,6 +14,12 @@ class SearchsvcError(Exception):
     code = "error"
 
 
+class BadSetting(SearchsvcError):
+    """A configuration value (an option or SEARCHSVC_* variable) that cannot be used."""
+
+    code = "bad_setting"
+
+
 class IndexMissing(SearchsvcError):
     """There is no index at the configured location yet."""
 
@@ -75,6 +81,31 @@ class BadQuery(BadRequest):
 
     def __init__(self, message: str):
         super().__init__(message, code="bad_query", param="q")
+
+
+class SearchTimeout(SearchsvcError):
+    """A search ran past its time limit and was stopped."""
+
+    status = 503
+    code = "search_timeout"
+
+
+class RateLimited(SearchsvcError):
+    """A client sent more requests than the configured rate allows."""
+
+    status = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: int):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class IndexDamaged(SearchsvcError):
+    """The index directory is ours but cannot be read (a truncated or missing file)."""
+
+    status = 503
+    code = "index_damaged"
 
 
 class PostNotFound(SearchsvcError):

@@ -13,7 +13,9 @@ raise BadQuery saying what is wrong, so a typo is a 400 and never a silent wrong
 
 from __future__ import annotations
 
+import itertools
 import re
+from typing import Any
 
 from whoosh import qparser
 from whoosh import query as wq
@@ -26,7 +28,12 @@ from .schema import DEFAULT_FIELDS, QUERY_FIELDS
 # 0.1 ranked best on SciFact train (nDCG@10 0.7055); larger boosts count the title twice over
 # and rank worse (1.0: 0.665, 2.0: 0.618 on 200 claims): benchmarks/README.md has the runs.
 TITLE_BOOST = 0.1
+# Bounds on queries that are expensive by construction (a worker must never be stuck):
 MAX_QUERY_LENGTH = 1000
+MAX_WORDS = 64
+MAX_FUZZY_EDITS = 2
+# How many index words one `prefix*` or `word~` may stand for.
+MAX_EXPANSIONS = 500
 
 # The query language's operator words, and its lexemes: also what "did you mean" respells.
 OPERATORS = {"AND", "OR", "NOT", "ANDNOT"}
@@ -57,7 +64,21 @@ def parse_query(text: str, parser: qparser.QueryParser) -> wq.Query:
         query = wq.AndNot(wq.Every(), query.query)
     if query is wq.NullQuery or isinstance(query, type(wq.NullQuery)):
         raise BadQuery("the query has no words to search for")
+    for leaf in query.leaves():
+        if isinstance(leaf, wq.FuzzyTerm) and leaf.maxdist > MAX_FUZZY_EDITS:
+            raise BadQuery(f"'{leaf.text}~{leaf.maxdist}': fuzzy words allow at most {MAX_FUZZY_EDITS} edits")
     return query
+
+
+def check_expansions(query: wq.Query, reader: Any) -> None:
+    """BadQuery if a prefix or fuzzy word stands for more than MAX_EXPANSIONS index words:
+    `a*` would otherwise search tens of thousands of terms at once."""
+    for leaf in query.leaves():
+        if isinstance(leaf, (wq.Prefix, wq.FuzzyTerm, wq.Wildcard)):
+            expanded = itertools.islice(leaf._btexts(reader), MAX_EXPANSIONS + 1)
+            if sum(1 for _ in expanded) > MAX_EXPANSIONS:
+                shown = f"{leaf.text}*" if isinstance(leaf, wq.Prefix) else f"{leaf.text}~"
+                raise BadQuery(f"'{shown}' matches more than {MAX_EXPANSIONS} different words; make it longer")
 
 
 def check_syntax(text: str) -> str:
@@ -69,6 +90,9 @@ def check_syntax(text: str) -> str:
     if text.count('"') % 2:
         raise BadQuery('the query has an opening " without a closing one')
     lexemes = LEXEME.findall(text)
+    words = sum(1 for lexeme in lexemes if lexeme not in OPERATORS and lexeme not in "()")
+    if words > MAX_WORDS:
+        raise BadQuery(f"the query has {words} words; at most {MAX_WORDS} are allowed")
     depth = 0
     out: list[str] = []
     previous = None  # the kind of the last lexeme: "(", ")", "op", "not", "word", "field"

@@ -31,8 +31,8 @@ from whoosh.util.times import datetime_to_long, long_to_datetime
 from .analysis import fold, text_analyzer
 from .dates import period_end
 from .engine import Engine
-from .errors import PostNotFound
-from .query import LEXEME, OPERATORS, describe, parse_query
+from .errors import PostNotFound, SearchTimeout
+from .query import LEXEME, OPERATORS, check_expansions, describe, parse_query
 from .records import Record
 from .request import SearchRequest
 from .schema import DEFAULT_FIELDS, UNDATED, column, record_from_stored
@@ -222,9 +222,9 @@ def _ranked(engine: Engine, searcher: Searcher, query: wq.Query, request: Search
         return set(), []  # Whoosh would search unfiltered on an empty filter
     if request.effective_sort == "relevance" and not isinstance(query, wq.Every):
         top = searcher.doc_count_all() if limit is None else limit
-        matching, results = _rank_and_collect(searcher, query, allowed, top)
+        matching, results = _rank_and_collect(searcher, query, allowed, top, engine.search_timeout)
         return matching, [(results.docnum(n), round(results.score(n), 4)) for n in range(results.scored_length())]
-    matching = _matching(searcher, query, allowed)
+    matching = _matching(searcher, query, allowed, engine.search_timeout)
     order = _in_date_order(doc_values(engine), request.effective_sort, matching, limit)
     return matching, [(docnum, None) for docnum in order]
 
@@ -232,7 +232,9 @@ def _ranked(engine: Engine, searcher: Searcher, query: wq.Query, request: Search
 def _query(engine: Engine, request: SearchRequest) -> wq.Query:
     if not request.q.strip():
         return wq.Every()
-    return parse_query(request.q, engine.parser(request.operator))
+    query = parse_query(request.q, engine.parser(request.operator))
+    check_expansions(query, engine.searcher().reader())
+    return query
 
 
 def _filter_docs(engine: Engine, searcher: Searcher, request: SearchRequest) -> set[int] | None:
@@ -254,12 +256,22 @@ def _filter_docs(engine: Engine, searcher: Searcher, request: SearchRequest) -> 
     return allowed or set()
 
 
-def _matching(searcher: Searcher, query: wq.Query, allowed: set[int] | None) -> set[int]:
+def _matching(searcher: Searcher, query: wq.Query, allowed: set[int] | None, timeout: float | None = None) -> set[int]:
     if isinstance(query, wq.Every):
         docs = allowed if allowed is not None else set(searcher.reader().all_doc_ids())
         return set(docs)
-    found = set(_live(searcher, searcher.docs_for_query(query)))
+    deadline = None if timeout is None else time.monotonic() + timeout
+    found = set()
+    for n, docnum in enumerate(_live(searcher, searcher.docs_for_query(query))):
+        if deadline is not None and n % 1024 == 0 and time.monotonic() > deadline:
+            raise _timed_out(timeout)
+        found.add(docnum)
     return found if allowed is None else found & allowed
+
+
+def _timed_out(timeout: float | None) -> SearchTimeout:
+    return SearchTimeout(f"the search took longer than {timeout:g} s and was stopped; "
+                         "narrow it with more words, a longer prefix or a date range")
 
 
 def _live(searcher: Searcher, docnums: Iterable[int]) -> Iterator[int]:
@@ -338,22 +350,30 @@ class _CollectEveryMatch(TopCollector):
     """The top N by score, and every matching document number, in one pass.
 
     Block-quality skipping is off: it would skip documents we must count and facet.
+    Past `timeout` seconds it stops the search with SearchTimeout (checked every 256
+    matches; Whoosh's TimeLimitCollector would bypass the date and author filter).
     """
 
-    def __init__(self, limit: int):
+    def __init__(self, limit: int, timeout: float | None = None):
         super().__init__(limit=limit, usequality=False)
         self.matched: list[int] = []
+        self.timeout = timeout
+        self.deadline = None if timeout is None else time.monotonic() + timeout
 
     def _collect(self, global_docnum: int, score: float) -> Any:
-        self.matched.append(global_docnum)
+        matched = self.matched
+        if self.deadline is not None and not len(matched) % 256 and time.monotonic() > self.deadline:
+            raise _timed_out(self.timeout)
+        matched.append(global_docnum)
         return super()._collect(global_docnum, score)
 
 
 def _rank_and_collect(searcher: Searcher, query: wq.Query, allowed: set[int] | None,
-                      limit: int) -> tuple[set[int], Any]:
+                      limit: int, timeout: float | None = None) -> tuple[set[int], Any]:
     """Score once: the scoring pass also yields the total and the documents to facet,
-    instead of running the query a second time (phrases cost the most twice)."""
-    inner = _CollectEveryMatch(limit)
+    instead of running the query a second time (phrases cost the most twice).
+    Past `timeout` seconds the search stops with SearchTimeout: a worker is never stuck."""
+    inner = _CollectEveryMatch(limit, timeout)
     collector = FilterCollector(inner, allow=allowed) if allowed is not None else inner
     searcher.search_with_collector(query, collector)
     return set(inner.matched), collector.results()
@@ -422,5 +442,5 @@ def _suggest(engine: Engine, searcher: Searcher, request: SearchRequest, total: 
         return None
     corrected = "".join(pieces)
     query = parse_query(corrected, engine.parser(request.operator))
-    found_total = len(_matching(searcher, query, _filter_docs(engine, searcher, request)))
+    found_total = len(_matching(searcher, query, _filter_docs(engine, searcher, request), engine.search_timeout))
     return Suggestion(corrected, found_total) if found_total > total else None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import gunicorn.http.wsgi
 from gunicorn.app.base import BaseApplication
 
 from .web import create_app
@@ -39,4 +40,7 @@ def serve(index: str, host: str, port: int, workers: int, access_log: bool = Fal
         "loglevel": "info",
         "proc_name": "searchsvc",
     }
+    # The Server header names no software or version an attacker could look up.
+    gunicorn.http.wsgi.SERVER = "searchsvc"
+    create_app({"INDEX": index})  # settings errors (a bad rate limit) stop here, not in every worker
     Server(options, {"INDEX": index}).run()

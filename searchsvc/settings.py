@@ -23,3 +23,11 @@ INDEX = Setting("index", "index", "Index directory.")
 WAIT = Setting(
     "wait", 30.0, "Seconds to wait for another process writing to the index before giving up."
 )
+SEARCH_TIMEOUT = Setting("search_timeout", 5.0, "Seconds one search may run before it is stopped with a 503.")
+RATE_LIMIT = Setting(
+    "rate_limit", "", "Requests per client address to the API and pages, e.g. '120/minute' (empty: no limit)."
+)
+EXPORT_RATE_LIMIT = Setting("export_rate_limit", "", "Exports per client address, e.g. '10/hour' (empty: no limit).")
+TRUST_PROXY = Setting(
+    "trust_proxy", "", "Take the client address from X-Forwarded-For (set only behind your own reverse proxy)."
+)

@@ -159,8 +159,8 @@ def client_for():
 
     apps = []
 
-    def make(index: Path):
-        app = create_app({"INDEX": str(index), "TESTING": True})
+    def make(index: Path, **config):
+        app = create_app({"INDEX": str(index), "TESTING": True, **config})
         apps.append(app)
         return app.test_client()
 

@@ -228,9 +228,14 @@ def test_serve_answers_over_http_and_sees_new_posts_without_restart(tmp_path):
         seen = [_get(base + "/api/search?q=zeppelin")[1]["total"] for _ in range(6)]
         assert time.monotonic() - committed < 1.0
         assert seen == [1] * 6
-        with urllib.request.urlopen(base + "/healthz", timeout=10) as response:
-            server_header = response.headers.get("Server", "")
-        assert "gunicorn" in server_header.lower()
+        # No server software or version leaks, on a page, the API and an error.
+        for path in ("/healthz", "/", "/api/search?q=uyghur"):
+            with urllib.request.urlopen(base + path, timeout=10) as response:
+                assert response.headers.get_all("Server") == ["searchsvc"], path
+        with pytest.raises(urllib.error.HTTPError) as missing:
+            urllib.request.urlopen(base + "/nowhere", timeout=10)
+        assert missing.value.headers.get_all("Server") == ["searchsvc"]
+        missing.value.close()
 
 
 def test_serve_refuses_a_missing_index(tmp_path):

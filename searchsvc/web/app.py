@@ -9,20 +9,29 @@ from flask import Flask, Response, current_app
 
 from .. import settings
 from ..engine import Engine
+from ..errors import BadSetting
 from ..store import IndexStore
 from .errors import register_error_handlers
+from .ratelimit import install_rate_limits
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Defaults, then `SEARCHSVC_*` environment variables, then `config` (tests)."""
     app = Flask(__name__)
-    app.config.from_mapping(INDEX=settings.INDEX.default)
+    app.config.from_mapping({s.name.upper(): s.default for s in (
+        settings.INDEX, settings.SEARCH_TIMEOUT, settings.RATE_LIMIT, settings.EXPORT_RATE_LIMIT, settings.TRUST_PROXY
+    )})
     app.config.from_prefixed_env("SEARCHSVC", loads=str)
     if config:
         app.config.update(config)
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
-    app.extensions["searchsvc.engine"] = Engine(IndexStore(app.config["INDEX"]))
+    try:
+        timeout = float(app.config["SEARCH_TIMEOUT"])
+    except ValueError:
+        given = app.config["SEARCH_TIMEOUT"]
+        raise BadSetting(f"SEARCHSVC_SEARCH_TIMEOUT must be a number of seconds, got {given!r}") from None
+    app.extensions["searchsvc.engine"] = Engine(IndexStore(app.config["INDEX"]), search_timeout=timeout or None)
 
     from .api import api
     from .pages import pages
@@ -30,6 +39,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(api)
     app.register_blueprint(pages)
     register_error_handlers(app)
+    install_rate_limits(app)
     app.after_request(security_headers)
     return app
 

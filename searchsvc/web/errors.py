@@ -10,7 +10,7 @@ from __future__ import annotations
 from flask import Flask, Response, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
-from ..errors import SearchsvcError
+from ..errors import RateLimited, SearchsvcError
 
 
 def error_response(status: int, code: str, message: str, param: str | None = None) -> Response:
@@ -19,8 +19,8 @@ def error_response(status: int, code: str, message: str, param: str | None = Non
     return response
 
 
-_TITLES = {400: "Bad request", 404: "Not found", 405: "Method not allowed", 500: "Something went wrong",
-           503: "The archive is unavailable"}
+_TITLES = {400: "Bad request", 404: "Not found", 405: "Method not allowed", 429: "Too many requests",
+           500: "Something went wrong", 503: "The archive is unavailable"}
 
 
 def wants_json() -> bool:
@@ -37,7 +37,10 @@ def respond(status: int, code: str, message: str, param: str | None = None) -> R
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(SearchsvcError)
     def core_error(e: SearchsvcError) -> Response:
-        return respond(e.status, e.code, str(e), getattr(e, "param", None))
+        response = respond(e.status, e.code, str(e), getattr(e, "param", None))
+        if isinstance(e, RateLimited):
+            response.headers["Retry-After"] = str(e.retry_after)
+        return response
 
     @app.errorhandler(HTTPException)
     def http_error(e: HTTPException) -> Response:

@@ -1,0 +1,101 @@
+"""Per-client rate limits for the API, the pages and exports: off unless configured.
+
+    SEARCHSVC_RATE_LIMIT=120/minute        every request except static files and /healthz
+    SEARCHSVC_EXPORT_RATE_LIMIT=10/hour    /api/export, on top of the general limit
+    SEARCHSVC_TRUST_PROXY=1                client address from X-Forwarded-For (behind your proxy)
+
+A sliding window per client address, kept in each worker process: with N workers a client
+may get up to N times the limit through, which is what a limit against floods needs; put a
+shared limit in the reverse proxy when it must be exact. A refused request gets 429 and a
+Retry-After header saying when the next one will be accepted.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import threading
+import time
+from collections import OrderedDict, deque
+
+from flask import Flask, request
+
+from ..errors import BadSetting, RateLimited
+
+_RATE = re.compile(r"^\s*(\d+)\s*/\s*(second|minute|hour|day)\s*$")
+_SECONDS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+# Clients remembered per limit; the least recently seen are forgotten first.
+MAX_CLIENTS = 50_000
+
+
+def parse_rate(text: str) -> tuple[int, int] | None:
+    """"120/minute" -> (120, 60); "" -> None (no limit); BadSetting for anything else."""
+    if not text or not str(text).strip():
+        return None
+    match = _RATE.match(str(text))
+    if not match or int(match[1]) < 1:
+        raise BadSetting(f"a rate limit must look like '120/minute' (per second, minute, hour or day), got {text!r}")
+    return int(match[1]), _SECONDS[match[2]]
+
+
+class SlidingWindow:
+    """At most `limit` hits per `period` seconds per key."""
+
+    def __init__(self, limit: int, period: int, name: str):
+        self.limit, self.period, self.name = limit, period, name
+        self._hits: OrderedDict[str, deque[float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def hit(self, key: str, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            hits = self._hits.pop(key, None) or deque()
+            self._hits[key] = hits  # most recently seen last
+            while hits and hits[0] <= now - self.period:
+                hits.popleft()
+            if len(hits) >= self.limit:
+                retry = max(1, math.ceil(hits[0] + self.period - now))
+                raise RateLimited(
+                    f"too many {self.name} from this address: at most {self.limit} per "
+                    f"{_period_name(self.period)}; retry in {retry} s",
+                    retry_after=retry,
+                )
+            hits.append(now)
+            while len(self._hits) > MAX_CLIENTS:
+                self._hits.popitem(last=False)
+
+
+def _period_name(seconds: int) -> str:
+    return {v: k for k, v in _SECONDS.items()}[seconds]
+
+
+def client_address(trust_proxy: bool) -> str:
+    if trust_proxy:
+        forwarded = request.headers.get("X-Forwarded-For", "")
+        # The proxy appends the address it saw: the last entry is the one it vouches for.
+        hops = [h.strip() for h in forwarded.split(",") if h.strip()]
+        if hops:
+            return hops[-1]
+    return request.remote_addr or "unknown"
+
+
+def install_rate_limits(app: Flask) -> None:
+    general = parse_rate(app.config["RATE_LIMIT"])
+    export = parse_rate(app.config["EXPORT_RATE_LIMIT"])
+    if general is None and export is None:
+        return
+    trust_proxy = str(app.config["TRUST_PROXY"]).strip().lower() in ("1", "true", "yes", "on")
+    windows = {
+        "general": SlidingWindow(*general, name="requests") if general else None,
+        "export": SlidingWindow(*export, name="exports") if export else None,
+    }
+
+    @app.before_request
+    def limit() -> None:
+        if request.path.startswith("/static/") or request.path == "/healthz":
+            return
+        address = client_address(trust_proxy)
+        if windows["general"]:
+            windows["general"].hit(address)
+        if windows["export"] and request.path == "/api/export":
+            windows["export"].hit(address)

@@ -1,0 +1,108 @@
+"""Queries that are expensive by construction get a fast, clear answer; rate limits when asked."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+from conftest import assert_error
+
+
+@pytest.fixture(scope="module")
+def big(presidential, client_for):
+    searchsvc, _ = presidential
+    return client_for(searchsvc.index)
+
+
+def test_a_very_long_query_is_refused(client):
+    assert_error(client.get("/api/search", query_string={"q": "a" * 1001}), 400, "bad_query", "q",
+                 "the query is longer than 1000 characters")
+
+
+def test_thousands_of_terms_are_refused(client):
+    q = " OR ".join(f"w{n}" for n in range(65))
+    assert_error(client.get("/api/search", query_string={"q": q}), 400, "bad_query", "q",
+                 "the query has 65 words; at most 64 are allowed")
+    # 64 words are still a query.
+    q = " OR ".join(f"w{n}" for n in range(63)) + " uyghur"
+    assert client.get("/api/search", query_string={"q": q}).status_code == 200
+
+
+def test_deep_fuzzy_words_are_refused(client):
+    assert_error(client.get("/api/search", query_string={"q": "uyghur~5"}), 400, "bad_query", "q",
+                 "'uyghur~5': fuzzy words allow at most 2 edits")
+    assert client.get("/api/search", query_string={"q": "uygur~2"}).status_code == 200
+
+
+def test_prefixes_that_expand_to_huge_term_sets_are_refused(big):
+    assert_error(big.get("/api/search", query_string={"q": "a*"}), 400, "bad_query", "q",
+                 "'a*' matches more than 500 different words; make it longer")
+    assert_error(big.get("/api/export", query_string={"q": "s*"}), 400, "bad_query", "q")
+    # A real prefix still works, and a fuzzy word within bounds.
+    response = big.get("/api/search", query_string={"q": "emerg*"})
+    assert response.status_code == 200 and response.get_json()["total"] > 100
+    assert big.get("/api/search", query_string={"q": "presidnt~2"}).status_code == 200
+
+
+def test_pages_far_out_of_range_are_refused(client):
+    assert_error(client.get("/api/search?q=uyghur&per_page=101"), 400, "bad_page", "per_page")
+    assert_error(client.get("/api/search?q=uyghur&page=1001"), 400, "bad_page", "page")
+    assert_error(client.get("/api/search?q=uyghur&page=99999999999999999999"), 400, "bad_page", "page")
+
+
+@pytest.mark.parametrize("params", [{"q": "states"}, {"q": "states", "sort": "newest"}, {"q": '"united states"'}])
+def test_a_search_past_its_time_limit_is_stopped_with_503(presidential, client_for, params):
+    searchsvc, _ = presidential
+    slow = client_for(searchsvc.index, SEARCH_TIMEOUT="0.000000001")
+    message = assert_error(slow.get("/api/search", query_string=params), 503, "search_timeout")
+    assert message.startswith("the search took longer than 1e-09 s and was stopped")
+    page = slow.get("/", query_string=params)
+    assert page.status_code == 503 and "was stopped" in page.get_data(as_text=True)
+
+
+def test_rate_limit_is_off_by_default(client):
+    assert all(client.get("/api/search?q=uyghur").status_code == 200 for _ in range(30))
+
+
+def test_rate_limit_per_client_address_with_retry_after(search_index, client_for):
+    limited = client_for(search_index, RATE_LIMIT="3/minute")
+    for _ in range(3):
+        assert limited.get("/api/search?q=uyghur").status_code == 200
+    response = limited.get("/api/search?q=uyghur")
+    message = assert_error(response, 429, "rate_limited")
+    assert message.startswith("too many requests from this address: at most 3 per minute; retry in ")
+    assert 1 <= int(response.headers["Retry-After"]) <= 60
+    page = limited.get("/?q=uyghur")
+    assert page.status_code == 429 and page.headers["Retry-After"]
+    assert "too many requests" in page.get_data(as_text=True)
+    # Health checks and static files are not counted; another address has its own budget.
+    assert limited.get("/healthz").status_code == 200
+    static = limited.get("/static/style.css")
+    static.close()
+    assert static.status_code == 200
+    other = limited.get("/api/search?q=uyghur", environ_base={"REMOTE_ADDR": "192.0.2.7"})
+    assert other.status_code == 200
+
+
+def test_export_limit_and_trusted_proxy_address(search_index, client_for):
+    limited = client_for(search_index, EXPORT_RATE_LIMIT="1/hour", TRUST_PROXY="1")
+    via = {"X-Forwarded-For": "203.0.113.9, 198.51.100.1"}
+    assert limited.get("/api/export?q=uyghur", headers=via).status_code == 200
+    response = limited.get("/api/export?q=uyghur", headers=via)
+    assert_error(response, 429, "rate_limited")
+    assert 3000 < int(response.headers["Retry-After"]) <= 3600
+    # Searches are not exports; a client behind another proxy hop is another address.
+    assert limited.get("/api/search?q=uyghur", headers=via).status_code == 200
+    other = {"X-Forwarded-For": "203.0.113.9, 198.51.100.2"}
+    assert limited.get("/api/export?q=uyghur", headers=other).status_code == 200
+
+
+def test_a_bad_rate_limit_setting_stops_serve_with_a_clear_error(search_index):
+    env = {**os.environ, "SEARCHSVC_RATE_LIMIT": "lots"}
+    result = subprocess.run([sys.executable, "-m", "searchsvc", "serve", "--index", str(search_index)],
+                            capture_output=True, text=True, timeout=60, env=env)
+    assert result.returncode == 1
+    assert result.stderr == ("Error: a rate limit must look like '120/minute' (per second, minute, hour or day), "
+                             "got 'lots'\n")
