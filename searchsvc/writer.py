@@ -193,7 +193,9 @@ def _write_records(
             if len(parts) > 1:
                 context = multiprocessing.get_context("spawn")
                 pool = stack.enter_context(
-                    ProcessPoolExecutor(len(parts) - 1, mp_context=context, initializer=_die_with_parent)
+                    ProcessPoolExecutor(
+                        len(parts) - 1, mp_context=context, initializer=_die_with_parent, initargs=(os.getpid(),)
+                    )
                 )
                 limit = writer.pool.limit // 2**20
                 helpers = [pool.submit(_write_segment, ix.storage.folder, part, limit) for part in parts[:-1]]
@@ -263,7 +265,7 @@ def _write_segment(folder: str, records: list[Record], limitmb: int) -> Any:
     return writer._finalize_segment()
 
 
-def _die_with_parent() -> None:
+def _die_with_parent(parent: int) -> None:
     """A helper must not outlive a killed ingest: it would write into a directory the next
     writer is cleaning up."""
     try:
@@ -273,3 +275,5 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
+    if os.getppid() != parent:  # the ingest died while this process was starting
+        os._exit(1)
