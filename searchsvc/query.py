@@ -22,6 +22,7 @@ from whoosh import query as wq
 from whoosh.fields import Schema
 
 from .errors import BadQuery
+from .phrases import ExactPhrase
 from .schema import DEFAULT_FIELDS, QUERY_FIELDS
 
 # Title words are also in `text`; this extra weight puts a title match above a body match.
@@ -46,7 +47,7 @@ def make_parser(schema: Schema, *, operator: str = "and") -> qparser.QueryParser
     """A Whoosh parser over the default fields, with fuzzy terms; `operator` joins bare words."""
     fields = {name: schema[name] for name in (*DEFAULT_FIELDS, *QUERY_FIELDS)}
     group = qparser.OrGroup if operator == "or" else qparser.AndGroup
-    parser = qparser.QueryParser(DEFAULT_FIELDS[0], Schema(**fields), group=group)
+    parser = qparser.QueryParser(DEFAULT_FIELDS[0], Schema(**fields), group=group, phraseclass=ExactPhrase)
     parser.replace_plugin(qparser.MultifieldPlugin(DEFAULT_FIELDS, fieldboosts={"title": TITLE_BOOST}))
     parser.add_plugin(qparser.FuzzyTermPlugin())
     parser.remove_plugin_class(qparser.BoostPlugin)

@@ -1,0 +1,46 @@
+"""Our exact-phrase check finds exactly what Whoosh's span matching finds, with the same scores."""
+
+from __future__ import annotations
+
+import pytest
+from whoosh import query as wq
+
+from searchsvc.engine import Engine
+from searchsvc.phrases import ExactPhrase
+from searchsvc.query import parse_query
+from searchsvc.search import _rank_and_collect
+from searchsvc.store import IndexStore
+
+
+def _whoosh_phrases(q):
+    if isinstance(q, wq.Phrase):
+        return wq.Phrase(q.fieldname, q.words, slop=q.slop, boost=q.boost)
+    return q if q.is_leaf() else q.apply(_whoosh_phrases)
+
+
+@pytest.fixture(scope="module")
+def engine(presidential):
+    searchsvc, _ = presidential
+    engine = Engine(IndexStore(searchsvc.index), result_cache_size=0, search_timeout=None)
+    yield engine
+    engine.close()
+
+
+@pytest.mark.parametrize("text", [
+    '"executive order"', '"united states of america"', '"national emergency"', 'title:"day of prayer"',
+    '"armed forces day" OR "flag day"', '"very very"', '"of the of"', '"emergency national"',
+])
+def test_same_matches_and_scores_as_whoosh(engine, text):
+    searcher = engine.searcher()
+    ours = parse_query(text, engine.parser())
+    assert any(isinstance(leaf, ExactPhrase) for leaf in ours.leaves())
+    theirs = _whoosh_phrases(ours)
+    assert not any(isinstance(leaf, ExactPhrase) for leaf in theirs.leaves())
+    matched_a, top_a = _rank_and_collect(searcher, ours, None, 30)
+    matched_b, top_b = _rank_and_collect(searcher, theirs, None, 30)
+    assert matched_a == matched_b
+    assert [(top_a.docnum(i), top_a.score(i)) for i in range(top_a.scored_length())] == [
+        (top_b.docnum(i), top_b.score(i)) for i in range(top_b.scored_length())
+    ]
+    if text in ('"executive order"', '"national emergency"'):
+        assert len(matched_a) > 100
