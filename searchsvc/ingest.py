@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 
-from .errors import InvalidRecord
+from .errors import IndexDamaged, InvalidRecord
 from .records import Record, record_from_mapping
 from .schema import SCHEMA_VERSION, live_columns
 from .sources import Item, Problem, Skipped, SourceFile, discover, read_source
@@ -128,9 +128,16 @@ def write_batch(
 ) -> None:
     """Add new records, update changed ones, leave unchanged ones; or rebuild from the batch."""
     with store.locked(wait):
-        ix = store.open_for_writing(any_version=rebuild)
-        # An index of another schema version is replaced whole; its posts count as new.
-        existing = fingerprints(ix) if store.marker().schema_version == SCHEMA_VERSION else {}
+        try:
+            ix = store.open_for_writing(any_version=rebuild)
+            # An index of another schema version is replaced whole; its posts count as new.
+            existing = fingerprints(ix) if store.marker().schema_version == SCHEMA_VERSION else {}
+        except IndexDamaged:
+            if not rebuild:
+                raise
+            # A rebuild is how a damaged index is replaced: its posts cannot be read, so
+            # every post of the batch counts as new.
+            existing = {}
         for post_id, record in batch.records.items():
             known = existing.get(post_id)
             if known is None:

@@ -18,11 +18,13 @@ of contents, and a directory we did not create is untrusted.
 from __future__ import annotations
 
 import fcntl
+import gc
 import json
 import os
 import re
 import shutil
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -33,7 +35,7 @@ from typing import Any
 from whoosh import index as whoosh_index
 from whoosh.filedb.filestore import FileStorage
 
-from .errors import IndexBusy, IndexMissing, IndexVersionMismatch, NotAnIndex
+from .errors import IndexBusy, IndexDamaged, IndexMissing, IndexVersionMismatch, NotAnIndex
 from .schema import SCHEMA_VERSION, build_schema
 
 MARKER = "searchsvc-index.json"
@@ -122,11 +124,25 @@ class IndexStore:
 
     def _open_generation(self, name: str) -> whoosh_index.Index:
         storage = FileStorage(str(self.generation_path(name)))
-        # Passing our schema means Whoosh does not unpickle the stored one.
-        try:
-            return whoosh_index.FileIndex(storage, schema=build_schema())
-        except (OSError, whoosh_index.EmptyIndexError) as e:
-            raise NotAnIndex(f"the index at {self.root} is damaged: {e}") from None
+        problem = None
+        # Whoosh leaves a damaged segment's file to the garbage collector: it is closed when
+        # the failure is dropped, below, without a ResourceWarning for each retry.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ResourceWarning)
+            try:
+                # Passing our schema means Whoosh does not unpickle the stored one.
+                ix = whoosh_index.FileIndex(storage, schema=build_schema())
+                # Open every segment once: a truncated or missing file fails here, not mid-search.
+                with ix.reader() as reader:
+                    reader.doc_count_all()
+                return ix
+            except Exception as e:  # noqa: BLE001 - any failure to read our own files is damage
+                problem = f"{type(e).__name__}: {e}"
+            gc.collect()
+        raise IndexDamaged(
+            f"the index at {self.root} is damaged and cannot be read ({problem}); "
+            "rebuild it from your files with `searchsvc ingest --rebuild PATH...`"
+        )
 
     def last_update(self) -> datetime | None:
         """When the current generation was last committed (its newest table of contents)."""

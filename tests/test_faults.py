@@ -124,3 +124,71 @@ def test_ingest_killed_at_random_moments_leaves_the_last_commit(kill_setup, tmp_
         shutil.rmtree(index)
     assert len(outcomes) == 24
     assert "old" in outcomes and "new" in outcomes, outcomes
+
+
+def _damaged_message(index: Path, reason: str) -> str:
+    return (f"the index at {index} is damaged and cannot be read ({reason}); "
+            "rebuild it from your files with `searchsvc ingest --rebuild PATH...`")
+
+
+@pytest.mark.parametrize("damage", ["truncate", "delete"])
+def test_a_damaged_index_answers_503_and_info_says_why(tmp_path, client_for, damage):
+    index = tmp_path / "index"
+    posts = Path(__file__).parent.parent / "sample_posts" / "posts"
+    assert run_cli("ingest", "--index", str(index), str(posts)).returncode == 0
+    [segment] = index.glob("g*/*.seg")
+    if damage == "truncate":
+        with segment.open("r+b") as f:
+            f.truncate(1000)
+        reason = "EOFError: Ran out of input"
+    else:
+        segment.unlink()
+        reason = f"FileNotFoundError: [Errno 2] No such file or directory: '{segment}'"
+    expected = _damaged_message(index, reason)
+
+    info = run_cli("info", "--index", str(index))
+    assert (info.returncode, info.stdout, info.stderr) == (1, "", f"Error: {expected}\n")
+    client = client_for(index)
+    for path in ("/healthz", "/api/search?q=uyghur", "/api/export?q=uyghur", "/api/posts/x"):
+        response = client.get(path)
+        assert response.status_code == 503, path
+        assert response.get_json() == {"error": {"status": 503, "code": "index_damaged", "message": expected,
+                                                 "param": None}}
+    page = client.get("/?q=uyghur")
+    assert page.status_code == 503 and "is damaged and cannot be read" in page.get_data(as_text=True)
+    # An incremental ingest refuses to write into it; a rebuild replaces it.
+    add = run_cli("ingest", "--index", str(index), str(posts))
+    assert (add.returncode, add.stderr) == (1, f"Error: {expected}\n")
+    rebuilt = run_cli("ingest", "--rebuild", "--index", str(index), str(posts))
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    fresh = client_for(index)
+    assert fresh.get("/api/search?q=uyghur").get_json()["total"] == 4
+
+
+def test_a_foreign_directory_is_never_unpickled(tmp_path, client_for):
+    """A directory we did not create, holding a Whoosh-looking table of contents whose
+    unpickling would run code: 503, and the code never runs."""
+    import pickle
+
+    sentinel = tmp_path / "pwned"
+
+    class Exploit:
+        def __reduce__(self):
+            return (open, (str(sentinel), "w"))
+
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "_MAIN_1.toc").write_bytes(pickle.dumps(Exploit()))
+    (foreign / "g000001").mkdir()
+    (foreign / "g000001" / "_MAIN_1.toc").write_bytes(pickle.dumps(Exploit()))
+    client = client_for(foreign)
+    for path in ("/healthz", "/api/search?q=x", "/"):
+        assert client.get(path).status_code == 503
+    body = client.get("/api/search?q=x").get_json()
+    assert body["error"]["code"] == "not_an_index"
+    for command in (["info"], ["search", "x"], ["export"], ["ingest", str(tmp_path / "none.jsonl")]):
+        done = run_cli(*command, "--index", str(foreign))
+        assert done.returncode == 1
+        assert "is not a searchsvc index" in done.stderr, done.stderr
+    assert not sentinel.exists()
+    assert sorted(p.name for p in foreign.rglob("*")) == ["_MAIN_1.toc", "_MAIN_1.toc", "g000001"]
