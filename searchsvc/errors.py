@@ -48,6 +48,13 @@ class IndexBusy(SearchsvcError):
     code = "index_busy"
 
 
+class DiskFull(SearchsvcError):
+    """The disk filled up while the index was being written; the last commit is intact."""
+
+    status = 507
+    code = "disk_full"
+
+
 class InvalidRecord(SearchsvcError):
     """A post record fails validation; `reason` says why, without the place."""
 

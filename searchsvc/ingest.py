@@ -7,10 +7,11 @@ rewritten, which makes re-ingesting an archive cheap.
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 
-from .errors import IndexDamaged, InvalidRecord
+from .errors import DiskFull, IndexDamaged, InvalidRecord
 from .records import Record, record_from_mapping
 from .schema import SCHEMA_VERSION, live_columns
 from .sources import Item, Problem, Skipped, SourceFile, discover, read_source
@@ -146,17 +147,29 @@ def write_batch(
                 report.unchanged += 1
             else:
                 report.updated += 1
-        if rebuild:
-            report.removed = len(existing.keys() - batch.records.keys())
-            name, fresh = store.new_generation()
-            _write(fresh, batch.records.values(), wait, replace=set())
-            store.make_current(name)
-            report.written = True
-            return
-        changed = [r for r in batch.records.values() if existing.get(r.id) != r.fingerprint]
-        if changed:
-            _write(ix, changed, wait, replace=existing.keys())
-            report.written = True
+        try:
+            if rebuild:
+                report.removed = len(existing.keys() - batch.records.keys())
+                name, fresh = store.new_generation()
+                try:
+                    _write(fresh, batch.records.values(), wait, replace=set())
+                    store.make_current(name)
+                except BaseException:
+                    store.discard_generation(name)
+                    raise
+                report.written = True
+                return
+            changed = [r for r in batch.records.values() if existing.get(r.id) != r.fingerprint]
+            if changed:
+                _write(ix, changed, wait, replace=existing.keys())
+                report.written = True
+        except OSError as e:
+            if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            raise DiskFull(
+                f"no space left on the disk while writing the index at {store.root}: nothing was "
+                "written and the index is as it was; free some space and ingest again"
+            ) from None
 
 
 def _write(ix, records: Iterable[Record], wait: float, *, replace: Collection[str]) -> None:

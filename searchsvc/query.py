@@ -60,7 +60,10 @@ def parse_query(text: str, parser: qparser.QueryParser) -> wq.Query:
     if len(text) > MAX_QUERY_LENGTH:
         raise BadQuery(f"the query is longer than {MAX_QUERY_LENGTH} characters")
     prepared = check_syntax(text)
-    query = parser.parse(prepared)
+    try:
+        query = parser.parse(prepared)
+    except Exception:  # noqa: BLE001 - Whoosh's parser failing on an input we did not foresee
+        raise BadQuery("the query could not be understood; check its quotes, parentheses and operators") from None
     if isinstance(query, wq.Not):  # only exclusions: everything except them
         query = wq.AndNot(wq.Every(), query.query)
     if query is wq.NullQuery or isinstance(query, type(wq.NullQuery)):
@@ -133,6 +136,8 @@ def check_syntax(text: str) -> str:
         previous = kind
     if depth > 0:
         raise BadQuery("the query has a '(' that is never closed")
+    if any(a == b == "NOT" for a, b in zip(out, out[1:], strict=False)):
+        raise BadQuery("the query has 'NOT' twice in a row (or 'NOT -word'): use one")
     if previous in ("op", "not", "field"):
         raise BadQuery(f"'{out[-1]}' needs a word after it")
     return " ".join(out).replace(": (", ":(")

@@ -222,6 +222,11 @@ class IndexStore:
             return ix
         return self.open(check_version=not any_version)
 
+    def discard_generation(self, name: str) -> None:
+        """Remove a generation that was never made current (a failed rebuild)."""
+        if name != self.marker().generation:
+            shutil.rmtree(self.generation_path(name), ignore_errors=True)
+
     def _remove_abandoned(self) -> None:
         """Delete generations that are neither current nor previous (old or half-built)."""
         try:

@@ -21,6 +21,7 @@ from concurrent.futures import ProcessPoolExecutor
 from contextlib import ExitStack, contextmanager
 from typing import TYPE_CHECKING, Any
 
+from whoosh.index import clean_files
 from whoosh.system import pack_uint
 from whoosh.util.numeric import byte_to_length, length_to_byte
 from whoosh.writing import PostingPool, SegmentWriter
@@ -207,10 +208,30 @@ def _write_records(
         else:
             writer._close_segment()
     except BaseException:
-        writer.cancel()
+        _abandon(writer, ix)
         raise
-    writer._commit_toc(final)
+    try:
+        writer._commit_toc(final)
+    except BaseException:
+        _abandon(writer, ix)
+        raise
     writer._finish()
+
+
+def _abandon(writer: SegmentWriter, ix: Any) -> None:
+    """Undo a failed write: the last commit stays as it was, and the files of unfinished
+    segments (ours and the helpers') are deleted now, so a full disk gets its space back.
+    Closing may itself fail on a full disk; that must not hide the first error."""
+    for step in (writer.cancel, writer._finish):
+        try:
+            step()
+        except Exception:  # noqa: BLE001, S110 - the original error is the one to report
+            pass
+    try:
+        toc = ix._read_toc()  # our own table of contents, in a directory we created
+        clean_files(ix.storage, ix.indexname, toc.generation, toc.segments)
+    except Exception:  # noqa: BLE001, S110 - the next commit cleans up the same way
+        pass
 
 
 def default_workers(records: list[Record]) -> int:

@@ -48,5 +48,13 @@ def test_http_benchmark_smoke():
     assert summary["documents"] == 300
     ours = summary["searchsvc"]
     assert ours["requests"] > 0 and ours["non_2xx"] == 0 and ours["socket_errors"] == 0
-    assert len(ours["worker_mb_start"]) == 2
+    assert len(ours["worker_mb_start"]["private"]) == len(ours["worker_mb_end"]["rss"]) == 2
     assert summary["fts5_baseline"]["requests"] > 0
+
+
+def test_soak_benchmark_smoke():
+    summary = smoke("soak.py")
+    assert summary["documents"] == 300 and summary["seconds"] == 10
+    assert summary["requests"] > 0 and summary["non_2xx"] == 0 and summary["socket_errors"] == 0
+    assert summary["distinct_requests"] > 40
+    assert summary["peak_private_mb"] > 0 and len(summary["private_mb_over_time"]) >= 3

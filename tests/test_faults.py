@@ -192,3 +192,113 @@ def test_a_foreign_directory_is_never_unpickled(tmp_path, client_for):
         assert "is not a searchsvc index" in done.stderr, done.stderr
     assert not sentinel.exists()
     assert sorted(p.name for p in foreign.rglob("*")) == ["_MAIN_1.toc", "_MAIN_1.toc", "g000001"]
+
+
+def test_ingest_while_serving_keeps_every_answer_whole(tmp_path):
+    """A server under steady query load while posts are added three times and the index is
+    rebuilt: no 5xx, every response internally consistent, new posts found within a second."""
+    import threading
+    import urllib.error
+    import urllib.request
+
+    from conftest import SAMPLE_POSTS, running_server
+
+    index = tmp_path / "index"
+    base_posts = tmp_path / "base.jsonl"
+    base_posts.write_text("".join(_lines(0, 300)), encoding="utf-8")
+    assert run_cli("ingest", "--index", str(index), str(base_posts), str(SAMPLE_POSTS / "posts")).returncode == 0
+
+    def fetch(base: str, path: str) -> tuple[int, dict]:
+        try:
+            with urllib.request.urlopen(base + path, timeout=30) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as e:
+            with e:
+                return e.code, {}
+
+    problems: list[str] = []
+    checked = [0]
+    stop = threading.Event()
+
+    def load(base: str, query: str) -> None:
+        while not stop.is_set():
+            status, body = fetch(base, f"/api/search?q={query}&per_page=20")
+            if status != 200:
+                problems.append(f"{query}: HTTP {status}")
+                continue
+            ids = [hit["id"] for hit in body["hits"]]
+            for name in ("author", "year"):
+                if sum(f["count"] for f in body["facets"][name]) != body["total"]:
+                    problems.append(f"{query}: {name} facets do not sum to the total {body['total']}")
+            if len(set(ids)) != len(ids) or len(ids) != min(20, body["total"]):
+                problems.append(f"{query}: a page with repeated or missing hits")
+            checked[0] += 1
+
+    with running_server(index, tmp_path / "server.log") as base:
+        threads = [threading.Thread(target=load, args=(base, q)) for q in ("president", "states+OR+zeppelin*")]
+        for thread in threads:
+            thread.start()
+        try:
+            everything = [base_posts, SAMPLE_POSTS / "posts"]
+            for n in range(4):
+                post = tmp_path / f"new{n}.jsonl"
+                post.write_text(json.dumps({
+                    "id": f"new-{n}", "title": f"Synthetic post zeppelin{n}", "author": "Zed Fictional",
+                    "body": f"A fictional author writes about zeppelin{n} for this test."}) + "\n", encoding="utf-8")
+                everything.append(post)
+                args = ["ingest", "--index", str(index), *map(str, everything if n == 3 else [post])]
+                done = run_cli(*args, *(["--rebuild"] if n == 3 else []))
+                assert done.returncode == 0, done.stderr
+                committed = time.monotonic()
+                while fetch(base, f"/api/search?q=zeppelin{n}")[1].get("total") != 1:
+                    assert time.monotonic() - committed < 1.0, f"post {n} not found within a second"
+                    time.sleep(0.02)
+                time.sleep(0.5)  # queries keep running between the writes
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join()
+    assert problems == []
+    assert checked[0] > 20
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 4 MB file system of its own (tmpfs; needs root, as CI has)."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.strip()}")
+    yield mount
+    subprocess.run(["umount", str(mount)], check=True)
+
+
+@pytest.mark.parametrize("rebuild", [False, True])
+def test_a_full_disk_is_a_clear_error_and_the_index_stays_searchable(small_disk, tmp_path, rebuild):
+    from searchsvc.web import create_app
+
+    index = small_disk / "index"
+    posts = Path(__file__).parent.parent / "sample_posts" / "posts"
+    assert run_cli("ingest", "--index", str(index), str(posts)).returncode == 0
+    before = _export(index)
+    big = tmp_path / "big.jsonl"
+    big.write_text("".join(_lines(0, 1500)), encoding="utf-8")  # an index of far more than 4 MB
+
+    args = ["ingest", "--index", str(index), str(big)] + (["--rebuild"] if rebuild else [])
+    full = run_cli(*args)
+    assert (full.returncode, full.stdout) == (1, "")
+    assert full.stderr == (f"Error: no space left on the disk while writing the index at {index}: nothing "
+                           "was written and the index is as it was; free some space and ingest again\n")
+    assert _export(index) == before
+    app = create_app({"INDEX": str(index), "TESTING": True})
+    assert app.test_client().get("/api/search?q=uyghur").get_json()["total"] == 4
+    app.extensions["searchsvc.engine"].close()
+    # The unfinished segment's space is given back: a small ingest fits again at once.
+    one = tmp_path / "one.jsonl"
+    one.write_text(json.dumps({"id": "fits", "title": "A small synthetic post", "body": "It fits."}) + "\n",
+                   encoding="utf-8")
+    again = run_cli("ingest", "--index", str(index), str(one))
+    assert again.returncode == 0, again.stderr
+    assert len(_export(index)) == len(before) + 1

@@ -106,3 +106,9 @@ def test_a_bad_rate_limit_setting_stops_serve_with_a_clear_error(search_index):
     assert result.returncode == 1
     assert result.stderr == ("Error: a rate limit must look like '120/minute' (per second, minute, hour or day), "
                              "got 'lots'\n")
+
+
+@pytest.mark.parametrize("q", ["NOT NOT uyghur", "uyghur NOT -kanat"])
+def test_double_negation_found_by_hypothesis_is_a_400_not_a_crash(client, q):
+    assert_error(client.get("/api/search", query_string={"q": q}), 400, "bad_query", "q",
+                 "the query has 'NOT' twice in a row (or 'NOT -word'): use one")
