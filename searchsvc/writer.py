@@ -156,7 +156,7 @@ def write_records(
     part as a segment of its own while this process writes the last part, so the segments
     keep the batch's order. The commit (the table of contents) is only ever written here,
     under the caller's lock: a failure anywhere leaves the previous commit as it was, and
-    the next commit deletes any segment files nobody refers to.
+    the unfinished segments' files are deleted at once (`_abandon`).
     """
     with _collector_paused():
         _write_records(ix, records, replace=replace, wait=wait, limitmb=limitmb, workers=workers)
@@ -165,7 +165,7 @@ def write_records(
 @contextmanager
 def _collector_paused() -> Iterator[None]:
     """Millions of postings tuples, none in a reference cycle: the cyclic garbage
-    collector would traverse them again and again for nothing (8% of an ingest)."""
+    collector would traverse them again and again for nothing (about 1 s of a 22 s ingest)."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:
