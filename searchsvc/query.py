@@ -23,7 +23,7 @@ from whoosh.fields import Schema
 
 from .errors import BadQuery
 from .phrases import ExactPhrase
-from .schema import DEFAULT_FIELDS, QUERY_FIELDS
+from .schema import DEFAULT_FIELDS, QUERY_FIELDS, SPELL_FIELD
 
 # Title words are also in `text`; this extra weight puts a title match above a body match.
 # 0.1 ranked best on SciFact train (nDCG@10 0.7055); larger boosts count the title twice over
@@ -64,6 +64,7 @@ def parse_query(text: str, parser: qparser.QueryParser) -> wq.Query:
         query = parser.parse(prepared)
     except Exception:  # noqa: BLE001 - Whoosh's parser failing on an input we did not foresee
         raise BadQuery("the query could not be understood; check its quotes, parentheses and operators") from None
+    query = query.accept(_word_prefixes)
     if isinstance(query, wq.Not):  # only exclusions: everything except them
         query = wq.AndNot(wq.Every(), query.query)
     if query is wq.NullQuery or isinstance(query, type(wq.NullQuery)):
@@ -72,6 +73,32 @@ def parse_query(text: str, parser: qparser.QueryParser) -> wq.Query:
         if isinstance(leaf, wq.FuzzyTerm) and leaf.maxdist > MAX_FUZZY_EDITS:
             raise BadQuery(f"'{leaf.text}~{leaf.maxdist}': fuzzy words allow at most {MAX_FUZZY_EDITS} edits")
     return query
+
+
+class WordPrefix(wq.Prefix):
+    """`emergen*` finds "emergency": a prefix of the words people type, not only of the
+    stems in the index ("emergency" is indexed as "emerg", which "emergen" does not begin).
+
+    The index words are the stems starting with the prefix plus the stems of every
+    unstemmed word (the spelling field) starting with it.
+    """
+
+    def _btexts(self, ixreader: Any) -> Any:
+        found = set(ixreader.expand_prefix(self.fieldname, self.text))
+        field = ixreader.schema[self.fieldname]
+        term_of = field.term_function() if hasattr(field, "term_function") else None
+        if term_of is not None and SPELL_FIELD in ixreader.schema:
+            for word in ixreader.expand_prefix(SPELL_FIELD, self.text):
+                term = term_of(word.decode("utf-8")).encode("utf-8")
+                if (self.fieldname, term) in ixreader:
+                    found.add(term)
+        return sorted(found)
+
+
+def _word_prefixes(q: wq.Query) -> wq.Query:
+    if type(q) is wq.Prefix and q.fieldname in DEFAULT_FIELDS:
+        return WordPrefix(q.fieldname, q.text, boost=q.boost, constantscore=q.constantscore)
+    return q
 
 
 def check_expansions(query: wq.Query, reader: Any) -> None:

@@ -388,3 +388,11 @@ def test_fast_highlighting_terms_are_exactly_the_analysers(name):
     for text in texts:
         slow = [(t.startchar, t.endchar, t.text) for t in analyzer(text, chars=True, mode="index")]
         assert list(term_spans(text, term_of)) == slow
+
+
+def test_a_prefix_of_the_typed_word_finds_words_whose_stem_is_shorter(client):
+    # "morning" is indexed as the stem "morn", which "mornin" does not begin.
+    body = client.get("/api/search?q=mornin*").get_json()
+    assert [h["id"] for h in body["hits"]] == ["syn-run"]
+    assert "<mark>morning</mark>" in body["hits"][0]["snippet"]
+    assert body["query"]["understood"] == "mornin*"
