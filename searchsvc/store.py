@@ -35,6 +35,7 @@ from typing import Any
 from whoosh import index as whoosh_index
 from whoosh.filedb.filestore import FileStorage
 
+from . import mapped_files  # noqa: F401 - segments are read from the map, not copied
 from .errors import IndexBusy, IndexDamaged, IndexMissing, IndexVersionMismatch, NotAnIndex
 from .schema import SCHEMA_VERSION, build_schema
 
