@@ -109,6 +109,11 @@ def parse_date(text: str, *, dayfirst: bool = False, finest_required: str = "yea
     for part in _PARTS:
         if part in missing:
             precision = PRECISIONS[_PARTS.index(part) - 1]
+            given_after = [p for p in _PARTS[_PARTS.index(part) + 1 :] if p not in missing]
+            if given_after and given_after != ["microsecond"]:
+                # "2040 00:01": a time without a day cannot be kept at any precision.
+                article = "an" if given_after[0] == "hour" else "a"
+                raise InvalidDate(f"invalid date {original!r}: it has {article} {given_after[0]} but no {part}")
             break
     given, needed = PRECISIONS.index(precision), PRECISIONS.index(finest_required)
     if given < needed:
@@ -116,7 +121,10 @@ def parse_date(text: str, *, dayfirst: bool = False, finest_required: str = "yea
         raise InvalidDate(f"invalid date {original!r}: it has no {absent}")
 
     utc = a.tzinfo is not None
-    value = a.astimezone(timezone.utc).replace(tzinfo=None) if utc else a
+    try:
+        value = a.astimezone(timezone.utc).replace(tzinfo=None) if utc else a
+    except (ValueError, OverflowError):  # an offset of a day or more, or before year 1 in UTC
+        raise InvalidDate(f"invalid date {original!r}: its time zone offset cannot be converted to UTC") from None
     return ParsedDate(value, precision, utc)
 
 

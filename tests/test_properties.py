@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import os
 import tempfile
 from pathlib import Path
 
@@ -17,7 +18,11 @@ from searchsvc.records import Record, record_from_mapping
 from searchsvc.request import SearchRequest, request_from_params
 from searchsvc.schema import build_schema
 
-SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# Derandomized: CI runs the same examples every time (a new random find must not block a
+# landing by chance). To explore: HYPOTHESIS_EXPLORE=5000 python -m pytest tests/test_properties.py
+EXPLORE = int(os.environ.get("HYPOTHESIS_EXPLORE", "0"))
+SETTINGS = settings(max_examples=EXPLORE or 300, deadline=None, suppress_health_check=[HealthCheck.too_slow],
+                    derandomize=not EXPLORE)
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(),
@@ -63,7 +68,7 @@ def test_any_mapping_is_a_record_or_an_invalid_record(data, dayfirst):
     assert record.title.strip() and record.body.strip() and record.id
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
 @given(content=st.one_of(st.binary(max_size=400), st.text(max_size=400).map(lambda t: t.encode("utf-8"))),
        suffix=st.sampled_from([".jsonl", ".json", ".csv", ".md", ".txt", ".jsonl.gz", ".csv.gz"]))
 def test_any_file_reads_into_records_and_located_problems(content, suffix):

@@ -129,3 +129,25 @@ def test_ids_given_derived_from_url_or_from_content(searchsvc, write):
     result = searchsvc("ingest", again)
     assert result.stdout.startswith("Read 1 file: 0 new, 0 updated, 1 unchanged")
     assert len(searchsvc.export()) == 3
+
+
+def test_time_zone_offsets_that_cannot_be_converted_are_invalid_dates_found_by_hypothesis():
+    from searchsvc.dates import parse_date
+    from searchsvc.errors import InvalidDate
+
+    for text in ("2020-01-01T00:00:00+9999", "0001-01-01T00:00:00+05:00"):
+        with pytest.raises(InvalidDate, match="its time zone offset cannot be converted to UTC"):
+            parse_date(text)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("2040 00:01", "invalid date '2040 00:01': it has an hour but no month"),
+    ("March 2021 5pm", "invalid date 'March 2021 5pm': it has an hour but no day"),
+])
+def test_a_time_without_a_day_is_invalid_found_by_hypothesis(text, message):
+    from searchsvc.dates import parse_date
+    from searchsvc.errors import InvalidDate
+
+    with pytest.raises(InvalidDate) as error:
+        parse_date(text)
+    assert str(error.value) == message
