@@ -28,6 +28,7 @@ if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
 
 import argparse
 import gzip
+import importlib.util
 import json
 import os
 import random
@@ -38,6 +39,11 @@ import tempfile
 import time
 import urllib.request
 from urllib.parse import urlencode
+
+# The FTS5 table and query of search.py, so both baselines are the same.
+_spec = importlib.util.spec_from_file_location("searchsvc_bench_search", Path(__file__).with_name("search.py"))
+search_bench = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(search_bench)
 
 CORPORA = Path(__file__).resolve().parent.parent.parent / "shared" / "corpora"
 PRESIDENTIAL = CORPORA / "us_presidential_documents.jsonl.gz"
@@ -185,22 +191,8 @@ def fts_app(db_path: str):
         elif path == "/healthz":
             body = {"status": "ok"}
         else:
-            where, values = [], []
-            if params.get("q"):
-                where.append("posts MATCH ?")
-                values.append(params["q"])
-            if params.get("from"):
-                where.append("date >= ?")
-                values.append(params["from"])
-            if params.get("to"):
-                where.append("date <= ?")
-                values.append(params["to"] + "-12-31")
-            clause = " AND ".join(where) or "1"
-            order = "ORDER BY date DESC" if params.get("sort") == "newest" or not params.get("q") else "ORDER BY rank"
             try:
-                hits = db.execute(f"SELECT id, title, date, snippet(posts, 2, '<mark>', '</mark>', '…', 30) "
-                                  f"FROM posts WHERE {clause} {order} LIMIT 10", values).fetchall()
-                total = db.execute(f"SELECT count(*) FROM posts WHERE {clause}", values).fetchone()[0]
+                total, hits = search_bench.fts_query(db, params)
             except sqlite3.OperationalError as e:
                 start_response("400 Bad Request", [("Content-Type", "application/json")])
                 return [json.dumps({"error": str(e)}).encode()]
@@ -235,13 +227,7 @@ def build(corpus: Path, tmp: Path, limit: int | None) -> tuple[Path, Path, list[
             out.write(line)
             records.append(json.loads(line))
     db_path = tmp / "fts.db"
-    db = sqlite3.connect(db_path)
-    db.execute("CREATE VIRTUAL TABLE posts USING fts5(id UNINDEXED, title, body, date UNINDEXED, author, "
-               "tokenize='porter unicode61')")
-    db.executemany("INSERT INTO posts VALUES (?, ?, ?, ?, ?)",
-                   [(str(r["id"]), r["title"], r["body"], r.get("date") or "", r.get("author") or "") for r in records])
-    db.commit()
-    db.close()
+    search_bench.build_fts(records, db_path).close()
     return source, db_path, [str(r["id"]) for r in records]
 
 

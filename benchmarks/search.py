@@ -82,10 +82,13 @@ def copy_of(records: list[dict], k: int) -> list[dict]:
 
 
 def build_fts(records: list[dict], path: Path) -> sqlite3.Connection:
-    db = sqlite3.connect(path)
-    db.execute("CREATE VIRTUAL TABLE posts USING fts5(title, body, date UNINDEXED, tokenize='porter unicode61')")
-    db.executemany("INSERT INTO posts(title, body, date) VALUES (?, ?, ?)",
-                   [(r["title"], r["body"], r.get("date") or "") for r in records])
+    """The FTS5 baseline (also http.py's): title and body searched, the rest kept."""
+    db = sqlite3.connect(path, check_same_thread=False)
+    db.execute("CREATE VIRTUAL TABLE posts USING fts5(id UNINDEXED, title, body, date UNINDEXED, author UNINDEXED, "
+               "tokenize='porter unicode61')")
+    db.executemany("INSERT INTO posts VALUES (?, ?, ?, ?, ?)",
+                   [(str(r["id"]), r["title"], r["body"], r.get("date") or "", r.get("author") or "")
+                    for r in records])
     db.commit()
     return db
 
@@ -102,9 +105,9 @@ def fts_query(db: sqlite3.Connection, params: dict) -> tuple[int, list]:
     if params.get("to"):
         where.append("date <= ?")
         args.append(params["to"] + "-12-31")
-    clause = " AND ".join(where)
+    clause = " AND ".join(where) or "1"
     order = "ORDER BY date DESC" if params.get("sort") == "newest" or not params.get("q") else "ORDER BY rank"
-    rows = db.execute(f"SELECT title, date, snippet(posts, 1, '<mark>', '</mark>', '…', 30) FROM posts "
+    rows = db.execute(f"SELECT id, title, date, snippet(posts, 2, '<mark>', '</mark>', '…', 30) FROM posts "
                       f"WHERE {clause} {order} LIMIT 10", args).fetchall()
     total = db.execute(f"SELECT count(*) FROM posts WHERE {clause}", args).fetchone()[0]
     return total, rows
