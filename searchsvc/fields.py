@@ -18,7 +18,7 @@ from typing import Any
 from whoosh import fields, formats
 from whoosh.system import pack_uint
 
-from .analysis import _CJK_RANGES, _TOKEN, TermFunction, _is_cjk
+from .analysis import _CJK_RANGES, _TOKEN, TermFunction, term_spans
 
 _CJK = re.compile(f"[{_CJK_RANGES}]")
 
@@ -86,13 +86,4 @@ def terms(text: str, term_of: TermFunction) -> list[str]:
         if None in out:
             out = [term_of(word) if term is None else term for term, word in zip(out, found, strict=True)]
         return out
-    out = []
-    append = out.append
-    known = term_of.cache.get
-    for word in found:
-        if "\u3040" <= word[0] and _is_cjk(word[0]):
-            for i in range(max(1, len(word) - 1)):
-                append(term_of(word[i:i + 2]))
-        else:
-            append(known(word) or term_of(word))
-    return out
+    return [term for _, _, term in term_spans(text, term_of)]

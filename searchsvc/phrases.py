@@ -20,33 +20,18 @@ class ExactPhrase(wq.Phrase):
     """A Phrase (slop 1) with a faster position check; other slops are Whoosh's."""
 
     def matcher(self, searcher: Any, context: Any = None) -> Any:
-        if self.slop != 1:
-            return super().matcher(searcher, context)
-        field = searcher.schema[self.fieldname] if self.fieldname in searcher.schema else None
-        if field is None:
-            return matching.NullMatcher()
-        if not field.format or not field.format.supports("positions"):
-            return super().matcher(searcher, context)  # Whoosh's error for a field without positions
-        reader = searcher.reader()
-        terms = []
-        for word in self.words:
-            try:
-                word = field.to_bytes(word)
-            except ValueError:
-                return matching.NullMatcher()
-            if (self.fieldname, word) not in reader:
-                return matching.NullMatcher()
-            terms.append(wq.Term(self.fieldname, word))
-        m = _ExactPhraseMatcher([t.matcher(searcher, context) for t in terms])
-        if self.boost != 1.0:
-            m = matching.WrappingMatcher(m, boost=self.boost)
-        return m
+        # Whoosh checks the field and the words and builds the term matchers; we only
+        # replace its span matcher (possibly inside a boost wrapper) with ours.
+        found = super().matcher(searcher, context)
+        boosted = type(found) is matching.WrappingMatcher
+        spans = found.child if boosted else found
+        if self.slop != 1 or not isinstance(spans, SpanNear2.SpanNear2Matcher):
+            return found  # no match possible (a NullMatcher), or not an exact phrase
+        fast = _ExactPhraseMatcher(spans.ms)
+        return matching.WrappingMatcher(fast, boost=self.boost) if boosted else fast
 
 
 class _ExactPhraseMatcher(SpanNear2.SpanNear2Matcher):
-    def __init__(self, ms: list[Any], slop: int = 1, ordered: bool = True, mindist: int = 1):
-        super().__init__(ms, slop=slop, ordered=ordered, mindist=mindist)
-
     def _get_spans(self) -> list[Span]:
         ms = self.ms
         starts = set(ms[0].value_as("positions"))

@@ -85,13 +85,11 @@ class WordPrefix(wq.Prefix):
 
     def _btexts(self, ixreader: Any) -> Any:
         found = set(ixreader.expand_prefix(self.fieldname, self.text))
-        field = ixreader.schema[self.fieldname]
-        term_of = field.term_function() if hasattr(field, "term_function") else None
-        if term_of is not None and SPELL_FIELD in ixreader.schema:
-            for word in ixreader.expand_prefix(SPELL_FIELD, self.text):
-                term = term_of(word.decode("utf-8")).encode("utf-8")
-                if (self.fieldname, term) in ixreader:
-                    found.add(term)
+        term_of = ixreader.schema[self.fieldname].term_function()  # a FastText field: text, title
+        for word in ixreader.expand_prefix(SPELL_FIELD, self.text):
+            term = term_of(word.decode("utf-8")).encode("utf-8")
+            if (self.fieldname, term) in ixreader:
+                found.add(term)
         return sorted(found)
 
 
@@ -121,7 +119,7 @@ def check_syntax(text: str) -> str:
     if text.count('"') % 2:
         raise BadQuery('the query has an opening " without a closing one')
     lexemes = LEXEME.findall(text)
-    words = sum(1 for lexeme in lexemes if lexeme not in OPERATORS and lexeme not in "()")
+    words = sum(1 for lexeme in lexemes if lexeme not in OPERATORS and lexeme not in ("(", ")"))
     if words > MAX_WORDS:
         raise BadQuery(f"the query has {words} words; at most {MAX_WORDS} are allowed")
     depth = 0

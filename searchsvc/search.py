@@ -260,18 +260,27 @@ def _matching(searcher: Searcher, query: wq.Query, allowed: set[int] | None, tim
     if isinstance(query, wq.Every):
         docs = allowed if allowed is not None else set(searcher.reader().all_doc_ids())
         return set(docs)
-    deadline = None if timeout is None else time.monotonic() + timeout
+    deadline = _Deadline(timeout)
     found = set()
-    for n, docnum in enumerate(_live(searcher, searcher.docs_for_query(query))):
-        if deadline is not None and n % 1024 == 0 and time.monotonic() > deadline:
-            raise _timed_out(timeout)
+    for docnum in _live(searcher, searcher.docs_for_query(query)):
+        deadline.tick()
         found.add(docnum)
     return found if allowed is None else found & allowed
 
 
-def _timed_out(timeout: float | None) -> SearchTimeout:
-    return SearchTimeout(f"the search took longer than {timeout:g} s and was stopped; "
-                         "narrow it with more words, a longer prefix or a date range")
+class _Deadline:
+    """A search's time limit, looked at every 256 documents: past it, SearchTimeout."""
+
+    def __init__(self, timeout: float | None):
+        self.timeout = timeout
+        self.at = None if timeout is None else time.monotonic() + timeout
+        self.count = 0
+
+    def tick(self) -> None:
+        self.count += 1
+        if self.at is not None and not self.count % 256 and time.monotonic() > self.at:
+            raise SearchTimeout(f"the search took longer than {self.timeout:g} s and was stopped; "
+                                "narrow it with more words, a longer prefix or a date range")
 
 
 def _live(searcher: Searcher, docnums: Iterable[int]) -> Iterator[int]:
@@ -350,21 +359,18 @@ class _CollectEveryMatch(TopCollector):
     """The top N by score, and every matching document number, in one pass.
 
     Block-quality skipping is off: it would skip documents we must count and facet.
-    Past `timeout` seconds it stops the search with SearchTimeout (checked every 256
-    matches; Whoosh's TimeLimitCollector would bypass the date and author filter).
+    Past `timeout` seconds it stops the search with SearchTimeout (Whoosh's
+    TimeLimitCollector would bypass the date and author filter).
     """
 
     def __init__(self, limit: int, timeout: float | None = None):
         super().__init__(limit=limit, usequality=False)
         self.matched: list[int] = []
-        self.timeout = timeout
-        self.deadline = None if timeout is None else time.monotonic() + timeout
+        self.deadline = _Deadline(timeout)
 
     def _collect(self, global_docnum: int, score: float) -> Any:
-        matched = self.matched
-        if self.deadline is not None and not len(matched) % 256 and time.monotonic() > self.deadline:
-            raise _timed_out(self.timeout)
-        matched.append(global_docnum)
+        self.deadline.tick()
+        self.matched.append(global_docnum)
         return super()._collect(global_docnum, score)
 
 

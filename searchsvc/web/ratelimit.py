@@ -85,17 +85,15 @@ def install_rate_limits(app: Flask) -> None:
     if general is None and export is None:
         return
     trust_proxy = str(app.config["TRUST_PROXY"]).strip().lower() in ("1", "true", "yes", "on")
-    windows = {
-        "general": SlidingWindow(*general, name="requests") if general else None,
-        "export": SlidingWindow(*export, name="exports") if export else None,
-    }
+    requests = SlidingWindow(*general, name="requests") if general else None
+    exports = SlidingWindow(*export, name="exports") if export else None
 
     @app.before_request
     def limit() -> None:
         if request.path.startswith("/static/") or request.path == "/healthz":
             return
         address = client_address(trust_proxy)
-        if windows["general"]:
-            windows["general"].hit(address)
-        if windows["export"] and request.path == "/api/export":
-            windows["export"].hit(address)
+        if requests:
+            requests.hit(address)
+        if exports and request.path == "/api/export":
+            exports.hit(address)
