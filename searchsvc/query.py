@@ -21,6 +21,7 @@ from whoosh import qparser
 from whoosh import query as wq
 from whoosh.fields import Schema
 
+from .deadline import Deadline
 from .errors import BadQuery
 from .phrases import ExactPhrase
 from .schema import DEFAULT_FIELDS, QUERY_FIELDS, SPELL_FIELD
@@ -99,10 +100,11 @@ def _word_prefixes(q: wq.Query) -> wq.Query:
     return q
 
 
-def check_expansions(query: wq.Query, reader: Any) -> None:
+def check_expansions(query: wq.Query, reader: Any, deadline: Deadline) -> None:
     """BadQuery if a prefix or fuzzy word stands for more than MAX_EXPANSIONS index words:
     `a*` would otherwise search tens of thousands of terms at once."""
     for leaf in query.leaves():
+        deadline.check()
         if isinstance(leaf, (wq.Prefix, wq.FuzzyTerm, wq.Wildcard)):
             expanded = itertools.islice(leaf._btexts(reader), MAX_EXPANSIONS + 1)
             if sum(1 for _ in expanded) > MAX_EXPANSIONS:

@@ -66,7 +66,8 @@ FACET = {
 
 SEARCH_RESPONSE = {
     "type": "object",
-    "required": ["query", "total", "page", "per_page", "pages", "hits", "facets", "did_you_mean", "took_ms"],
+    "required": ["query", "total", "page", "per_page", "pages", "hits", "facets", "did_you_mean", "skipped",
+                 "took_ms"],
     "additionalProperties": False,
     "properties": {
         "query": {
@@ -103,6 +104,10 @@ SEARCH_RESPONSE = {
                 {"type": "object", "required": ["q", "total"], "additionalProperties": False,
                  "properties": {"q": {"type": "string"}, "total": {"type": "integer"}}},
             ]
+        },
+        "skipped": {
+            "type": "array", "items": {"type": "string", "enum": ["did_you_mean"]},
+            "description": "Optional parts left out to answer within the search time limit.",
         },
         "took_ms": {"type": "number"},
     },
