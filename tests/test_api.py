@@ -193,6 +193,13 @@ def test_cli_search_text_and_errors(search_index):
     assert runner("search", '"open').stderr == 'Error: the query has an opening " without a closing one\n'
 
 
+@pytest.mark.parametrize("option, value", [("--to", "9999"), ("--to", "9999-12-31"), ("--from", "9999")])
+def test_cli_search_refuses_years_past_9998(search_index, option, value):
+    result = Searchsvc(search_index)("search", option, value)
+    assert result.exit_code == 1
+    assert result.stderr == f"Error: '{option[2:]}': invalid date '{value}': the latest year allowed is 9998\n"
+
+
 # serve
 
 

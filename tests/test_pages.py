@@ -223,6 +223,19 @@ def test_feed_of_bad_date_is_a_400_page(client):
     assert response.status_code == 400
 
 
+@pytest.mark.parametrize("query", ["to=9999", "to=9999-12", "to=9999-12-31", "from=9999"])
+def test_years_past_9998_are_400_on_the_page_and_the_feed(client, query):
+    field = query.split("=")[0]
+    message = f"&#39;{field}&#39;: invalid date &#39;{query.split('=')[1]}&#39;: the latest year allowed is 9998"
+    response, page = get(client, "/?" + query, status=400)
+    assert page.ids[field]["aria-invalid"] == "true"
+    assert f'<p class="error" id="{field}-error" role="alert">{message}</p>' in response.get_data(as_text=True)
+    feed = client.get("/feed.atom?" + query)
+    assert feed.status_code == 400
+    assert "<h1>Bad request</h1>" in feed.get_data(as_text=True)
+    assert message in feed.get_data(as_text=True)
+
+
 def test_sort_and_author_filters_on_the_page(client):
     _, page = get(client, "/?q=pamphlet+OR+marathon+OR+diary&sort=oldest")
     assert hit_ids(page) == ["syn-run", "syn-urumqi", "syn-hostile", "syn-undated-1", "syn-undated-2"]
