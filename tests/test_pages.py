@@ -127,6 +127,29 @@ def test_timeline_is_monthly_within_two_years_and_shows_empty_months(client):
     assert sum(n for _, n in bars) == 6
 
 
+def test_timeline_of_a_long_range_is_per_decade(client):
+    _, page = get(client, "/?from=1900&to=2021")  # 122 years: more than 120 year bars
+    bars = [(a["data-period"], int(a["data-count"]), href) for href, a in page.links if "data-period" in a]
+    assert [p for p, _, _ in bars] == [f"{d}–{d + 9}" for d in range(1900, 2030, 10)]
+    assert bars[9] == ("1990–1999", 0, "/?from=1990&to=1999")
+    assert bars[11:] == [("2010–2019", 5, "/?from=2010&to=2019"), ("2020–2029", 6, "/?from=2020&to=2029")]
+    assert "Matches per decade, 1900–1909 to 2020–2029." in text(get(client, "/?from=1900&to=2021")[0])
+
+
+def test_timeline_of_the_longest_range_is_per_century_and_small(client):
+    """from=0001&to=9998 with no matches drew 9,998 year bars: 3.7 MB."""
+    response, page = get(client, "/?q=nomatchword&from=0001&to=9998")
+    bars = [(a["data-period"], href) for href, a in page.links if "data-period" in a]
+    assert len(bars) == 100
+    # Year 0 and 9999 are not dates a filter takes: the first and last bars stop short.
+    assert bars[0] == ("0001–0099", "/?q=nomatchword&from=0001&to=0099")
+    assert bars[19] == ("1900–1999", "/?q=nomatchword&from=1900&to=1999")
+    assert bars[-1] == ("9900–9998", "/?q=nomatchword&from=9900&to=9998")
+    assert len(response.get_data()) < 60_000
+    for _, href in bars[::33]:  # every bar is a valid search
+        get(client, href)
+
+
 def test_pagination_links_and_permalinks_reproduce_the_page(client):
     first, page = get(client, "/?per_page=5")
     [next_link] = [h for h, a in page.links if a.get("rel") == "next"]
