@@ -241,6 +241,29 @@ def test_atom_feed_parses_back(client):
     assert "pamphlet ink" in feed.entries[0].summary
 
 
+def test_feed_drops_characters_xml_does_not_allow(tmp_path, client_for):
+    from xml.etree import ElementTree
+
+    from conftest import Searchsvc
+
+    posts = tmp_path / "p.jsonl"
+    posts.write_text(json.dumps({"id": "syn-xml", "title": "Odd\ufffe title\x01 here", "date": "2019-05-01",
+                                 "author": "Ada\ufffe Fictional", "body": "Odd \ufffebody\x01 and\uffff ink."}) + "\n",
+                     encoding="utf-8")
+    assert Searchsvc(tmp_path / "index")("ingest", posts).exit_code == 0
+    client = client_for(tmp_path / "index")
+    for query in ("", "?q=ink", "?q=ink%01%EF%BF%BE"):  # the query is in the feed's title
+        response = client.get("/feed.atom" + query)
+        assert response.status_code == 200
+        ElementTree.fromstring(response.get_data())  # well-formed
+        feed = feedparser.parse(response.get_data())
+        assert not feed.bozo, feed.bozo_exception
+        [entry] = feed.entries
+        assert (entry.title, entry.author, entry.link, entry.summary) == (
+            "Odd title here", "Ada Fictional", "http://localhost/posts/syn-xml", "Odd body and ink.")
+    assert feed.feed.title == "searchsvc: “ink”"
+
+
 def test_feed_of_bad_date_is_a_400_page(client):
     response = client.get("/feed.atom?from=nonsense")
     assert response.status_code == 400

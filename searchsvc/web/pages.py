@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime, timezone
 from typing import Any
 from xml.etree import ElementTree as ET
@@ -18,6 +19,9 @@ pages = Blueprint("pages", __name__)
 
 FEED_ENTRIES = 20
 SITE_NAME = "searchsvc"
+# Characters XML 1.0 does not allow even as references (U+FFFE, most C0 controls, lone
+# surrogates): ElementTree writes them as they are, and one makes the whole feed unreadable.
+_NOT_XML = re.compile(r"[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 @pages.get("/")
@@ -100,7 +104,7 @@ def feed() -> Response:
             ET.SubElement(ET.SubElement(entry, atom + "author"), atom + "name").text = hit.author
         summary = ET.SubElement(entry, atom + "summary", type="html")
         summary.text = str(hit.snippet_html)  # escaped again by the XML writer, as type="html" wants
-    body = ET.tostring(xml, encoding="unicode", xml_declaration=True)
+    body = _NOT_XML.sub("", ET.tostring(xml, encoding="unicode", xml_declaration=True))
     return Response(body, mimetype="application/atom+xml", content_type="application/atom+xml; charset=utf-8")
 
 
