@@ -4,7 +4,10 @@ escaping of hostile posts, and the security headers."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from html.parser import HTMLParser
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -262,6 +265,46 @@ def test_feed_drops_characters_xml_does_not_allow(tmp_path, client_for):
         assert (entry.title, entry.author, entry.link, entry.summary) == (
             "Odd title here", "Ada Fictional", "http://localhost/posts/syn-xml", "Odd body and ink.")
     assert feed.feed.title == "searchsvc: “ink”"
+
+
+@pytest.mark.parametrize("base_url, root", [("https://search.example.org/", "https://search.example.org"),
+                                             ("https://example.org/archive", "https://example.org/archive")])
+def test_base_url_setting_makes_feed_and_citation_links_whatever_the_host_header(
+        search_index, client_for, base_url, root):
+    client = client_for(search_index, BASE_URL=base_url)
+    evil = {"Host": "evil.example"}
+    response = client.get("/feed.atom?q=running", headers=evil)
+    xml = response.get_data(as_text=True)
+    assert "evil.example" not in xml
+    assert re.findall(r'(?:href="|<id>)([^"<]*)', xml) == [
+        f"{root}/feed.atom?q=running", f"{root}/feed.atom?q=running", f"{root}/?q=running",
+        f"{root}/posts/syn-run", f"{root}/posts/syn-run"]
+    assert [e.link for e in feedparser.parse(response.get_data()).entries] == [f"{root}/posts/syn-run"]
+    html = client.get("/posts/syn-run", headers=evil).get_data(as_text=True)
+    assert "evil.example" not in html
+    citation = re.search(r'<textarea id="citation" readonly rows="3">(.*?)</textarea>', html, re.S).group(1)
+    assert citation.startswith(f"Ada Fictional. “Marathon notes.” 1 May 2019. {root}/posts/syn-run. Accessed ")
+
+
+@pytest.mark.parametrize("value", ["search.example.org", "/archive", "ftp://search.example.org/", "https://",
+                                   "https://search.example.org/?a=1"])
+def test_a_bad_base_url_is_refused_at_startup(search_index, value):
+    from searchsvc.errors import BadSetting
+    from searchsvc.web import create_app
+
+    with pytest.raises(BadSetting) as error:
+        create_app({"INDEX": str(search_index), "BASE_URL": value})
+    assert str(error.value) == ("SEARCHSVC_BASE_URL must be an absolute http(s) URL such as "
+                                f"'https://search.example.org/', got {value!r}")
+
+
+def test_a_bad_base_url_stops_serve_with_a_clear_error(search_index):
+    env = {**os.environ, "SEARCHSVC_BASE_URL": "search.example.org"}
+    result = subprocess.run([sys.executable, "-m", "searchsvc", "serve", "--index", str(search_index)],
+                            capture_output=True, text=True, timeout=60, env=env)
+    assert result.returncode == 1
+    assert result.stderr == ("Error: SEARCHSVC_BASE_URL must be an absolute http(s) URL such as "
+                             "'https://search.example.org/', got 'search.example.org'\n")
 
 
 def test_feed_of_bad_date_is_a_400_page(client):
