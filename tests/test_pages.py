@@ -4,7 +4,10 @@ escaping of hostile posts, and the security headers."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from html.parser import HTMLParser
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -127,6 +130,29 @@ def test_timeline_is_monthly_within_two_years_and_shows_empty_months(client):
     assert sum(n for _, n in bars) == 6
 
 
+def test_timeline_of_a_long_range_is_per_decade(client):
+    _, page = get(client, "/?from=1900&to=2021")  # 122 years: more than 120 year bars
+    bars = [(a["data-period"], int(a["data-count"]), href) for href, a in page.links if "data-period" in a]
+    assert [p for p, _, _ in bars] == [f"{d}–{d + 9}" for d in range(1900, 2030, 10)]
+    assert bars[9] == ("1990–1999", 0, "/?from=1990&to=1999")
+    assert bars[11:] == [("2010–2019", 5, "/?from=2010&to=2019"), ("2020–2029", 6, "/?from=2020&to=2029")]
+    assert "Matches per decade, 1900–1909 to 2020–2029." in text(get(client, "/?from=1900&to=2021")[0])
+
+
+def test_timeline_of_the_longest_range_is_per_century_and_small(client):
+    """from=0001&to=9998 with no matches drew 9,998 year bars: 3.7 MB."""
+    response, page = get(client, "/?q=nomatchword&from=0001&to=9998")
+    bars = [(a["data-period"], href) for href, a in page.links if "data-period" in a]
+    assert len(bars) == 100
+    # Year 0 and 9999 are not dates a filter takes: the first and last bars stop short.
+    assert bars[0] == ("0001–0099", "/?q=nomatchword&from=0001&to=0099")
+    assert bars[19] == ("1900–1999", "/?q=nomatchword&from=1900&to=1999")
+    assert bars[-1] == ("9900–9998", "/?q=nomatchword&from=9900&to=9998")
+    assert len(response.get_data()) < 60_000
+    for _, href in bars[::33]:  # every bar is a valid search
+        get(client, href)
+
+
 def test_pagination_links_and_permalinks_reproduce_the_page(client):
     first, page = get(client, "/?per_page=5")
     [next_link] = [h for h, a in page.links if a.get("rel") == "next"]
@@ -218,9 +244,85 @@ def test_atom_feed_parses_back(client):
     assert "pamphlet ink" in feed.entries[0].summary
 
 
+def test_feed_drops_characters_xml_does_not_allow(tmp_path, client_for):
+    from xml.etree import ElementTree
+
+    from conftest import Searchsvc
+
+    posts = tmp_path / "p.jsonl"
+    posts.write_text(json.dumps({"id": "syn-xml", "title": "Odd\ufffe title\x01 here", "date": "2019-05-01",
+                                 "author": "Ada\ufffe Fictional", "body": "Odd \ufffebody\x01 and\uffff ink."}) + "\n",
+                     encoding="utf-8")
+    assert Searchsvc(tmp_path / "index")("ingest", posts).exit_code == 0
+    client = client_for(tmp_path / "index")
+    for query in ("", "?q=ink", "?q=ink%01%EF%BF%BE"):  # the query is in the feed's title
+        response = client.get("/feed.atom" + query)
+        assert response.status_code == 200
+        ElementTree.fromstring(response.get_data())  # well-formed
+        feed = feedparser.parse(response.get_data())
+        assert not feed.bozo, feed.bozo_exception
+        [entry] = feed.entries
+        assert (entry.title, entry.author, entry.link, entry.summary) == (
+            "Odd title here", "Ada Fictional", "http://localhost/posts/syn-xml", "Odd body and ink.")
+    assert feed.feed.title == "searchsvc: “ink”"
+
+
+@pytest.mark.parametrize("base_url, root", [("https://search.example.org/", "https://search.example.org"),
+                                             ("https://example.org/archive", "https://example.org/archive")])
+def test_base_url_setting_makes_feed_and_citation_links_whatever_the_host_header(
+        search_index, client_for, base_url, root):
+    client = client_for(search_index, BASE_URL=base_url)
+    evil = {"Host": "evil.example"}
+    response = client.get("/feed.atom?q=running", headers=evil)
+    xml = response.get_data(as_text=True)
+    assert "evil.example" not in xml
+    assert re.findall(r'(?:href="|<id>)([^"<]*)', xml) == [
+        f"{root}/feed.atom?q=running", f"{root}/feed.atom?q=running", f"{root}/?q=running",
+        f"{root}/posts/syn-run", f"{root}/posts/syn-run"]
+    assert [e.link for e in feedparser.parse(response.get_data()).entries] == [f"{root}/posts/syn-run"]
+    html = client.get("/posts/syn-run", headers=evil).get_data(as_text=True)
+    assert "evil.example" not in html
+    citation = re.search(r'<textarea id="citation" readonly rows="3">(.*?)</textarea>', html, re.S).group(1)
+    assert citation.startswith(f"Ada Fictional. “Marathon notes.” 1 May 2019. {root}/posts/syn-run. Accessed ")
+
+
+@pytest.mark.parametrize("value", ["search.example.org", "/archive", "ftp://search.example.org/", "https://",
+                                   "https://search.example.org/?a=1"])
+def test_a_bad_base_url_is_refused_at_startup(search_index, value):
+    from searchsvc.errors import BadSetting
+    from searchsvc.web import create_app
+
+    with pytest.raises(BadSetting) as error:
+        create_app({"INDEX": str(search_index), "BASE_URL": value})
+    assert str(error.value) == ("SEARCHSVC_BASE_URL must be an absolute http(s) URL such as "
+                                f"'https://search.example.org/', got {value!r}")
+
+
+def test_a_bad_base_url_stops_serve_with_a_clear_error(search_index):
+    env = {**os.environ, "SEARCHSVC_BASE_URL": "search.example.org"}
+    result = subprocess.run([sys.executable, "-m", "searchsvc", "serve", "--index", str(search_index)],
+                            capture_output=True, text=True, timeout=60, env=env)
+    assert result.returncode == 1
+    assert result.stderr == ("Error: SEARCHSVC_BASE_URL must be an absolute http(s) URL such as "
+                             "'https://search.example.org/', got 'search.example.org'\n")
+
+
 def test_feed_of_bad_date_is_a_400_page(client):
     response = client.get("/feed.atom?from=nonsense")
     assert response.status_code == 400
+
+
+@pytest.mark.parametrize("query", ["to=9999", "to=9999-12", "to=9999-12-31", "from=9999"])
+def test_years_past_9998_are_400_on_the_page_and_the_feed(client, query):
+    field = query.split("=")[0]
+    message = f"&#39;{field}&#39;: invalid date &#39;{query.split('=')[1]}&#39;: the latest year allowed is 9998"
+    response, page = get(client, "/?" + query, status=400)
+    assert page.ids[field]["aria-invalid"] == "true"
+    assert f'<p class="error" id="{field}-error" role="alert">{message}</p>' in response.get_data(as_text=True)
+    feed = client.get("/feed.atom?" + query)
+    assert feed.status_code == 400
+    assert "<h1>Bad request</h1>" in feed.get_data(as_text=True)
+    assert message in feed.get_data(as_text=True)
 
 
 def test_sort_and_author_filters_on_the_page(client):

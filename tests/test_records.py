@@ -38,6 +38,8 @@ def ingest_one(searchsvc, write, record, *options):
          "'id' must be at most 200 characters, without spaces or '/', got 'has space'"),
         ({**BASE, "id": "a/b"}, "'id' must be at most 200 characters, without spaces or '/', got 'a/b'"),
         ({**BASE, "id": True}, "'id' must be text or a whole number, got a boolean"),
+        ({**BASE, "id": "."}, "'id' must not be '.' or '..' (links to the post would not work), got '.'"),
+        ({**BASE, "id": " .. "}, "'id' must not be '.' or '..' (links to the post would not work), got '..'"),
         ([BASE], "expected an object with title and body, got a list"),
         ("just a string", "expected an object with title and body, got str"),
     ],
@@ -111,6 +113,19 @@ def test_text_is_normalised(searchsvc, write):
     assert post["title"] == "Two lines of title"
     assert post["author"] == "A. Example"
     assert post["body"] == "Caf\u00e9 text\nsecond line"  # NFC, no NUL, Unix newlines
+
+
+def test_dot_ids_are_invalid_and_the_rest_of_the_batch_is_ingested(searchsvc, write):
+    """/posts/.. and /posts/. are resolved by browsers to / and /posts/: no link could reach them."""
+    ids = [".", "syn-ok", "..", "...", ".hidden"]
+    path = write("dots.jsonl", "".join(json.dumps({**BASE, "id": i, "title": f"Synthetic {i}"}) + "\n" for i in ids))
+    result = searchsvc("ingest", path)
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"{path}:1: 'id' must not be '.' or '..' (links to the post would not work), got '.'\n"
+        f"{path}:3: 'id' must not be '.' or '..' (links to the post would not work), got '..'\n")
+    assert result.stdout.startswith("Read 1 file: 3 new, 0 updated, 0 unchanged, 2 invalid")
+    assert sorted(p["id"] for p in searchsvc.export()) == ["...", ".hidden", "syn-ok"]
 
 
 def test_ids_given_derived_from_url_or_from_content(searchsvc, write):

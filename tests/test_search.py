@@ -224,6 +224,33 @@ def test_bad_parameters_are_400_naming_the_parameter(client, params, code, param
     assert_error(client.get("/api/search?" + urlencode(params)), 400, code, param, message)
 
 
+@pytest.mark.parametrize("param, value", [
+    ("to", "9999"), ("to", "9999-12"), ("to", "9999-12-31"), ("to", "9999-12-31T23:59"),
+    ("from", "9999"), ("from", "9999-12-31"),
+])
+@pytest.mark.parametrize("path", ["/api/search", "/api/export", "/api/export?format=csv"])
+def test_years_past_9998_are_400_on_the_api(client, path, param, value):
+    """Year 9999 was a 500: the end of its period is past the last datetime Python has."""
+    sep = "&" if "?" in path else "?"
+    assert_error(client.get(path + sep + urlencode({param: value})), 400, "bad_date", param,
+                 f"'{param}': invalid date '{value}': the latest year allowed is 9998")
+
+
+@pytest.mark.parametrize("params, status, total", [
+    ({"from": "0001", "to": "9998"}, 200, 11),
+    ({"to": "9998-12-31T23:59:59.999999"}, 200, 11),
+    ({"from": "0001", "to": "0001"}, 200, 0),
+    ({"to": "0000"}, 400, None),  # dateutil's "day is out of range for month", as before
+])
+def test_the_first_and_last_years_allowed(client, params, status, total):
+    response = client.get("/api/search?" + urlencode(params))
+    assert response.status_code == status
+    if total is None:
+        assert_error(response, 400, "bad_date", "to", "'to': invalid date '0000': day is out of range for month")
+    else:
+        assert response.get_json()["total"] == total
+
+
 # Order, pages, facets
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import Flask, Response, current_app
 
@@ -19,7 +20,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Defaults, then `SEARCHSVC_*` environment variables, then `config` (tests)."""
     app = Flask(__name__)
     app.config.from_mapping({s.name.upper(): s.default for s in (
-        settings.INDEX, settings.SEARCH_TIMEOUT, settings.RATE_LIMIT, settings.EXPORT_RATE_LIMIT, settings.TRUST_PROXY
+        settings.INDEX, settings.SEARCH_TIMEOUT, settings.RATE_LIMIT, settings.EXPORT_RATE_LIMIT, settings.TRUST_PROXY,
+        settings.BASE_URL,
     )})
     app.config.from_prefixed_env("SEARCHSVC", loads=str)
     if config:
@@ -31,6 +33,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     except ValueError:
         given = app.config["SEARCH_TIMEOUT"]
         raise BadSetting(f"SEARCHSVC_SEARCH_TIMEOUT must be a number of seconds, got {given!r}") from None
+    app.config["BASE_URL"] = _base_url(app.config["BASE_URL"])
     app.extensions["searchsvc.engine"] = Engine(IndexStore(app.config["INDEX"]), search_timeout=timeout or None)
 
     from .api import api
@@ -42,6 +45,20 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     install_rate_limits(app)
     app.after_request(security_headers)
     return app
+
+
+def _base_url(value: Any) -> str:
+    """SEARCHSVC_BASE_URL without its trailing slash ("" when unset); BadSetting unless it is
+    an absolute http(s) URL, since every feed and citation link would start with it."""
+    text = str(value or "").strip()
+    if not text:
+        return ""
+    parts = urlsplit(text)
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        raise BadSetting(
+            f"SEARCHSVC_BASE_URL must be an absolute http(s) URL such as 'https://search.example.org/', got {text!r}"
+        )
+    return text.rstrip("/")
 
 
 # Scripts and styles come only from our own static files: no inline script can run, so a

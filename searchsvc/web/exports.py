@@ -19,6 +19,9 @@ from ..search import iter_matches
 
 FORMATS = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson; charset=utf-8"}
 CSV_COLUMNS = ("id", "title", "date", "author", "url", "score", "body")
+# OWASP's list of characters that make a spreadsheet read a cell as a formula
+# (=HYPERLINK(...) in a title would send the sheet's data to another site when opened).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def export_response(engine: Engine, params: Mapping[str, Sequence[str]]) -> Response:
@@ -64,9 +67,16 @@ def _csv_rows(matches: Iterator) -> Iterator[str]:
     yield flush()
     for record, score in matches:
         data = record.to_json()
-        writer.writerow([data["id"], data["title"], data["date"] or "", data["author"] or "",
-                         data["url"] or "", "" if score is None else score, data["body"]])
+        text = {name: spreadsheet_safe(data[name] or "") for name in ("id", "title", "author", "url", "body")}
+        writer.writerow([text["id"], text["title"], data["date"] or "", text["author"], text["url"],
+                         "" if score is None else score, text["body"]])
         yield flush()
+
+
+def spreadsheet_safe(cell: str) -> str:
+    """The cell with a ' in front when it starts like a formula, as OWASP advises for CSV: the
+    spreadsheet shows the text as written instead of running it."""
+    return "'" + cell if cell.startswith(FORMULA_STARTS) else cell
 
 
 def _filename(q: str, exported_at: str, fmt: str) -> str:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime, timezone
 from typing import Any
 from xml.etree import ElementTree as ET
 
-from flask import Blueprint, Response, render_template, request, url_for
+from flask import Blueprint, Response, current_app, render_template, request, url_for
 
 from ..errors import BadRequest
 from ..request import SearchRequest, request_from_params
@@ -18,6 +19,9 @@ pages = Blueprint("pages", __name__)
 
 FEED_ENTRIES = 20
 SITE_NAME = "searchsvc"
+# Characters XML 1.0 does not allow even as references (U+FFFE, most C0 controls, lone
+# surrogates): ElementTree writes them as they are, and one makes the whole feed unreadable.
+_NOT_XML = re.compile(r"[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 @pages.get("/")
@@ -62,8 +66,7 @@ def post_page(post_id: str) -> str:
         q=q,
         title_html=title_html,
         body_html=body_html,
-        citation=citation(record, request.url_root.rstrip("/") + url_for("pages.post_page", post_id=post_id),
-                          accessed),
+        citation=citation(record, _site_root() + url_for("pages.post_page", post_id=post_id), accessed),
         similar=similar_posts(engine(), post_id, limit=5),
     )
 
@@ -75,7 +78,7 @@ def feed() -> Response:
     args["sort"], args["page"], args["per_page"] = ["newest"], ["1"], [str(FEED_ENTRIES)]
     search_request = request_from_params(args)
     result = search(engine(), search_request)
-    root = request.url_root.rstrip("/")
+    root = _site_root()
     params = search_request.to_params(sort=None, page=None, per_page=None)
     ET.register_namespace("", "http://www.w3.org/2005/Atom")
     atom = "{http://www.w3.org/2005/Atom}"
@@ -100,8 +103,14 @@ def feed() -> Response:
             ET.SubElement(ET.SubElement(entry, atom + "author"), atom + "name").text = hit.author
         summary = ET.SubElement(entry, atom + "summary", type="html")
         summary.text = str(hit.snippet_html)  # escaped again by the XML writer, as type="html" wants
-    body = ET.tostring(xml, encoding="unicode", xml_declaration=True)
+    body = _NOT_XML.sub("", ET.tostring(xml, encoding="unicode", xml_declaration=True))
     return Response(body, mimetype="application/atom+xml", content_type="application/atom+xml; charset=utf-8")
+
+
+def _site_root() -> str:
+    """The start of links read outside the page (feeds, citations): SEARCHSVC_BASE_URL when set,
+    else the Host header the client sent, which anyone can forge."""
+    return current_app.config["BASE_URL"] or request.url_root.rstrip("/")
 
 
 def citation(record: Any, page_url: str, accessed: str) -> str:

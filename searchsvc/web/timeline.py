@@ -1,14 +1,20 @@
-"""The timeline: matches per year (per month when the range is two years or less), as
-bars that each narrow the date range to their period. Empty periods are empty bars."""
+"""The timeline: matches per month when the range is two years or less, else per year,
+decade or century, whichever keeps it to MAX_BARS bars; each bar narrows the date range to
+its period. Empty periods are empty bars."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..request import LATEST_YEAR
 from ..search import SearchResult
 
 MONTHLY_UP_TO = 24  # months
-MAX_YEARS = 400  # a from=0001 filter does not draw two thousand empty bars
+MAX_YEARS = 400  # a from=0001 filter with matches is drawn over the matches' years
+# Every bar is a link and an SVG shape: from=0001&to=9998 in years was 3.7 MB of page.
+MAX_BARS = 120
+# Years per bar, finest first; years 1 to 9999 always fit in 100 centuries.
+_STEPS = ((1, "year"), (10, "decade"), (100, "century"))
 
 
 @dataclass(frozen=True)
@@ -23,7 +29,7 @@ class Bar:
 
 @dataclass(frozen=True)
 class Timeline:
-    unit: str  # "year" or "month"
+    unit: str  # "month", "year", "decade" or "century"
     bars: list[Bar]
 
     @property
@@ -56,9 +62,20 @@ def timeline(result: SearchResult) -> Timeline | None:
     first_year, last_year = first // 12, last // 12
     if last_year - first_year + 1 > MAX_YEARS and by_year:
         first_year, last_year = min(by_year), max(by_year)
-    bars = [Bar(f"{y:04d}", by_year.get(y, 0), f"{y:04d}", f"{y:04d}")
-            for y in range(first_year, last_year + 1)]
-    return Timeline("year", bars)
+    step, unit = next(((step, unit) for step, unit in _STEPS
+                       if last_year // step - first_year // step + 1 <= MAX_BARS), _STEPS[-1])
+    starts = range(first_year - first_year % step, last_year + 1, step)
+    return Timeline(unit, [_bar(start, step, by_year) for start in starts])
+
+
+def _bar(start: int, step: int, by_year: dict[int, int]) -> Bar:
+    """The bar of the `step` years from `start`: 1990 and 10 is 1990–1999, from=1990&to=1999."""
+    count = sum(by_year.get(year, 0) for year in range(start, start + step))
+    if step == 1:
+        return Bar(f"{start:04d}", count, f"{start:04d}", f"{start:04d}")
+    # Years 0 and 9999 are not dates a filter takes: the first and last bars stop short.
+    low, high = f"{max(start, 1):04d}", f"{min(start + step - 1, LATEST_YEAR):04d}"
+    return Bar(f"{low}–{high}", count, low, high)
 
 
 def _month_index(year: int, month: int) -> int:
