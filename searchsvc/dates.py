@@ -69,6 +69,10 @@ def period_end(date: ParsedDate) -> datetime:
     return date.value + _PERIOD[date.precision] - timedelta(microseconds=1)
 
 
+# A search looks up to the last microsecond of `to`'s period, which for any date in 9999 can
+# be past datetime.max: filters stop at 9998, and so do posts' dates (a year facet must link).
+LATEST_YEAR = 9998
+
 def parse_date(text: str, *, dayfirst: bool = False, finest_required: str = "year") -> ParsedDate:
     """Parse `text` as a date; raise InvalidDate if it is not one, or is vaguer than required.
 

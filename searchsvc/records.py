@@ -12,10 +12,11 @@ import re
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 from urllib.parse import urlsplit
 
-from .dates import ParsedDate, parse_date
+from .dates import LATEST_YEAR, ParsedDate, parse_date
 from .errors import InvalidRecord
 
 KNOWN_FIELDS = ("id", "title", "date", "author", "url", "body")
@@ -51,7 +52,7 @@ class Record:
         data.update(self.extra)
         return data
 
-    @property
+    @cached_property
     def fingerprint(self) -> bytes:
         """A digest of everything stored for this post: equal digests mean nothing changed."""
         canonical = json.dumps(self.to_json(), sort_keys=True, ensure_ascii=False)
@@ -89,9 +90,17 @@ def record_from_mapping(data: Any, *, dayfirst: bool = False) -> Record:
         if not isinstance(raw_date, str):
             raise InvalidRecord(f"'date' must be text, got {_kind(raw_date)}")
         date = parse_date(raw_date, dayfirst=dayfirst, finest_required="day")
+        if date.value.year > LATEST_YEAR:
+            raise InvalidRecord(f"invalid date {raw_date!r}: the latest year allowed is {LATEST_YEAR}")
 
     post_id = _record_id(known.get("id"), url, title, date, author)
-    return Record(post_id, title, body, date, author, url, extra)
+    record = Record(post_id, title, body, date, author, url, extra)
+    try:
+        record.fingerprint  # noqa: B018 - encodes every field as UTF-8 once (and keeps the digest)
+    except UnicodeEncodeError as e:  # "\ud800" in JSON: half of a UTF-16 pair, not a character
+        raise InvalidRecord(f"the text holds {e.object[e.start:e.end]!r}, half of a character (a lone "
+                            "surrogate), which cannot be stored; fix the source's encoding") from None
+    return record
 
 
 def _record_id(

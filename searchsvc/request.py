@@ -10,16 +10,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .dates import ParsedDate, parse_date
+from .dates import LATEST_YEAR, ParsedDate, parse_date
 from .errors import BadRequest, InvalidDate
 
 SORTS = ("relevance", "newest", "oldest")
 DEFAULT_PER_PAGE = 10
 MAX_PER_PAGE = 100
 MAX_PAGE = 1000
-# The search looks up to the last microsecond of `to`'s period, which for any date in 9999
-# can be past datetime.max; one bound for both dates keeps `from` and `to` alike.
-LATEST_YEAR = 9998
 
 
 @dataclass(frozen=True)

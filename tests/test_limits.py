@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import os
+import random
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
 
 import pytest
-from conftest import assert_error
+from conftest import assert_error, running_server
 
 
 @pytest.fixture(scope="module")
@@ -112,3 +118,58 @@ def test_a_bad_rate_limit_setting_stops_serve_with_a_clear_error(search_index):
 def test_double_negation_found_by_hypothesis_is_a_400_not_a_crash(client, q):
     assert_error(client.get("/api/search", query_string={"q": q}), 400, "bad_query", "q",
                  "the query has 'NOT' twice in a row (or 'NOT -word'): use one")
+
+
+# The cheapest requests that used to stall a worker (issue 10), each past the 5 s limit before:
+# a 1,000-letter word ("did you mean" compared it with every indexed word: about 30 s), a
+# 990-letter fuzzy word (expanded against every word), 32 fuzzy words (10-20 s, then a 200),
+# and 64 unknown words (a suggestion looked up for each).
+_COMMON = ("government president congress nation people states america freedom economy security health "
+           "energy education service program federal public national world country american policy budget "
+           "foreign defense military business workers family children history justice").split()
+_UNKNOWN = ["".join(random.Random(n).choices("bcdfghjklmnpqrstvwxz", k=9)) for n in range(64)]
+WORST_CASES = [
+    "a" * 1000,
+    "b" * 990 + "~2",
+    " ".join(w[:2] + w[3:] + "~2" for w in _COMMON),
+    " ".join(w[:2] + w[3:] + "~" for w in _COMMON[:16]),
+    " ".join(_UNKNOWN),
+    " OR ".join(_UNKNOWN[:32]),
+    " ".join(w[:2] + w[3:] for w in _COMMON) + " " + " ".join(_UNKNOWN[:32]),
+]
+LIMIT, MARGIN = 2.0, 1.5
+
+
+def _get(url: str) -> tuple[int, bytes, float]:
+    started = time.monotonic()
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response:
+            status, body = response.status, response.read()
+    except urllib.error.HTTPError as error:
+        status, body = error.code, error.read()
+    return status, body, time.monotonic() - started
+
+
+@pytest.mark.slow
+def test_the_worst_requests_answer_within_the_time_limit_and_no_worker_dies(presidential, tmp_path, monkeypatch):
+    """On the 10k corpus, under a real server: every worst case answers a 200, or a 400/503 in
+    the documented shape, within the limit plus a small margin, on the API and the page."""
+    searchsvc, _ = presidential
+    monkeypatch.setenv("SEARCHSVC_SEARCH_TIMEOUT", str(LIMIT))
+    log = tmp_path / "serve.log"
+    with running_server(searchsvc.index, log) as base:
+        for q in WORST_CASES:
+            query = urllib.parse.urlencode({"q": q})
+            status, body, took = _get(f"{base}/api/search?{query}")
+            assert took < LIMIT + MARGIN, (q[:60], took)
+            data = json.loads(body)
+            if status == 200:
+                assert data["total"] >= 0 and isinstance(data["skipped"], list)
+            else:
+                assert (status, data["error"]["code"]) in ((400, "bad_query"), (503, "search_timeout")), data
+                assert set(data["error"]) == {"status", "code", "message", "param"}
+            status, body, took = _get(f"{base}/?{query}")
+            assert took < LIMIT + MARGIN and status in (200, 400, 503), (q[:60], status, took)
+        status, body, _ = _get(f"{base}/healthz")
+        assert status == 200
+    assert "WORKER TIMEOUT" not in log.read_text()

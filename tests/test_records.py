@@ -30,6 +30,11 @@ def ingest_one(searchsvc, write, record, *options):
         ({**BASE, "date": "Dec 2020"}, "invalid date 'Dec 2020': it has no day"),
         ({**BASE, "date": "yesterday-ish"}, "invalid date 'yesterday-ish': not a date dateutil understands"),
         ({**BASE, "date": 20210309}, "'date' must be text, got a number"),
+        ({**BASE, "date": "9999-01-01"}, "invalid date '9999-01-01': the latest year allowed is 9998"),
+        ({**BASE, "body": "half \ud800 a pair"}, "the text holds '\\ud800', half of a character (a lone "
+         "surrogate), which cannot be stored; fix the source's encoding"),
+        ({**BASE, "source": ["\udfff"]}, "the text holds '\\udfff', half of a character (a lone "
+         "surrogate), which cannot be stored; fix the source's encoding"),
         ({**BASE, "author": {"name": "x"}}, "'author' must be text, got an object"),
         ({**BASE, "url": "javascript:alert(1)"},
          "'url' must be an absolute http(s) URL, got 'javascript:alert(1)'"),
