@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..request import LATEST_YEAR
+from ..dates import LATEST_YEAR
 from ..search import SearchResult
 
 MONTHLY_UP_TO = 24  # months
