@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import bisect
 import itertools
-import re
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -28,15 +27,16 @@ from whoosh.collectors import FilterCollector, TopCollector
 from whoosh.searching import Searcher
 from whoosh.util.times import datetime_to_long, long_to_datetime
 
-from .analysis import fold, text_analyzer
+from .analysis import text_analyzer
 from .dates import period_end
 from .engine import Engine
 from .errors import PostNotFound, SearchTimeout
-from .query import LEXEME, OPERATORS, check_expansions, describe, parse_query
+from .query import check_expansions, describe, parse_query, respell_words
 from .records import Record
 from .request import SearchRequest
 from .schema import DEFAULT_FIELDS, UNDATED, column, record_from_stored
 from .snippets import highlight, mark, match_spans, snippet_from_spans
+from .suggest import SUGGEST_SECONDS, Respeller, spelling_index
 
 _ANALYZER = text_analyzer()
 SUGGEST_BELOW = 3  # offer "did you mean" when fewer hits than this
@@ -269,7 +269,8 @@ def _matching(searcher: Searcher, query: wq.Query, allowed: set[int] | None, tim
 
 
 class _Deadline:
-    """A search's time limit, looked at every 256 documents: past it, SearchTimeout."""
+    """A search's time limit, looked at every 256 documents: past it, SearchTimeout.
+    `expired()` and `remaining()` serve steps that stop on their own (suggest.Deadline)."""
 
     def __init__(self, timeout: float | None):
         self.timeout = timeout
@@ -281,6 +282,13 @@ class _Deadline:
         if self.at is not None and not self.count % 256 and time.monotonic() > self.at:
             raise SearchTimeout(f"the search took longer than {self.timeout:g} s and was stopped; "
                                 "narrow it with more words, a longer prefix or a date range")
+
+    def expired(self) -> bool:
+        return self.at is not None and time.monotonic() >= self.at
+
+    def remaining(self) -> float | None:
+        """Seconds left (None: no limit)."""
+        return None if self.at is None else max(0.0, self.at - time.monotonic())
 
 
 def _live(searcher: Searcher, docnums: Iterable[int]) -> Iterator[int]:
@@ -426,27 +434,17 @@ def query_terms(searcher: Searcher, query: wq.Query) -> set[str]:
 
 
 def _suggest(engine: Engine, searcher: Searcher, request: SearchRequest, total: int) -> Suggestion | None:
-    """Respell words the index does not know; offer the result only if it finds more."""
-    corrector = searcher.corrector("spell")
-    changed = False
-    pieces = []
-    position = 0
-    for match in LEXEME.finditer(request.q):
-        word = match.group()
-        pieces.append(request.q[position:match.start()])
-        position = match.end()
-        replacement = word
-        if word not in OPERATORS and re.fullmatch(r"[^\W\d_]{3,}", word):
-            folded = fold(word)
-            if searcher.doc_frequency("spell", folded) == 0:
-                found = corrector.suggest(folded, limit=1, maxdist=2)
-                if found:
-                    replacement, changed = found[0], True
-        pieces.append(replacement)
-    pieces.append(request.q[position:])
-    if not changed:
+    """Respell words the index does not know (suggest.py), within SUGGEST_SECONDS; offer the
+    result only if it finds more."""
+    index = spelling_index(searcher.reader())  # built once per index version, outside the budget
+    timeout = SUGGEST_SECONDS if engine.search_timeout is None else min(SUGGEST_SECONDS, engine.search_timeout)
+    deadline = _Deadline(timeout)
+    corrected = respell_words(request.q, Respeller(index, deadline))
+    if corrected == request.q or deadline.expired():
         return None
-    corrected = "".join(pieces)
     query = parse_query(corrected, engine.parser(request.operator))
-    found_total = len(_matching(searcher, query, _filter_docs(engine, searcher, request), engine.search_timeout))
+    try:
+        found_total = len(_matching(searcher, query, _filter_docs(engine, searcher, request), deadline.remaining()))
+    except SearchTimeout:
+        return None  # out of time counting the respelled query: the search is answered without it
     return Suggestion(corrected, found_total) if found_total > total else None
