@@ -2,12 +2,12 @@
 
 The words are those of the `spell` field (folded, not stemmed; writer.PostWriter posts each
 once per segment with its count) and the variant spellings of data/variants.txt. They are
-found by their letter pairs ("^gov", ...: "^g", "go", ..., "t$"): one edit (an insertion,
-deletion, substitution, or a transposition of neighbours) changes at most 3 pairs, so a word
-within k edits of another shares all but 3k of its pairs and differs in length by at most k.
-Only the words passing that filter are compared letter by letter (Damerau distance).
-Whoosh's corrector and FuzzyTerm computed the distance to every word of the field instead:
-0.5-2 s a word on the 10,419 presidential documents, minutes for a 1,000-letter one.
+found by their letter pairs ("^g", "go", "ov", ..., "t$" for "government"): one edit (an
+insertion, deletion, substitution, or a transposition of neighbours) removes at most 3 of a
+word's pairs, so a word within k edits of another has all but 3k of its distinct pairs and a
+length within k. Only the words passing that filter are compared letter by letter (Damerau
+distance). Whoosh's corrector and FuzzyTerm computed the distance to every word of the field
+instead: 0.5-2 s a word on the 10,419 presidential documents, 30 s and more for a 1,000-letter one.
 
 The pair postings are built once per index version (`spelling_index`), in about half a second.
 """
