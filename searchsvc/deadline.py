@@ -29,7 +29,7 @@ class Deadline:
         return None if self.at is None else max(0.0, self.at - time.monotonic())
 
     def expired(self) -> bool:
-        return self.at is not None and time.monotonic() > self.at
+        return self.at is not None and time.monotonic() >= self.at
 
     def check(self) -> None:
         """SearchTimeout if the time is up."""

@@ -15,16 +15,19 @@ from __future__ import annotations
 
 import itertools
 import re
+from collections.abc import Callable
 from typing import Any
 
 from whoosh import qparser
 from whoosh import query as wq
 from whoosh.fields import Schema
 
+from .analysis import spelling_analyzer
 from .deadline import Deadline
 from .errors import BadQuery
 from .phrases import ExactPhrase
 from .schema import DEFAULT_FIELDS, QUERY_FIELDS, SPELL_FIELD
+from .suggest import MAX_WORD_LENGTH, spelling_index
 
 # Title words are also in `text`; this extra weight puts a title match above a body match.
 # 0.1 ranked best on SciFact train (nDCG@10 0.7055); larger boosts count the title twice over
@@ -34,6 +37,8 @@ TITLE_BOOST = 0.1
 MAX_QUERY_LENGTH = 1000
 MAX_WORDS = 64
 MAX_FUZZY_EDITS = 2
+# The longest fuzzy word (suggest.MAX_WORD_LENGTH: longer than any real word of our corpora).
+MAX_FUZZY_LENGTH = MAX_WORD_LENGTH
 # How many index words one `prefix*` or `word~` may stand for.
 MAX_EXPANSIONS = 500
 
@@ -42,6 +47,9 @@ OPERATORS = {"AND", "OR", "NOT", "ANDNOT"}
 # A bare word, a quoted phrase, a parenthesis, or a field prefix like `title:`.
 LEXEME = re.compile(r'[-+]?(?:\w+:)?"[^"]*"|[()]|[^\s()"]+')
 _FIELD = re.compile(r"^(?P<field>\w+):(?P<rest>.*)$")
+# A word "did you mean" may respell: letters only, not a field name, `prefix*` or `fuzzy~`.
+_PLAIN_WORD = re.compile(r"(?<!\w)[^\W\d_]+(?![\w*~:])")
+_SPELLING = spelling_analyzer()
 
 
 def make_parser(schema: Schema, *, operator: str = "and") -> qparser.QueryParser:
@@ -50,7 +58,7 @@ def make_parser(schema: Schema, *, operator: str = "and") -> qparser.QueryParser
     group = qparser.OrGroup if operator == "or" else qparser.AndGroup
     parser = qparser.QueryParser(DEFAULT_FIELDS[0], Schema(**fields), group=group, phraseclass=ExactPhrase)
     parser.replace_plugin(qparser.MultifieldPlugin(DEFAULT_FIELDS, fieldboosts={"title": TITLE_BOOST}))
-    parser.add_plugin(qparser.FuzzyTermPlugin())
+    parser.add_plugin(_WordFuzzyPlugin())
     parser.remove_plugin_class(qparser.BoostPlugin)
     parser.remove_plugin_class(qparser.RangePlugin)
     return parser
@@ -71,6 +79,9 @@ def parse_query(text: str, parser: qparser.QueryParser) -> wq.Query:
     if query is wq.NullQuery or isinstance(query, type(wq.NullQuery)):
         raise BadQuery("the query has no words to search for")
     for leaf in query.leaves():
+        if isinstance(leaf, wq.FuzzyTerm) and len(leaf.text) > MAX_FUZZY_LENGTH:
+            raise BadQuery(f"'{leaf.text[:20]}…~{leaf.maxdist}': the word is too long for a fuzzy search "
+                           f"({len(leaf.text)} letters; at most {MAX_FUZZY_LENGTH})")
         if isinstance(leaf, wq.FuzzyTerm) and leaf.maxdist > MAX_FUZZY_EDITS:
             raise BadQuery(f"'{leaf.text}~{leaf.maxdist}': fuzzy words allow at most {MAX_FUZZY_EDITS} edits")
     return query
@@ -100,16 +111,67 @@ def _word_prefixes(q: wq.Query) -> wq.Query:
     return q
 
 
+class WordFuzzy(wq.FuzzyTerm):
+    """`goverment~` finds "government": the words people type within the edit distance,
+    not the stems in the index (Whoosh made `gover~` of it, which finds giver, grover, over).
+
+    `text` is the folded, unstemmed word. Its words are the spelling words within the
+    distance (suggest.SpellingIndex: found by letter pairs, not by comparing every word);
+    its index words are their stems, where the field has them.
+    """
+
+    def words(self, ixreader: Any) -> list[str]:
+        """The spelling words it stands for: at most MAX_EXPANSIONS + 1."""
+        return spelling_index(ixreader).within(self.text, int(self.maxdist), self.prefixlength, MAX_EXPANSIONS)
+
+    def _btexts(self, ixreader: Any) -> Any:
+        term_of = ixreader.schema[self.fieldname].term_function()  # a FastText field: text, title
+        found = set()
+        for word in self.words(ixreader):
+            term = term_of(word).encode("utf-8")
+            if (self.fieldname, term) in ixreader:
+                found.add(term)
+        return sorted(found)
+
+
+class _WordFuzzyPlugin(qparser.FuzzyTermPlugin):
+    """Whoosh's `word~` syntax, making a WordFuzzy of a word in a default field."""
+
+    class FuzzyTermNode(qparser.FuzzyTermPlugin.FuzzyTermNode):
+        def query(self, parser: qparser.QueryParser) -> wq.Query:
+            q = super().query(parser)  # Whoosh's FuzzyTerm of the stem, its checks and boost
+            words = [token.text for token in _SPELLING(self.text)]
+            if type(q) is wq.FuzzyTerm and q.fieldname in DEFAULT_FIELDS and len(words) == 1:
+                return WordFuzzy(q.fieldname, words[0], boost=q.boost, maxdist=q.maxdist,
+                                 prefixlength=q.prefixlength, constantscore=q.constantscore)
+            return q
+
+
 def check_expansions(query: wq.Query, reader: Any, deadline: Deadline) -> None:
     """BadQuery if a prefix or fuzzy word stands for more than MAX_EXPANSIONS index words:
     `a*` would otherwise search tens of thousands of terms at once."""
     for leaf in query.leaves():
         deadline.check()
         if isinstance(leaf, (wq.Prefix, wq.FuzzyTerm, wq.Wildcard)):
-            expanded = itertools.islice(leaf._btexts(reader), MAX_EXPANSIONS + 1)
+            words = leaf.words(reader) if isinstance(leaf, WordFuzzy) else leaf._btexts(reader)
+            expanded = itertools.islice(words, MAX_EXPANSIONS + 1)
             if sum(1 for _ in expanded) > MAX_EXPANSIONS:
                 shown = f"{leaf.text}*" if isinstance(leaf, wq.Prefix) else f"{leaf.text}~"
                 raise BadQuery(f"'{shown}' matches more than {MAX_EXPANSIONS} different words; make it longer")
+
+
+def respell_words(text: str, respell: Callable[[str], str | None]) -> str:
+    """`text` with each plain word replaced by `respell(word)` where that gives a word; the
+    operators, field names, `prefix*`, `fuzzy~` and author names stay as they are."""
+
+    def lexeme(match: re.Match[str]) -> str:
+        found = match.group()
+        field = _FIELD.match(found.lstrip("+-"))
+        if found in OPERATORS or (field and field["field"].lower() not in DEFAULT_FIELDS):
+            return found
+        return _PLAIN_WORD.sub(lambda word: respell(word.group()) or word.group(), found)
+
+    return LEXEME.sub(lexeme, text)
 
 
 def check_syntax(text: str) -> str:

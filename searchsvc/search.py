@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import bisect
 import itertools
-import re
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -28,16 +27,17 @@ from whoosh.collectors import FilterCollector, TopCollector
 from whoosh.searching import Searcher
 from whoosh.util.times import datetime_to_long, long_to_datetime
 
-from .analysis import fold, text_analyzer
+from .analysis import text_analyzer
 from .dates import period_end
 from .deadline import Deadline
 from .engine import Engine
 from .errors import PostNotFound, SearchTimeout
-from .query import LEXEME, OPERATORS, check_expansions, describe, parse_query
+from .query import check_expansions, describe, parse_query, respell_words
 from .records import Record
 from .request import SearchRequest
 from .schema import DEFAULT_FIELDS, UNDATED, column, record_from_stored
 from .snippets import highlight, mark, match_spans, snippet_from_spans
+from .suggest import SUGGEST_SECONDS, Respeller, spelling_index
 
 _ANALYZER = text_analyzer()
 SUGGEST_BELOW = 3  # offer "did you mean" when fewer hits than this
@@ -431,28 +431,16 @@ def query_terms(searcher: Searcher, query: wq.Query) -> set[str]:
 
 def _suggest(engine: Engine, searcher: Searcher, request: SearchRequest, total: int,
              deadline: Deadline) -> Suggestion | None:
-    """Respell words the index does not know; offer the result only if it finds more."""
-    corrector = searcher.corrector("spell")
-    changed = False
-    pieces = []
-    position = 0
-    for match in LEXEME.finditer(request.q):
-        word = match.group()
-        pieces.append(request.q[position:match.start()])
-        position = match.end()
-        replacement = word
-        deadline.check()
-        if word not in OPERATORS and re.fullmatch(r"[^\W\d_]{3,}", word):
-            folded = fold(word)
-            if searcher.doc_frequency("spell", folded) == 0:
-                found = corrector.suggest(folded, limit=1, maxdist=2)
-                if found:
-                    replacement, changed = found[0], True
-        pieces.append(replacement)
-    pieces.append(request.q[position:])
-    if not changed:
+    """Respell words the index does not know (suggest.py), within SUGGEST_SECONDS and what is
+    left of the request's time; offer the result only if it finds more. SearchTimeout when the
+    time ran out first: the caller answers without a suggestion and says so."""
+    index = spelling_index(searcher.reader())  # built once per index version
+    left = deadline.remaining()
+    budget = Deadline(SUGGEST_SECONDS if left is None else min(SUGGEST_SECONDS, left))
+    corrected = respell_words(request.q, Respeller(index, budget))
+    budget.check()
+    if corrected == request.q:
         return None
-    corrected = "".join(pieces)
     query = parse_query(corrected, engine.parser(request.operator))
-    found_total = len(_matching(searcher, query, _filter_docs(engine, searcher, request), deadline))
+    found_total = len(_matching(searcher, query, _filter_docs(engine, searcher, request), budget))
     return Suggestion(corrected, found_total) if found_total > total else None

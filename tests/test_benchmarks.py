@@ -58,3 +58,12 @@ def test_soak_benchmark_smoke():
     assert summary["requests"] > 0 and summary["non_2xx"] == 0 and summary["socket_errors"] == 0
     assert summary["distinct_requests"] > 40
     assert summary["peak_private_mb"] > 0 and len(summary["private_mb_over_time"]) >= 3
+
+
+def test_suggest_benchmark_smoke():
+    summary = smoke("suggest.py")
+    assert summary["documents"] == 300 and summary["cases"] == 25
+    assert summary["ours"]["issue"] == {"uyghur": "uyghur", "uigur": "uyghur", "slavry": "slavery",
+                                        "civl rights": "civil rights", "goverment": "government"}
+    assert summary["ours"]["share_corrected"] >= 0.8
+    assert summary["first_version"]["cases"] == 25 and summary["first_version"]["respell_p50_ms"] > 0
