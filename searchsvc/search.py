@@ -24,6 +24,7 @@ from typing import Any
 from markupsafe import Markup
 from whoosh import query as wq
 from whoosh.collectors import FilterCollector, TopCollector
+from whoosh.matching.wrappers import WrappingMatcher
 from whoosh.searching import Searcher
 from whoosh.util.times import datetime_to_long, long_to_datetime
 
@@ -274,7 +275,7 @@ def _matching(searcher: Searcher, query: wq.Query, allowed: set[int] | None, dea
         docs = allowed if allowed is not None else set(searcher.reader().all_doc_ids())
         return set(docs)
     found = set()
-    for docnum in _live(searcher, searcher.docs_for_query(query)):
+    for docnum in _live(searcher, searcher.docs_for_query(_timed(query, deadline))):
         deadline.tick()
         found.add(docnum)
     return found if allowed is None else found & allowed
@@ -374,6 +375,53 @@ class _CollectEveryMatch(TopCollector):
         return super()._collect(global_docnum, score)
 
 
+class _TimedMatcher(WrappingMatcher):
+    """A matcher that looks at the deadline as it moves."""
+
+    def __init__(self, child: Any, deadline: Deadline, boost: float = 1.0):
+        super().__init__(child, boost)
+        self.deadline = deadline
+
+    def _replacement(self, newchild: Any) -> _TimedMatcher:
+        return _TimedMatcher(newchild, self.deadline, self.boost)
+
+    def copy(self) -> _TimedMatcher:
+        return _TimedMatcher(self.child.copy(), self.deadline, self.boost)
+
+    def next(self) -> Any:
+        self.deadline.tick()
+        return self.child.next()
+
+    def skip_to(self, id: int) -> Any:
+        self.deadline.tick()
+        return self.child.skip_to(id)
+
+
+class _Timed(wq.WrappingQuery):
+    """A prefix or fuzzy word whose matcher looks at the deadline. An AND of such words is
+    worked out while Whoosh builds the matchers, before any document reaches the collector:
+    32 fuzzy words ran 6.6 s past a 5 s limit that only the collector looked at."""
+
+    def __init__(self, child: wq.Query, deadline: Deadline):
+        super().__init__(child)
+        self.deadline = deadline
+
+    def _rewrap(self, child: wq.Query) -> _Timed:
+        return _Timed(child, self.deadline)
+
+    def matcher(self, searcher: Any, context: Any = None) -> Any:
+        return _TimedMatcher(self.child.matcher(searcher, context), self.deadline)
+
+
+def _timed(query: wq.Query, deadline: Deadline) -> wq.Query:
+    """`query` with its expanding words timed (a copy: the query itself is described and highlighted)."""
+    if isinstance(query, wq.MultiTerm):
+        return _Timed(query, deadline)
+    if query.is_leaf():
+        return query
+    return query.apply(lambda child: _timed(child, deadline))
+
+
 def _rank_and_collect(searcher: Searcher, query: wq.Query, allowed: set[int] | None,
                       limit: int, deadline: Deadline) -> tuple[set[int], Any]:
     """Score once: the scoring pass also yields the total and the documents to facet,
@@ -381,7 +429,7 @@ def _rank_and_collect(searcher: Searcher, query: wq.Query, allowed: set[int] | N
     Past the deadline the search stops with SearchTimeout: a worker is never stuck."""
     inner = _CollectEveryMatch(limit, deadline)
     collector = FilterCollector(inner, allow=allowed) if allowed is not None else inner
-    searcher.search_with_collector(query, collector)
+    searcher.search_with_collector(_timed(query, deadline), collector)
     return set(inner.matched), collector.results()
 
 
