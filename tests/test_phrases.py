@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from whoosh import query as wq
 
+from searchsvc.deadline import Deadline
 from searchsvc.engine import Engine
 from searchsvc.phrases import ExactPhrase
 from searchsvc.query import parse_query
@@ -36,8 +37,8 @@ def test_same_matches_and_scores_as_whoosh(engine, text):
     assert any(isinstance(leaf, ExactPhrase) for leaf in ours.leaves())
     theirs = _whoosh_phrases(ours)
     assert not any(isinstance(leaf, ExactPhrase) for leaf in theirs.leaves())
-    matched_a, top_a = _rank_and_collect(searcher, ours, None, 30)
-    matched_b, top_b = _rank_and_collect(searcher, theirs, None, 30)
+    matched_a, top_a = _rank_and_collect(searcher, ours, None, 30, Deadline(None))
+    matched_b, top_b = _rank_and_collect(searcher, theirs, None, 30, Deadline(None))
     assert matched_a == matched_b
     assert [(top_a.docnum(i), top_a.score(i)) for i in range(top_a.scored_length())] == [
         (top_b.docnum(i), top_b.score(i)) for i in range(top_b.scored_length())
