@@ -50,7 +50,7 @@ def serve(index: str, host: str, port: int, workers: int, threads: int, access_l
         "workers": workers,
         "worker_class": worker,
         "threads": threads,
-        "keepalive": math.ceil(_seconds(settings.KEEPALIVE, minimum=0)),  # gunicorn takes whole seconds
+        "keepalive": math.ceil(_seconds(settings.KEEPALIVE, zero_ok=True)),  # gunicorn takes whole seconds
         # The arbiter restarts a worker whose event loop misses 30 s of heartbeats; the loop
         # never waits on a client, so a long export in a thread is never cut by it.
         "timeout": 30,
@@ -66,12 +66,15 @@ def serve(index: str, host: str, port: int, workers: int, threads: int, access_l
     Server(options, {"INDEX": index}).run()
 
 
-def _seconds(setting: settings.Setting, minimum: float = 0.001) -> float:
+def _seconds(setting: settings.Setting, zero_ok: bool = False) -> float:
+    """The setting from its environment variable, else its default; BadSetting unless it is a
+    number of seconds (more than 0, or 0 too with `zero_ok`)."""
     text = os.environ.get(setting.envvar, "")
     try:
         value = float(text) if text.strip() else float(setting.default)
     except ValueError:
-        raise BadSetting(f"{setting.envvar} must be a number of seconds, got {text!r}") from None
-    if not minimum <= value < float("inf"):
-        raise BadSetting(f"{setting.envvar} must be at least {minimum:g} seconds, got {text!r}")
+        value = float("nan")
+    if not (0 <= value if zero_ok else 0 < value) or value == float("inf"):
+        kind = "0 or more" if zero_ok else "more than 0"
+        raise BadSetting(f"{setting.envvar} must be a number of seconds ({kind}), got {text!r}")
     return value

@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import selectors
 import socket
+import subprocess
+import sys
 import threading
 import time
 import urllib.request
@@ -283,3 +286,15 @@ def test_an_export_outlives_a_commit(tmp_path):
         engine.close()
     assert count == len(exported) == total
     assert sorted(record.id for record, _ in exported) == [f"p{n:03}" for n in range(total)]
+
+
+@pytest.mark.parametrize(("variable", "value", "kind"), [
+    ("SEARCHSVC_HEADER_TIMEOUT", "0", "more than 0"),
+    ("SEARCHSVC_SEND_TIMEOUT", "a minute", "more than 0"),
+    ("SEARCHSVC_KEEPALIVE", "-1", "0 or more"),
+])
+def test_serve_refuses_a_bad_timeout(search_index, variable, value, kind):
+    result = subprocess.run([sys.executable, "-m", "searchsvc", "serve", "--index", str(search_index)],
+                            capture_output=True, text=True, timeout=60, env={**os.environ, variable: value})
+    assert result.returncode == 1
+    assert result.stderr == f"Error: {variable} must be a number of seconds ({kind}), got {value!r}\n"
