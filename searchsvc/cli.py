@@ -279,21 +279,26 @@ def search_command(query: str, index_dir: str, date_from: str | None, date_to: s
 @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True, help="Port.")
 @click.option("--workers", type=click.IntRange(1, 64), default=2, show_default=True,
               help="Worker processes (one per core is a good start).")
+@click.option("--threads", type=click.IntRange(1, 256), envvar=settings.THREADS.envvar,
+              default=settings.THREADS.default, show_default=True,
+              help=f"{settings.THREADS.help} Environment: {settings.THREADS.envvar}.")
 @click.option("--access-log", is_flag=True, help="Log every request to stderr.")
-def serve(index_dir: str, host: str, port: int, workers: int, access_log: bool) -> None:
+def serve(index_dir: str, host: str, port: int, workers: int, threads: int, access_log: bool) -> None:
     """Serve the JSON API (and the web pages) with gunicorn.
 
     Posts ingested by another `searchsvc ingest` while it runs are searchable at once,
-    without a restart.
+    without a restart. A client has SEARCHSVC_HEADER_TIMEOUT seconds (10) to send a
+    request's headers; idle connections close after SEARCHSVC_KEEPALIVE (5); a response
+    the client stops reading is cut off after SEARCHSVC_SEND_TIMEOUT (60).
 
     \b
     Example:
-        searchsvc serve --port 8000 --workers 2
+        searchsvc serve --port 8000 --workers 2 --threads 8
     """
     from .server import serve as run_server
 
     IndexStore(index_dir).open()  # fail now, with a clear error, rather than in every worker
-    run_server(index_dir, host, port, workers, access_log)
+    run_server(index_dir, host, port, workers, threads, access_log)
 
 
 def _to_stderr(line: str) -> None:

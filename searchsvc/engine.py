@@ -4,6 +4,11 @@ Opening a searcher per request doubled latency at 10k posts; checking whether th
 changed costs microseconds. After a commit we open a new searcher (Whoosh's `refresh()`
 would keep deleted posts visible); a rebuild switches the index to a new generation
 directory, which the marker file tells us, and we reopen.
+
+The server runs several threads per process over one Engine, and Whoosh's readers are not
+thread-safe: postings and stored fields are shared file objects read with seek then read
+(see mapped_files.py). Whoever uses a searcher holds the engine's lock: `with
+engine.reading() as searcher:`.
 """
 
 from __future__ import annotations
@@ -11,6 +16,8 @@ from __future__ import annotations
 import os
 import threading
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from whoosh import index as whoosh_index
 from whoosh.qparser import QueryParser
@@ -29,7 +36,9 @@ class Engine:
         # Seconds one search may run before it is stopped (None: no limit).
         self.search_timeout = search_timeout
         self.result_cache_size = result_cache_size
-        self._lock = threading.Lock()
+        # Guards the searcher, the caches, and every use of a searcher (see reading()).
+        self._lock = threading.RLock()
+        self._pinned = 0  # reading() blocks open in the thread holding the lock
         self._marker_stamp: tuple[int, int] | None = None
         self._ix: whoosh_index.Index | None = None
         self._searcher: Searcher | None = None
@@ -45,23 +54,44 @@ class Engine:
         Raises IndexMissing, NotAnIndex or IndexVersionMismatch when the index cannot be read.
         """
         with self._lock:
+            if self._pinned and self._searcher is not None:
+                return self._searcher  # inside reading(): one searcher for the whole block
+            # A replaced searcher is not closed: an export in another thread may still be
+            # reading its matches from it (a closed reader raises ReaderClosed mid-stream).
+            # It is freed when its last user drops it; its segments are memory maps, and
+            # their file handles were closed when they were mapped (compound.py).
             stamp = self._stamp()
             if self._searcher is None or stamp != self._marker_stamp:
                 ix = self.store.open()
-                old = self._searcher
                 searcher = ix.searcher(weighting=weighting())
                 self._ix, self._searcher, self._marker_stamp = ix, searcher, stamp
                 self._changed()
-                if old is not None:
-                    old.close()
             elif self._ix is not None and self._ix.latest_generation() != self._searcher.reader().generation():
                 # Not Searcher.refresh(): it reuses segment readers and keeps their old
                 # deletions, so deleted and replaced (updated) posts stayed visible.
-                old = self._searcher
                 self._searcher = self._ix.searcher(weighting=weighting())
                 self._changed()
-                old.close()
             return self._searcher
+
+    @contextmanager
+    def reading(self, searcher: Searcher | None = None) -> Iterator[Searcher]:
+        """Hold the lock and use one searcher for the whole block: the current one, or
+        `searcher`, taken from an earlier block (an export reads its matches in batches
+        from the searcher that found them). Calls to searcher() inside the block return
+        the same searcher, so a commit never swaps it in the middle of a search.
+
+        Raises the index errors of searcher() (never with `searcher` given).
+        """
+        with self._lock:
+            if searcher is not None:
+                yield searcher
+                return
+            current = self.searcher()
+            self._pinned += 1
+            try:
+                yield current
+            finally:
+                self._pinned -= 1
 
     def _changed(self) -> None:
         self.version += 1
@@ -73,13 +103,12 @@ class Engine:
 
         Many people run the same few searches at a news moment; the index changes rarely.
         """
-        self.searcher()  # refresh first: a commit must empty the cache before we read it
-        with self._lock:
+        with self._lock:  # computed under the lock too: compute() uses the searcher
+            self.searcher()  # refresh first: a commit must empty the cache before we read it
             if key in self._results:
                 self._results.move_to_end(key)
                 return self._results[key]
-        value = compute()
-        with self._lock:
+            value = compute()
             self._results[key] = value
             while len(self._results) > self.result_cache_size:
                 self._results.popitem(last=False)
@@ -87,24 +116,27 @@ class Engine:
 
     def parser(self, operator: str = "and") -> QueryParser:
         """The query parser for this index's schema (built once per operator)."""
-        if operator not in self._parsers:
-            self._parsers[operator] = make_parser(self.searcher().schema, operator=operator)
-        return self._parsers[operator]
+        with self._lock:
+            if operator not in self._parsers:
+                self._parsers[operator] = make_parser(self.searcher().schema, operator=operator)
+            return self._parsers[operator]
 
     def memo(self, name: str, compute):  # noqa: ANN001, ANN201 - any value
         """`compute(searcher)`, kept until the index changes (summaries, author lists)."""
-        searcher = self.searcher()
-        cached = self._memo.get(name)
-        if cached is not None and cached[0] == self.version:
-            return cached[1]
-        value = compute(searcher)
-        self._memo[name] = (self.version, value)
-        return value
+        with self._lock:
+            searcher = self.searcher()
+            cached = self._memo.get(name)
+            if cached is not None and cached[0] == self.version:
+                return cached[1]
+            value = compute(searcher)
+            self._memo[name] = (self.version, value)
+            return value
 
     def generation(self) -> str:
         """The current generation's name, part of every cache key and export header."""
-        self.searcher()
-        return self.store.marker().generation
+        with self._lock:
+            self.searcher()
+            return self.store.marker().generation
 
     def _stamp(self) -> tuple[int, int] | None:
         try:

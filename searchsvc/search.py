@@ -42,6 +42,7 @@ from .suggest import SUGGEST_SECONDS, Respeller, spelling_index
 
 _ANALYZER = text_analyzer()
 SUGGEST_BELOW = 3  # offer "did you mean" when fewer hits than this
+EXPORT_BATCH = 100  # stored posts an export reads per hold of the engine's lock
 
 
 @dataclass(frozen=True)
@@ -128,7 +129,8 @@ def search(engine: Engine, request: SearchRequest) -> SearchResult:
     Raises BadQuery for a malformed query, and the index errors of Engine.
     """
     started = time.perf_counter()
-    result = engine.cached_result(("search", request), lambda: _search(engine, request))
+    with engine.reading():  # one searcher, used by one thread at a time (see engine.py)
+        result = engine.cached_result(("search", request), lambda: _search(engine, request))
     # The cached result may come from an equal request typed differently ("Dec 2020" vs
     # "2020-12"): links must reproduce this one.
     return replace(result, request=request, took_ms=round((time.perf_counter() - started) * 1000, 1))
@@ -166,43 +168,51 @@ def _search(engine: Engine, request: SearchRequest) -> SearchResult:
 
 
 def iter_matches(engine: Engine, request: SearchRequest) -> tuple[int, str, Iterator[tuple[Record, float | None]]]:
-    """(total, query as understood, every matching post in the request's order): for exports."""
-    searcher = engine.searcher()
-    deadline = Deadline(engine.search_timeout)  # for finding the matches; the stream may take long
-    query = _query(engine, request, deadline)
-    matching, ranked = _ranked(engine, searcher, query, request, None, deadline)
+    """(total, query as understood, every matching post in the request's order): for exports.
+
+    The posts are read in batches, each under the engine's lock, never the whole stream:
+    a client reading an export slowly must not hold up searches in its process.
+    """
+    with engine.reading() as searcher:
+        deadline = Deadline(engine.search_timeout)  # for finding the matches; the stream may take long
+        query = _query(engine, request, deadline)
+        matching, ranked = _ranked(engine, searcher, query, request, None, deadline)
 
     def records() -> Iterator[tuple[Record, float | None]]:
-        for docnum, score in ranked:
-            yield record_from_stored(searcher.stored_fields(docnum)), score
+        for start in range(0, len(ranked), EXPORT_BATCH):
+            batch = ranked[start:start + EXPORT_BATCH]
+            with engine.reading(searcher):  # the searcher that found them, even after a commit
+                stored = [searcher.stored_fields(docnum) for docnum, _ in batch]
+            for fields, (_, score) in zip(stored, batch, strict=True):
+                yield record_from_stored(fields), score
 
     return len(matching), describe(query), records()
 
 
 def get_post(engine: Engine, post_id: str) -> tuple[Record, int]:
     """The stored post and its document number; PostNotFound if there is none."""
-    searcher = engine.searcher()
-    docnum = searcher.document_number(id=post_id)
-    if docnum is None:
-        raise PostNotFound(f"no post with id {post_id!r}")
-    return record_from_stored(searcher.stored_fields(docnum)), docnum
+    with engine.reading() as searcher:
+        docnum = searcher.document_number(id=post_id)
+        if docnum is None:
+            raise PostNotFound(f"no post with id {post_id!r}")
+        return record_from_stored(searcher.stored_fields(docnum)), docnum
 
 
 def highlighted_post(engine: Engine, record: Record, q: str) -> tuple[Markup, Markup]:
     """The title and the whole body with the words of query `q` marked."""
-    searcher = engine.searcher()
-    terms: set[str] = set()
-    if q.strip():
-        terms = query_terms(searcher, parse_query(q, engine.parser()))
-    return highlight(record.title, terms, _ANALYZER), highlight(record.body, terms, _ANALYZER)
+    with engine.reading() as searcher:
+        terms: set[str] = set()
+        if q.strip():
+            terms = query_terms(searcher, parse_query(q, engine.parser()))
+        return highlight(record.title, terms, _ANALYZER), highlight(record.body, terms, _ANALYZER)
 
 
 def similar_posts(engine: Engine, post_id: str, limit: int = 10) -> list[Hit]:
     """Posts most like this one (Whoosh's key-term "more like this" over title and body)."""
-    record, docnum = get_post(engine, post_id)
-    searcher = engine.searcher()
-    results = searcher.more_like(docnum, "text", text=record.title + "\n" + record.body, top=limit)
-    return [_hit(searcher, h.docnum, round(h.score, 4), set()) for h in results]
+    with engine.reading() as searcher:
+        record, docnum = get_post(engine, post_id)
+        results = searcher.more_like(docnum, "text", text=record.title + "\n" + record.body, top=limit)
+        return [_hit(searcher, h.docnum, round(h.score, 4), set()) for h in results]
 
 
 @dataclass(frozen=True)

@@ -35,3 +35,11 @@ BASE_URL = Setting(
     "base_url", "", "The site's public URL, e.g. 'https://search.example.org/', for links in feeds and citations "
     "(empty: from the request's Host header, which clients choose; set it behind a reverse proxy)."
 )
+THREADS = Setting("threads", 8, "Threads per worker process: the requests each process serves at once.")
+HEADER_TIMEOUT = Setting(
+    "header_timeout", 10.0, "Seconds a client has to send a request's line and headers (then 408 and closed)."
+)
+KEEPALIVE = Setting("keepalive", 5, "Seconds an idle connection stays open for its next request (0: close at once).")
+SEND_TIMEOUT = Setting(
+    "send_timeout", 60.0, "Seconds a response waits for a client that reads none of it before the connection is reset."
+)

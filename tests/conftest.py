@@ -76,13 +76,13 @@ def write(tmp_path: Path):
 
 
 @contextmanager
-def running_server(index: Path, log_path: Path, workers: int = 2) -> Iterator[str]:
-    """`searchsvc serve` on a free port, the index named by SEARCHSVC_INDEX; yields the base
-    URL once /healthz answers, and stops the server afterwards."""
+def running_server(index: Path, log_path: Path, workers: int = 2, env: dict[str, str] | None = None) -> Iterator[str]:
+    """`searchsvc serve` on a free port, the index named by SEARCHSVC_INDEX (and `env` added to
+    its environment); yields the base URL once /healthz answers, and stops the server afterwards."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = {**os.environ, "SEARCHSVC_INDEX": str(index)}
+    env = {**os.environ, "SEARCHSVC_INDEX": str(index), **(env or {})}
     with open(log_path, "w") as log:
         server = subprocess.Popen(
             [sys.executable, "-m", "searchsvc", "serve", "--port", str(port), "--workers", str(workers)],

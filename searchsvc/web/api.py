@@ -60,6 +60,6 @@ def api_openapi() -> Response:
 
 @api.get("/healthz")
 def healthz() -> Response:
-    searcher = engine().searcher()  # raises the index's error: answered as 503
-    return jsonify({"status": "ok", "posts": searcher.doc_count(), "generation": engine().generation(),
-                    "schema_version": SCHEMA_VERSION})
+    with engine().reading() as searcher:  # raises the index's error: answered as 503
+        return jsonify({"status": "ok", "posts": searcher.doc_count(), "generation": engine().generation(),
+                        "schema_version": SCHEMA_VERSION})

@@ -1,0 +1,243 @@
+"""The gunicorn worker of `searchsvc serve`: a pool of threads per process, and an event loop
+that reads each request head before a thread is given to it.
+
+gunicorn's own gthread worker hands a connection to a pool thread at its first byte; the thread
+then waits in the HTTP parser, so a few dozen clients trickling their headers hold every
+thread (slowloris). Here the worker's event loop reads the head without blocking, within a
+total deadline (like nginx's client_header_timeout) and a size cap, and only a complete head
+goes to the pool, for new and kept-alive connections alike. While a thread writes a response,
+the connection has a send timeout: a client that reads nothing for that long is cut off (a
+reset, so it sees a broken transfer), instead of holding the thread for good.
+
+Subclasses gunicorn's ThreadWorker and TConn: written against gunicorn 27.0.1, which
+pyproject.toml pins. Plain HTTP/1.x only; TLS ends in the reverse proxy.
+"""
+
+from __future__ import annotations
+
+import errno
+import selectors
+import socket
+import struct
+import time
+from contextlib import suppress
+from functools import partial
+from typing import Any
+
+from gunicorn import util
+from gunicorn.workers.gthread import TConn, ThreadWorker
+
+HEAD_END = b"\r\n\r\n"
+MAX_HEAD = 64 * 1024  # bytes of request line and headers; nginx allows 32 KiB, Apache about 800
+LINGER = 2.0  # seconds, and bytes, of a closed connection's input drained (as gunicorn's close_graceful)
+LINGER_BYTES = 64 * 1024
+REQUEST_TIMEOUT = b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+HEAD_TOO_LARGE = b"HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+
+
+class ProgressSocket(socket.socket):
+    """A socket whose timeout bounds each wait for progress, not a whole sendall().
+
+    Python's sendall() counts its timeout for all of the data: a slow but steady client
+    would be cut off in the middle of a large post. Each send() here waits at most the
+    timeout for room in the socket's buffer (nginx's send_timeout).
+    """
+
+    def sendall(self, data: Any, flags: int = 0) -> None:
+        view = memoryview(data).cast("B")
+        while view:
+            view = view[self.send(view, flags):]
+
+
+class Connection(TConn):
+    """A client connection: the head read so far, and how it is to be closed."""
+
+    def __init__(self, cfg: Any, sock: socket.socket, client: Any, server: Any, worker: HeadReadingWorker):
+        super().__init__(cfg, sock, client, server)
+        self.worker = worker
+        self.head = bytearray()
+        self.head_ready = False
+        self.reset = False  # set after a send timeout
+
+    def close(self, graceful: bool = False) -> None:
+        if self.reset:
+            # An abortive close: the client's next read fails, and the kernel does not keep
+            # retrying the unsent rest of the response to a client that stopped reading.
+            with suppress(OSError):
+                self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            util.close(self.sock)
+        elif graceful:
+            self.worker.linger(self.sock)
+        else:
+            util.close(self.sock)
+
+
+class HeadReadingWorker(ThreadWorker):
+    """gthread with request heads read in the event loop, and a send timeout (see above)."""
+
+    header_timeout = 10.0  # seconds from a request's first byte (or the accept) to its complete head
+    send_timeout = 60.0  # seconds a response may wait for the client to read on
+
+    @classmethod
+    def with_timeouts(cls, header_timeout: float, send_timeout: float) -> type[HeadReadingWorker]:
+        """This worker class with other timeouts (gunicorn takes a class, not an instance)."""
+        return type(cls.__name__, (cls,), {"header_timeout": header_timeout, "send_timeout": send_timeout})
+
+    @classmethod
+    def check_config(cls, cfg: Any, log: Any) -> None:
+        super().check_config(cfg, log)
+        if cfg.is_ssl or cfg.http2_cleartext != "off":
+            raise RuntimeError("HeadReadingWorker serves plain HTTP/1.x only (TLS belongs in the reverse proxy)")
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        # Connections reading their head -> deadline. Every deadline is the insertion time
+        # plus the same timeout, so the dict is in deadline order.
+        self.reading_heads: dict[Connection, float] = {}
+        self.lingering: dict[socket.socket, list[float]] = {}  # socket -> [deadline, bytes drained]
+
+    def accept(self, listener: Any) -> None:
+        try:
+            sock, address = listener.accept()
+        except OSError as e:
+            if e.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
+                raise
+            return
+        self.nr_conns += 1
+        sock = ProgressSocket(fileno=sock.detach())
+        self.read_head(Connection(self.cfg, sock, address, listener.getsockname(), self))
+
+    def enqueue_req(self, conn: Connection) -> None:
+        """Every path to the thread pool (a new connection, a kept-alive one turning
+        readable, a pipelined request) comes here: only a complete head goes on."""
+        if conn.head_ready:
+            conn.head_ready = False
+            super().enqueue_req(conn)
+        else:
+            self.read_head(conn)
+
+    def read_head(self, conn: Connection) -> None:
+        # Bytes the parser read ahead (a pipelined request) are the start of the next head.
+        conn.head = bytearray(conn.parser.unreader.take_buffered() if conn.parser else b"")
+        conn.sock.setblocking(False)
+        self.reading_heads[conn] = time.monotonic() + self.header_timeout
+        if not self.check_head(conn, 0):
+            self.poller.register(conn.sock, selectors.EVENT_READ, partial(self.on_head_readable, conn))
+            self.on_head_readable(conn, None)  # a kept-alive connection comes back readable
+
+    def on_head_readable(self, conn: Connection, _sock: Any) -> None:
+        try:
+            data = conn.sock.recv(MAX_HEAD)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self.end_head(conn)
+            self.nr_conns -= 1
+            conn.close()
+            return
+        seen = len(conn.head)
+        conn.head += data
+        self.check_head(conn, seen)
+
+    def check_head(self, conn: Connection, seen: int) -> bool:
+        """Hand a complete head to the pool, or refuse one too large; False: wait for more."""
+        head = conn.head
+        # Empty lines before a request are ignored (RFC 9112 section 2.2), as gunicorn does.
+        start = max(len(head) - len(head.lstrip(b"\r\n")), seen - len(HEAD_END) + 1)
+        if head.find(HEAD_END, start) >= 0:
+            self.end_head(conn)
+            conn.init()  # the HTTP/1.x parser (no TLS, no HTTP/2: nothing blocks here)
+            conn.parser.unreader.unread(bytes(head))
+            conn.head = bytearray()
+            conn.head_ready = True
+            self.enqueue_req(conn)
+            return True
+        if len(head) > MAX_HEAD:
+            self.end_head(conn)
+            self.refuse(conn, HEAD_TOO_LARGE)
+            return True
+        return False
+
+    def end_head(self, conn: Connection) -> None:
+        """The connection is no longer waiting for its head (the poller may not know it yet)."""
+        with suppress(KeyError, ValueError):
+            self.poller.unregister(conn.sock)
+        self.reading_heads.pop(conn, None)
+
+    def refuse(self, conn: Connection, response: bytes) -> None:
+        """Answer with a bare status (as far as the socket takes it now) and close."""
+        self.nr_conns -= 1
+        with suppress(OSError):
+            conn.sock.send(response)
+        self.linger(conn.sock)
+
+    def murder_pending(self) -> None:
+        """Called by the event loop after each wait (at least every second)."""
+        super().murder_pending()
+        now = time.monotonic()
+        if not self.alive:
+            # Stopping: connections that have sent nothing yet are closed at once (browsers
+            # open spare ones); a head already coming in keeps its deadline.
+            for conn in [c for c in self.reading_heads if not c.head]:
+                self.end_head(conn)
+                self.nr_conns -= 1
+                conn.close()
+        while self.reading_heads:
+            conn, deadline = next(iter(self.reading_heads.items()))
+            if deadline > now:
+                break
+            self.end_head(conn)
+            if conn.head:
+                self.refuse(conn, REQUEST_TIMEOUT)
+            else:
+                self.nr_conns -= 1
+                conn.close()
+        while self.lingering:
+            sock, (deadline, _) = next(iter(self.lingering.items()))
+            if deadline > now:
+                break
+            self.end_linger(sock)
+
+    def linger(self, sock: socket.socket) -> None:
+        """Close as gunicorn's close_graceful does (send our FIN, drain what the client still
+        sends, so that the kernel does not reset the end of our response), but in the event
+        loop: close_graceful blocks the loop for up to 2 s per connection."""
+        try:
+            sock.shutdown(socket.SHUT_WR)
+            sock.setblocking(False)
+            self.poller.register(sock, selectors.EVENT_READ, self.on_linger_readable)
+        except (OSError, ValueError, KeyError):
+            util.close(sock)
+            return
+        self.lingering[sock] = [time.monotonic() + LINGER, 0]
+
+    def on_linger_readable(self, sock: socket.socket) -> None:
+        try:
+            drained = len(sock.recv(LINGER_BYTES))
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            drained = 0
+        state = self.lingering[sock]
+        state[1] += drained
+        if not drained or state[1] >= LINGER_BYTES:
+            self.end_linger(sock)
+
+    def end_linger(self, sock: socket.socket) -> None:
+        self.lingering.pop(sock, None)
+        with suppress(KeyError, ValueError):
+            self.poller.unregister(sock)
+        util.close(sock)
+
+    def handle_request(self, req: Any, conn: Connection) -> bool:
+        """Runs in a pool thread, with the head already parsed from memory."""
+        conn.sock.settimeout(self.send_timeout)
+        try:
+            return super().handle_request(req, conn)
+        except TimeoutError:
+            conn.reset = True
+            self.log.warning("%s: no progress for %g s while sending the response to %s; connection reset",
+                             req.path, self.send_timeout, conn.client)
+            raise StopIteration from None  # ThreadWorker.handle: close the connection
