@@ -22,9 +22,11 @@ def _param(name: str, description: str, schema: dict[str, Any], *, required: boo
 SEARCH_PARAMS = [
     _param("q", "Query: words (AND), \"phrases\", OR, NOT or -word, parentheses, title:, author:, "
            "prefix*, fuzzy~. Empty: every post matching the filters, newest first.", {"type": "string"}),
-    _param("from", "Start date at the precision given: 2020, 2020-12, Dec 2020, 2020-12-29, ISO 8601.",
+    _param("from", "Start date at the precision given: 2020, 2020-12, Dec 2020, 2020-12-29, ISO 8601; "
+           "years 1 to 9998.",
            {"type": "string"}),
-    _param("to", "End date, inclusive of the whole period given (to=2020-12 runs through 31 December).",
+    _param("to", "End date, inclusive of the whole period given (to=2020-12 runs through 31 December); "
+           "years 1 to 9998.",
            {"type": "string"}),
     _param("author", "Exact author; repeat for several.", {"type": "string"}, array=True),
     _param("sort", "relevance (default with a query), newest (default without), oldest; undated last.",
@@ -208,7 +210,9 @@ def openapi_document() -> dict[str, Any]:
             "/api/export": {"get": {
                 "summary": "Every match of a search (no page limit), streamed",
                 "parameters": SEARCH_PARAMS + [
-                    _param("format", "csv (UTF-8 with BOM) or jsonl (the record format, with score)",
+                    _param("format", "csv (UTF-8 with BOM; a text cell starting with = + - @, tab or CR gets a "
+                           "leading ' so spreadsheets do not run it as a formula) or jsonl (the record format, "
+                           "raw, with score)",
                            {"type": "string", "enum": ["csv", "jsonl"], "default": "jsonl"})],
                 "responses": {
                     "200": {
