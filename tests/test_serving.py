@@ -288,13 +288,19 @@ def test_an_export_outlives_a_commit(tmp_path):
     assert sorted(record.id for record, _ in exported) == [f"p{n:03}" for n in range(total)]
 
 
-@pytest.mark.parametrize(("variable", "value", "kind"), [
-    ("SEARCHSVC_HEADER_TIMEOUT", "0", "more than 0"),
-    ("SEARCHSVC_SEND_TIMEOUT", "a minute", "more than 0"),
-    ("SEARCHSVC_KEEPALIVE", "-1", "0 or more"),
+@pytest.mark.parametrize(("variable", "value", "message"), [
+    ("SEARCHSVC_HEADER_TIMEOUT", "0", "SEARCHSVC_HEADER_TIMEOUT must be a number of seconds (more than 0), got '0'"),
+    ("SEARCHSVC_SEND_TIMEOUT", "a minute",
+     "SEARCHSVC_SEND_TIMEOUT must be a number of seconds (more than 0), got 'a minute'"),
+    ("SEARCHSVC_KEEPALIVE", "-1", "SEARCHSVC_KEEPALIVE must be a number of seconds (0 or more), got '-1'"),
+    ("SEARCHSVC_RATE_LIMIT", "lots",
+     "a rate limit must look like '120/minute' (per second, minute, hour or day), got 'lots'"),
+    ("SEARCHSVC_BASE_URL", "search.example.org",
+     "SEARCHSVC_BASE_URL must be an absolute http(s) URL such as 'https://search.example.org/', "
+     "got 'search.example.org'"),
 ])
-def test_serve_refuses_a_bad_timeout(search_index, variable, value, kind):
+def test_a_bad_setting_stops_serve_with_a_clear_error(search_index, variable, value, message):
     result = subprocess.run([sys.executable, "-m", "searchsvc", "serve", "--index", str(search_index)],
                             capture_output=True, text=True, timeout=60, env={**os.environ, variable: value})
     assert result.returncode == 1
-    assert result.stderr == f"Error: {variable} must be a number of seconds ({kind}), got {value!r}\n"
+    assert result.stderr == f"Error: {message}\n"
