@@ -19,6 +19,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 
 from markupsafe import Markup
@@ -323,7 +324,7 @@ def doc_values(engine: Engine) -> DocValues:
         live = set(reader.all_doc_ids())  # deleted documents are in no order or index
         authors = [authors_column[d] or None for d in range(total)]
         raw_dates = [dates_column[d] if d in live else UNDATED for d in range(total)]
-        months = [None if raw == UNDATED else long_to_datetime(raw).strftime("%Y-%m") for raw in raw_dates]
+        months = [None if raw == UNDATED else _month(long_to_datetime(raw)) for raw in raw_dates]
         dated = sorted((raw, d) for d, raw in enumerate(raw_dates) if raw != UNDATED)
         by_author: dict[str, list[int]] = {}
         for d, author in enumerate(authors):
@@ -338,6 +339,11 @@ def doc_values(engine: Engine) -> DocValues:
                          newest, oldest)
 
     return engine.memo("doc_values", compute)
+
+
+def _month(value: datetime) -> str:
+    """"0999-06": strftime("%Y") does not pad years before 1000 on Linux ("999-06")."""
+    return f"{value.year:04d}-{value.month:02d}"
 
 
 def _facets(values: DocValues, matching: set[int]) -> tuple[dict[str, list[FacetValue]], dict[str, int]]:

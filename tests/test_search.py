@@ -251,6 +251,24 @@ def test_the_first_and_last_years_allowed(client, params, status, total):
         assert response.get_json()["total"] == total
 
 
+def test_posts_dated_before_year_1000_are_searched_faceted_and_drawn(searchsvc, write, client_for):
+    """A post from 0999 made every search a 500: its month key was "999-06" (strftime's %Y is
+    not padded), which the year facet could not read."""
+    posts = [{"id": "old-999", "title": "Synthetic chronicle", "date": "0999-06-15", "author": "Ada Fictional",
+              "body": "A plainly synthetic chronicle."},
+             {"id": "old-5", "title": "Synthetic tablet", "date": "0005-01-02", "body": "A synthetic chronicle too."}]
+    result = searchsvc("ingest", write("old.jsonl", "".join(json.dumps(p) + "\n" for p in posts)))
+    assert result.exit_code == 0, result.output
+    client = client_for(searchsvc.index)
+    found = search(client, q="chronicle", sort="oldest")
+    assert [h["id"] for h in found["hits"]] == ["old-5", "old-999"]
+    assert found["facets"]["year"] == [{"value": 5, "count": 1}, {"value": 999, "count": 1}]
+    assert search(client, **{"from": "0999-06", "to": "0999-06"})["total"] == 1
+    page = client.get("/?q=chronicle")
+    assert page.status_code == 200 and "from=0999" in page.get_data(as_text=True)
+    assert client.get("/feed.atom?q=chronicle").status_code == 200
+
+
 # Order, pages, facets
 
 
