@@ -61,6 +61,9 @@ def make_parser(schema: Schema, *, operator: str = "and") -> qparser.QueryParser
     parser.add_plugin(_WordFuzzyPlugin())
     parser.remove_plugin_class(qparser.BoostPlugin)
     parser.remove_plugin_class(qparser.RangePlugin)
+    # Only the operators we document: Whoosh's REQUIRE and ANDMAYBE made `REQUIRE war` a
+    # silently different search. Here they are plain words.
+    parser.replace_plugin(qparser.OperatorsPlugin(AndMaybe=None, Require=None))
     return parser
 
 
@@ -71,9 +74,11 @@ def parse_query(text: str, parser: qparser.QueryParser) -> wq.Query:
     prepared = check_syntax(text)
     try:
         query = parser.parse(prepared)
+    except BadQuery:
+        raise
     except Exception:  # noqa: BLE001 - Whoosh's parser failing on an input we did not foresee
         raise BadQuery("the query could not be understood; check its quotes, parentheses and operators") from None
-    query = query.accept(_word_prefixes)
+    query = query.accept(_word_prefixes).accept(_every_post)
     if isinstance(query, wq.Not):  # only exclusions: everything except them
         query = wq.AndNot(wq.Every(), query.query)
     if query is wq.NullQuery or isinstance(query, type(wq.NullQuery)):
@@ -103,6 +108,12 @@ class WordPrefix(wq.Prefix):
             if (self.fieldname, term) in ixreader:
                 found.add(term)
         return sorted(found)
+
+
+def _every_post(q: wq.Query) -> wq.Query:
+    """A bare `*` is every post, not every term of a field: Whoosh's Every("text") read the
+    postings of every word of the index (6.7 s for `q=*`); Every() lists the documents."""
+    return wq.Every() if isinstance(q, wq.Every) else q
 
 
 def _word_prefixes(q: wq.Query) -> wq.Query:
@@ -141,7 +152,10 @@ class _WordFuzzyPlugin(qparser.FuzzyTermPlugin):
         def query(self, parser: qparser.QueryParser) -> wq.Query:
             q = super().query(parser)  # Whoosh's FuzzyTerm of the stem, its checks and boost
             words = [token.text for token in _SPELLING(self.text)]
-            if type(q) is wq.FuzzyTerm and q.fieldname in DEFAULT_FIELDS and len(words) == 1:
+            if type(q) is wq.FuzzyTerm and q.fieldname in DEFAULT_FIELDS and len(words) != 1:
+                # Whoosh would compare the stem with every word of the index (1.4 s a word).
+                raise BadQuery(f"'{_fuzzy(self.text, q.maxdist)}': a fuzzy word must be one word, without ' or -")
+            if type(q) is wq.FuzzyTerm and q.fieldname in DEFAULT_FIELDS:
                 return WordFuzzy(q.fieldname, words[0], boost=q.boost, maxdist=q.maxdist,
                                  prefixlength=q.prefixlength, constantscore=q.constantscore)
             return q
@@ -156,7 +170,7 @@ def check_expansions(query: wq.Query, reader: Any, deadline: Deadline) -> None:
             words = leaf.words(reader) if isinstance(leaf, WordFuzzy) else leaf._btexts(reader)
             expanded = itertools.islice(words, MAX_EXPANSIONS + 1)
             if sum(1 for _ in expanded) > MAX_EXPANSIONS:
-                shown = f"{leaf.text}*" if isinstance(leaf, wq.Prefix) else f"{leaf.text}~"
+                shown = f"{leaf.text}*" if isinstance(leaf, wq.Prefix) else _fuzzy(leaf.text, leaf.maxdist)
                 raise BadQuery(f"'{shown}' matches more than {MAX_EXPANSIONS} different words; make it longer")
 
 
@@ -250,7 +264,7 @@ def describe(query: wq.Query) -> str:
 
 def _describe(q: wq.Query, top: bool = False) -> str:
     if isinstance(q, wq.Or):
-        parts = _collapse_default_fields(q.subqueries)
+        parts = list(dict.fromkeys(_collapse_default_fields(q.subqueries)))  # `*` is in both fields
         if len(parts) == 1:
             return parts[0]
         text = " OR ".join(parts)
@@ -314,7 +328,7 @@ def _leaf(q: wq.Query) -> str:
     if isinstance(q, wq.Every):
         return "*"
     if isinstance(q, wq.FuzzyTerm):
-        return f"{q.text}~" + (str(q.maxdist) if q.maxdist != 1 else "")
+        return _fuzzy(q.text, q.maxdist)
     if isinstance(q, wq.Prefix):
         return f"{q.text}*"
     if isinstance(q, (wq.Wildcard, wq.Term)):
@@ -322,3 +336,8 @@ def _leaf(q: wq.Query) -> str:
     if isinstance(q, wq.And):
         return "(" + " AND ".join(_describe(s) for s in q.subqueries) + ")"
     return str(q)
+
+
+def _fuzzy(word: str, maxdist: int) -> str:
+    """A fuzzy word as typed: `word~` for one edit, `word~2` for two."""
+    return f"{word}~" + (str(maxdist) if maxdist != 1 else "")

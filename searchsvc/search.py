@@ -33,7 +33,8 @@ from .analysis import text_analyzer
 from .dates import period_end
 from .deadline import Deadline
 from .engine import Engine
-from .errors import PostNotFound, SearchTimeout
+from .errors import BadQuery, PostNotFound, SearchTimeout
+from .phrases import ExactPhrase
 from .query import check_expansions, describe, parse_query, respell_words
 from .records import Record
 from .request import SearchRequest
@@ -201,10 +202,14 @@ def get_post(engine: Engine, post_id: str) -> tuple[Record, int]:
 
 def highlighted_post(engine: Engine, record: Record, q: str) -> tuple[Markup, Markup]:
     """The title and the whole body with the words of query `q` marked."""
+    deadline = Deadline(engine.search_timeout)
     with engine.reading() as searcher:
         terms: set[str] = set()
         if q.strip():
-            terms = query_terms(searcher, parse_query(q, engine.parser()))
+            query = parse_query(q, engine.parser())
+            check_expansions(query, searcher.reader(), deadline)  # `w1*` marked 5 MB of a body
+            terms = query_terms(searcher, query)
+        deadline.check()
         return highlight(record.title, terms, _ANALYZER), highlight(record.body, terms, _ANALYZER)
 
 
@@ -430,9 +435,12 @@ class _Timed(wq.WrappingQuery):
 
 
 def _timed(query: wq.Query, deadline: Deadline) -> wq.Query:
-    """`query` with its expanding words timed (a copy: the query itself is described and highlighted)."""
+    """`query` with its expanding words and phrases timed (a copy: the query itself is
+    described and highlighted)."""
     if isinstance(query, wq.MultiTerm):
         return _Timed(query, deadline)
+    if isinstance(query, ExactPhrase):
+        return query.timed(deadline)
     if query.is_leaf():
         return query
     return query.apply(lambda child: _timed(child, deadline))
@@ -505,6 +513,9 @@ def _suggest(engine: Engine, searcher: Searcher, request: SearchRequest, total: 
     budget.check()
     if corrected == request.q:
         return None
-    query = parse_query(corrected, engine.parser(request.operator))
+    try:
+        query = parse_query(corrected, engine.parser(request.operator))
+    except BadQuery:  # respelled words may be longer: past 1,000 characters it is no suggestion
+        return None
     found_total = len(_matching(searcher, query, _filter_docs(engine, searcher, request), budget))
     return Suggestion(corrected, found_total) if found_total > total else None

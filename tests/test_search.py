@@ -441,3 +441,17 @@ def test_a_prefix_of_the_typed_word_finds_words_whose_stem_is_shorter(client):
     assert [h["id"] for h in body["hits"]] == ["syn-run"]
     assert "<mark>morning</mark>" in body["hits"][0]["snippet"]
     assert body["query"]["understood"] == "mornin*"
+
+
+@pytest.mark.parametrize("q, understood", [
+    ("REQUIRE run", "requir AND run"), ("run ANDMAYBE river", "run AND andmayb AND river"),
+])
+def test_whooshs_undocumented_operators_are_plain_words(client, q, understood):
+    """`REQUIRE war` silently searched only `war`: REQUIRE and ANDMAYBE are not our language."""
+    assert search(client, q=q)["query"]["understood"] == understood
+
+
+def test_a_bare_star_is_every_post(client):
+    everything = search(client, per_page=1)["total"]
+    assert [search(client, q=q)["total"] for q in ("*", "run OR *")] == [everything, everything]
+    assert search(client, q="run OR *")["query"]["understood"] == "*"  # Whoosh simplifies it

@@ -240,3 +240,9 @@ def test_a_very_long_fuzzy_word_is_refused_at_once(big):
     assert time.monotonic() - started < 5
     assert_error(response, 400, "bad_query", "q",
                  f"'{'a' * 20}…~2': the word is too long for a fuzzy search (990 letters; at most 32)")
+
+
+def test_a_respelling_past_the_length_limit_is_no_suggestion_not_an_error(search_index, client_for):
+    """"marathn" + 992 letters is 1,000 characters; respelled, 1,001: it was a 400."""
+    found = search(client_for(search_index), q="marathn " + "x" * 992)
+    assert (found["total"], found["did_you_mean"]) == (0, None)
