@@ -108,6 +108,17 @@ class RateLimited(SearchsvcError):
         self.retry_after = retry_after
 
 
+class TooManyExports(SearchsvcError):
+    """As many exports as a worker process allows are streaming; `retry_after` is in seconds."""
+
+    status = 503
+    code = "too_many_exports"
+
+    def __init__(self, message: str, *, retry_after: int):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class IndexDamaged(SearchsvcError):
     """The index directory is ours but cannot be read (a truncated or missing file)."""
 

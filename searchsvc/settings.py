@@ -36,6 +36,10 @@ BASE_URL = Setting(
     "(empty: from the request's Host header, which clients choose; set it behind a reverse proxy)."
 )
 THREADS = Setting("threads", 8, "Threads per worker process: the requests each process serves at once.")
+MAX_EXPORTS = Setting(
+    "max_exports", 4, "Exports streaming at once per worker process, each holding a thread as long as its client "
+    "reads; more get a 503 (keep it at most half of the threads, so searches always have some)."
+)
 HEADER_TIMEOUT = Setting(
     "header_timeout", 10.0, "Seconds a client has to send a request's line and headers (then 408 and closed)."
 )

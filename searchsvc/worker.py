@@ -9,6 +9,12 @@ goes to the pool, for new and kept-alive connections alike. While a thread write
 the connection has a send timeout: a client that reads nothing for that long is cut off (a
 reset, so it sees a broken transfer), instead of holding the thread for good.
 
+The app takes no request bodies (every route is a GET). A request that declares one
+(Content-Length above 0, or Transfer-Encoding) is answered with "Connection: close" and the
+connection closed: gunicorn would otherwise drain the unread body in the pool thread (up to 5 s,
+checked only between 1 KiB reads, so a body trickled a byte a second held it longer). The close
+lingers in the event loop, as every close here does.
+
 Subclasses gunicorn's ThreadWorker and TConn: written against gunicorn 27.0.1, which
 pyproject.toml pins. Plain HTTP/1.x only; TLS ends in the reverse proxy.
 """
@@ -33,6 +39,12 @@ LINGER = 2.0  # seconds, and bytes, of a closed connection's input drained (as g
 LINGER_BYTES = 64 * 1024
 REQUEST_TIMEOUT = b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
 HEAD_TOO_LARGE = b"HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+
+
+def declares_body(req: Any) -> bool:
+    """Whether the request says a body follows (gunicorn has already refused malformed lengths)."""
+    return any(name == "TRANSFER-ENCODING" or (name == "CONTENT-LENGTH" and int(value) > 0)
+               for name, value in req.headers)
 
 
 class ProgressSocket(socket.socket):
@@ -234,6 +246,8 @@ class HeadReadingWorker(ThreadWorker):
     def handle_request(self, req: Any, conn: Connection) -> bool:
         """Runs in a pool thread, with the head already parsed from memory."""
         conn.sock.settimeout(self.send_timeout)
+        if declares_body(req):
+            req.force_close()  # answered with Connection: close; gunicorn then skips its drain
         try:
             return super().handle_request(req, conn)
         except TimeoutError:

@@ -1,6 +1,7 @@
-"""`searchsvc serve` against slow and stalled clients, on loopback: slowloris sockets do not
-starve the workers, a slow reader gets a whole export, searches answer while it streams, a
-client that stops reading is cut off visibly, and threads share one Engine safely."""
+"""`searchsvc serve` against slow and stalled clients, on loopback: slowloris sockets and
+request bodies sent slowly (or never) do not starve the workers, a slow reader gets a whole
+export, searches answer while it streams, exports past SEARCHSVC_MAX_EXPORTS are refused at
+once, a client that stops reading is cut off visibly, and threads share one Engine safely."""
 
 from __future__ import annotations
 
@@ -13,13 +14,15 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 from pathlib import Path
 from urllib.parse import urlencode, urlsplit
 
 import pytest
-from conftest import Searchsvc, running_server
+from conftest import Searchsvc, assert_error, running_server
 
 from searchsvc.engine import Engine
 from searchsvc.request import request_from_params
@@ -128,6 +131,132 @@ def test_slowloris_sockets_do_not_starve_the_workers(search_index, tmp_path):
     for opened, at, sent in closed:
         assert sent.startswith(b"HTTP/1.1 408 Request Timeout\r\n"), sent
         assert HEADER_TIMEOUT - 0.5 <= at - opened <= HEADER_TIMEOUT + 3
+
+
+@pytest.mark.slow
+def test_request_bodies_sent_slowly_or_never_do_not_starve_the_workers(search_index, tmp_path):
+    """12 sockets trickling a declared 60,000-byte body a byte a second and 12 declaring 10
+    bytes they never send, each replaced once the server closes it, for 12 s against 2 workers
+    of 8 threads: /healthz, every second, answers 200 within 2 s, and each of those requests is
+    answered at once with Connection: close. gunicorn used to drain such a body in the pool
+    thread (5 s and more each): 8 of 11 probes failed at a 4 s timeout."""
+    per_kind = 12
+    run_for = 12.0
+    heads = {kind: b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: %d\r\n\r\n" % length
+             for kind, length in (("trickle", 60_000), ("silent", 10))}
+    probes: list[tuple[int, float]] = []
+    answered: list[tuple[str, float, bytes]] = []  # (kind, seconds to the server's close, what it sent)
+    with running_server(search_index, tmp_path / "server.log") as base:
+        port = urlsplit(base).port
+        selector = selectors.DefaultSelector()
+        end = time.monotonic() + run_for
+
+        def connect(kind: str) -> None:
+            sock = socket.create_connection(("127.0.0.1", port))
+            sock.sendall(heads[kind])
+            selector.register(sock, selectors.EVENT_READ, (kind, time.monotonic(), bytearray()))
+
+        def attack() -> None:
+            for kind in heads:
+                for _ in range(per_kind):
+                    connect(kind)
+            while time.monotonic() < end:
+                tick = time.monotonic() + 1
+                closed = []
+                while (left := tick - time.monotonic()) > 0:
+                    for key, _ in selector.select(timeout=left):
+                        kind, opened, received = key.data
+                        try:
+                            chunk = key.fileobj.recv(65536)
+                        except OSError:
+                            chunk = b""
+                        if chunk:
+                            received += chunk
+                            continue
+                        answered.append((kind, time.monotonic() - opened, bytes(received)))
+                        selector.unregister(key.fileobj)
+                        key.fileobj.close()
+                        closed.append(kind)
+                for key in list(selector.get_map().values()):
+                    if key.data[0] == "trickle":
+                        with suppress(OSError):
+                            key.fileobj.send(b"a")
+                for kind in closed:
+                    connect(kind)
+
+        attack_thread = threading.Thread(target=attack)
+        attack_thread.start()
+        time.sleep(1)
+        while time.monotonic() < end - 1:
+            status, waited, _ = timed_get(base, "/healthz")
+            probes.append((status, waited))
+            time.sleep(1)
+        attack_thread.join()
+        for key in list(selector.get_map().values()):
+            key.fileobj.close()
+
+    assert len(probes) >= 8
+    assert {status for status, _ in probes} == {200}
+    assert max(waited for _, waited in probes) < 2.0, probes
+    for kind in heads:
+        assert sum(1 for k, _, _ in answered if k == kind) >= 2 * per_kind, kind
+    for kind, took, sent in answered:
+        assert sent.startswith(b"HTTP/1.1 200 OK\r\n") and b"\r\nConnection: close\r\n" in sent, (kind, sent)
+        assert took < 2.0, (kind, took)
+
+
+@pytest.mark.slow
+def test_exports_past_the_bound_are_refused_at_once(presidential, tmp_path):
+    """SEARCHSVC_MAX_EXPORTS=1, one worker: an export whose client reads nothing holds the one
+    place; another export gets 503 too_many_exports with Retry-After at once, a search still
+    answers, and once the first client hangs up an export goes through again. Without the
+    bound, 16 such clients took all 16 threads and every /healthz failed until the send timeout."""
+    index = presidential_index(presidential)
+    with running_server(index, tmp_path / "server.log", workers=1, env={"SEARCHSVC_MAX_EXPORTS": "1"}) as base:
+        held = slow_connection(base)
+        held.request("GET", "/api/export?format=jsonl")
+        response = held.getresponse()
+        assert response.status == 200
+        assert len(response.read(1000)) == 1000  # and nothing more: the server's writes wait
+        started = time.monotonic()
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(base + "/api/export?format=csv", timeout=10)
+        assert time.monotonic() - started < 2.0
+        assert refused.value.code == 503 and refused.value.headers["Retry-After"] == "30"
+        error = json.loads(refused.value.read())["error"]
+        assert (error["status"], error["code"], error["param"]) == (503, "too_many_exports", None)
+        status, waited, _ = timed_get(base, "/api/search?q=tax")
+        assert status == 200 and waited < 2.0
+        held.close()  # the server's next write fails, and the stream's place is given back
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                status, _, body = timed_get(base, "/api/export?format=jsonl&q=genocide")
+                break
+            except urllib.error.HTTPError as e:
+                assert e.code == 503 and time.monotonic() < deadline, "the place was not given back"
+                time.sleep(0.2)
+        assert status == 200 and body.endswith(b"\n")
+
+
+def test_an_export_holds_its_place_until_its_stream_ends_or_is_closed(search_index, client_for):
+    """In-process, MAX_EXPORTS=1: an export being streamed holds the place (503 with
+    Retry-After for the next), searches still answer, and closing it or reading it to the end
+    gives the place back."""
+    client = client_for(search_index, MAX_EXPORTS=1)
+    streaming = client.get("/api/export?format=jsonl", buffered=False)
+    assert streaming.status_code == 200
+    refused = client.get("/api/export?format=csv", buffered=True)
+    assert_error(refused, 503, "too_many_exports",
+                 message="this server process is already streaming as many exports as it allows (1); "
+                         "try again in 30 seconds")
+    assert refused.headers["Retry-After"] == "30"
+    assert client.get("/api/search?q=pamphlet").status_code == 200
+    streaming.close()
+    for _ in range(2):  # each read to its end
+        assert client.get("/api/export?format=csv", buffered=True).status_code == 200
+    assert_error(client.get("/api/export?format=xlsx"), 400, "bad_format", "format")
+    assert client.get("/api/export?format=jsonl", buffered=True).status_code == 200
 
 
 @pytest.mark.slow
@@ -260,6 +389,12 @@ def test_request_heads_are_read_whole_before_a_thread_takes_them(search_index, t
         assert 1.5 < time.monotonic() - started < 5
         too_large = exchange(port, get + b"X-Big: " + b"a" * 70_000 + b"\r\n")
         assert too_large.startswith(b"HTTP/1.1 431 Request Header Fields Too Large\r\n")
+        # A declared body is never read: answered and closed at once (not after a 5 s drain).
+        for framing in (b"Content-Length: 5\r\n", b"Transfer-Encoding: chunked\r\n"):
+            started = time.monotonic()
+            answer = exchange(port, get + framing + b"\r\n", pause=0)
+            assert answer.startswith(b"HTTP/1.1 200 OK\r\n") and b"\r\nConnection: close\r\n" in answer
+            assert time.monotonic() - started < 1.5
         assert timed_get(base, "/healthz")[0] == 200
 
 
@@ -293,6 +428,7 @@ def test_an_export_outlives_a_commit(tmp_path):
     ("SEARCHSVC_SEND_TIMEOUT", "a minute",
      "SEARCHSVC_SEND_TIMEOUT must be a number of seconds (more than 0), got 'a minute'"),
     ("SEARCHSVC_KEEPALIVE", "-1", "SEARCHSVC_KEEPALIVE must be a number of seconds (0 or more), got '-1'"),
+    ("SEARCHSVC_MAX_EXPORTS", "0", "SEARCHSVC_MAX_EXPORTS must be a whole number (1 or more), got '0'"),
     ("SEARCHSVC_RATE_LIMIT", "lots",
      "a rate limit must look like '120/minute' (per second, minute, hour or day), got 'lots'"),
     ("SEARCHSVC_BASE_URL", "search.example.org",

@@ -7,7 +7,7 @@ from flask import Blueprint, Response, jsonify, request
 from ..request import request_from_params
 from ..schema import SCHEMA_VERSION
 from ..search import get_post, highlighted_post, search, similar_posts
-from .app import engine
+from .app import engine, export_slots
 from .exports import export_response
 from .openapi import openapi_document
 
@@ -50,7 +50,7 @@ def api_similar(post_id: str) -> Response:
 
 @api.get("/api/export")
 def api_export() -> Response:
-    return export_response(engine(), request.args.to_dict(flat=False))
+    return export_response(engine(), request.args.to_dict(flat=False), export_slots())
 
 
 @api.get("/api/openapi.json")

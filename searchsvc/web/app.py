@@ -13,6 +13,7 @@ from ..engine import Engine
 from ..errors import BadSetting
 from ..store import IndexStore
 from .errors import register_error_handlers
+from .exports import ExportSlots
 from .ratelimit import install_rate_limits
 
 
@@ -21,7 +22,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app = Flask(__name__)
     app.config.from_mapping({s.name.upper(): s.default for s in (
         settings.INDEX, settings.SEARCH_TIMEOUT, settings.RATE_LIMIT, settings.EXPORT_RATE_LIMIT, settings.TRUST_PROXY,
-        settings.BASE_URL,
+        settings.BASE_URL, settings.MAX_EXPORTS,
     )})
     app.config.from_prefixed_env("SEARCHSVC", loads=str)
     if config:
@@ -34,6 +35,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         given = app.config["SEARCH_TIMEOUT"]
         raise BadSetting(f"SEARCHSVC_SEARCH_TIMEOUT must be a number of seconds, got {given!r}") from None
     app.config["BASE_URL"] = _base_url(app.config["BASE_URL"])
+    app.extensions["searchsvc.exports"] = ExportSlots(_max_exports(app.config["MAX_EXPORTS"]))
     app.extensions["searchsvc.engine"] = Engine(IndexStore(app.config["INDEX"]), search_timeout=timeout or None)
 
     from .api import api
@@ -45,6 +47,14 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     install_rate_limits(app)
     app.after_request(security_headers)
     return app
+
+
+def _max_exports(value: Any) -> int:
+    """SEARCHSVC_MAX_EXPORTS as a whole number of 1 or more, else BadSetting."""
+    text = str(value).strip()
+    if not (text.isdecimal() and int(text) >= 1):
+        raise BadSetting(f"SEARCHSVC_MAX_EXPORTS must be a whole number (1 or more), got {str(value)!r}")
+    return int(text)
 
 
 def _base_url(value: Any) -> str:
@@ -81,3 +91,8 @@ def security_headers(response: Response) -> Response:
 def engine() -> Engine:
     """The Engine of the running app."""
     return current_app.extensions["searchsvc.engine"]
+
+
+def export_slots() -> ExportSlots:
+    """The running app's bound on exports streaming at once."""
+    return current_app.extensions["searchsvc.exports"]

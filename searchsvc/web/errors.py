@@ -10,7 +10,7 @@ from __future__ import annotations
 from flask import Flask, Response, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
-from ..errors import RateLimited, SearchsvcError
+from ..errors import SearchsvcError
 
 
 def error_response(status: int, code: str, message: str, param: str | None = None) -> Response:
@@ -38,7 +38,7 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(SearchsvcError)
     def core_error(e: SearchsvcError) -> Response:
         response = respond(e.status, e.code, str(e), getattr(e, "param", None))
-        if isinstance(e, RateLimited):
+        if getattr(e, "retry_after", None) is not None:  # RateLimited, TooManyExports
             response.headers["Retry-After"] = str(e.retry_after)
         return response
 

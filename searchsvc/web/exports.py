@@ -6,14 +6,15 @@ import csv
 import io
 import json
 import re
-from collections.abc import Iterator, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 
 from flask import Response, stream_with_context
 
 from ..engine import Engine
-from ..errors import BadRequest
-from ..request import request_from_params
+from ..errors import BadRequest, TooManyExports
+from ..request import SearchRequest, request_from_params
 from ..schema import SCHEMA_VERSION
 from ..search import iter_matches
 
@@ -22,14 +23,59 @@ CSV_COLUMNS = ("id", "title", "date", "author", "url", "score", "body")
 # OWASP's list of characters that make a spreadsheet read a cell as a formula
 # (=HYPERLINK(...) in a title would send the sheet's data to another site when opened).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+EXPORT_RETRY_AFTER = 30  # seconds, in the Retry-After of a refused export
 
 
-def export_response(engine: Engine, params: Mapping[str, Sequence[str]]) -> Response:
-    """Every post matching the search in `params` (no page limit), in its order."""
+class ExportSlots:
+    """How many exports may stream at once in this process. Each holds a pool thread for as
+    long as its client reads (one that stops reading, up to SEARCHSVC_SEND_TIMEOUT), so without
+    a bound a few clients that never read would take every thread from searches and /healthz."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self._free = threading.BoundedSemaphore(limit)
+
+    def take(self) -> Callable[[], None]:
+        """One slot, or TooManyExports at once; call the returned function (again is harmless)
+        to give the slot back."""
+        if not self._free.acquire(blocking=False):
+            raise TooManyExports(f"this server process is already streaming as many exports as it allows "
+                                 f"({self.limit}); try again in {EXPORT_RETRY_AFTER} seconds",
+                                 retry_after=EXPORT_RETRY_AFTER)
+        given_back = False
+
+        def give_back() -> None:
+            nonlocal given_back
+            if not given_back:
+                given_back = True
+                self._free.release()
+
+        return give_back
+
+
+def export_response(engine: Engine, params: Mapping[str, Sequence[str]], slots: ExportSlots) -> Response:
+    """Every post matching the search in `params` (no page limit), in its order.
+
+    Raises TooManyExports when `slots` has none free; the slot taken is given back when the
+    stream ends, or when the response is closed (the client went away, or the stream failed).
+    """
     fmt = (params.get("format") or ["jsonl"])[-1]
     if fmt not in FORMATS:
         raise BadRequest(f"'format' must be csv or jsonl, got {fmt!r}", code="bad_format", param="format")
     search_request = request_from_params(params)
+    give_back = slots.take()
+    try:
+        response = _streamed(engine, search_request, fmt, give_back)
+    except BaseException:
+        give_back()
+        raise
+    # The WSGI server closes the response however the stream ends; a generator's own
+    # finally does not run when it is closed before it started.
+    response.call_on_close(give_back)
+    return response
+
+
+def _streamed(engine: Engine, search_request: SearchRequest, fmt: str, at_end: Callable[[], None]) -> Response:
     total, understood, matches = iter_matches(engine, search_request)
     exported_at = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     if fmt == "csv":
@@ -37,7 +83,7 @@ def export_response(engine: Engine, params: Mapping[str, Sequence[str]]) -> Resp
     else:
         body = (json.dumps({**record.to_json(), "score": score}, ensure_ascii=False) + "\n"
                 for record, score in matches)
-    response = Response(stream_with_context(body), mimetype=FORMATS[fmt].split(";")[0])
+    response = Response(stream_with_context(_then(body, at_end)), mimetype=FORMATS[fmt].split(";")[0])
     response.headers["Content-Type"] = FORMATS[fmt]
     filters = {k: v for k, v in search_request.to_json().items() if k not in ("q", "page", "per_page")}
     response.headers["Content-Disposition"] = (
@@ -50,6 +96,13 @@ def export_response(engine: Engine, params: Mapping[str, Sequence[str]]) -> Resp
     response.headers["X-Searchsvc-Exported-At"] = exported_at
     response.headers["X-Searchsvc-Index-Version"] = f"schema {SCHEMA_VERSION}, {engine.generation()}"
     return response
+
+
+def _then(chunks: Iterator[str], at_end: Callable[[], None]) -> Iterator[str]:
+    try:
+        yield from chunks
+    finally:
+        at_end()
 
 
 def _csv_rows(matches: Iterator) -> Iterator[str]:

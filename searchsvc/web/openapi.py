@@ -228,7 +228,10 @@ def openapi_document() -> dict[str, Any]:
                                     "application/x-ndjson": {"schema": {"type": "string"}}},
                     },
                     "400": _error("A bad query, date, sort or format"),
-                    "503": _error("The index cannot be read"),
+                    "503": {**_error("The index cannot be read, or this server process is already streaming as "
+                                     "many exports as it allows (code too_many_exports, with Retry-After)"),
+                            "headers": {"Retry-After": {"schema": {"type": "string"},
+                                                        "description": "Seconds to wait (too_many_exports only)"}}},
                 },
             }},
             "/api/openapi.json": {"get": {
