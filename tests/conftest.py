@@ -186,3 +186,16 @@ def assert_error(response, status: int, code: str, param: str | None = None, mes
     if message is not None:
         assert body["error"]["message"] == message
     return body["error"]["message"]
+
+
+# The fast tier, `pytest -m "not slow"`, is what a developer runs while working; CI runs all.
+# Slow: whatever ingests a whole shared corpus (these fixtures), kills ingests, drives a
+# browser, a server under load or a benchmark.
+_SLOW_FIXTURES = {"presidential", "sample", "multilingual_client", "kill_setup", "both", "server", "browser"}
+_SLOW_MODULES = {"test_benchmarks", "test_corpora", "test_serving", "test_faults"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if _SLOW_FIXTURES & set(item.fixturenames) or item.module.__name__ in _SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
