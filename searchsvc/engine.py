@@ -98,7 +98,7 @@ class Engine:
         self._results.clear()
         self._memo.clear()
 
-    def cached_result(self, key: object, compute):  # noqa: ANN001, ANN201 - any value
+    def cached_result(self, key: object, compute):  # compute() returns any value
         """`compute()` for `key`, remembered (LRU) until the index changes.
 
         Many people run the same few searches at a news moment; the index changes rarely.
@@ -121,7 +121,7 @@ class Engine:
                 self._parsers[operator] = make_parser(self.searcher().schema, operator=operator)
             return self._parsers[operator]
 
-    def memo(self, name: str, compute):  # noqa: ANN001, ANN201 - any value
+    def memo(self, name: str, compute):  # compute() returns any value
         """`compute(searcher)`, kept until the index changes (summaries, author lists)."""
         with self._lock:
             searcher = self.searcher()

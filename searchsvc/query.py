@@ -76,7 +76,7 @@ def parse_query(text: str, parser: qparser.QueryParser) -> wq.Query:
         query = parser.parse(prepared)
     except BadQuery:
         raise
-    except Exception:  # noqa: BLE001 - Whoosh's parser failing on an input we did not foresee
+    except Exception:  # Whoosh's parser failing on an input we did not foresee
         raise BadQuery("the query could not be understood; check its quotes, parentheses and operators") from None
     query = query.accept(_word_prefixes).accept(_every_post)
     if isinstance(query, wq.Not):  # only exclusions: everything except them

@@ -22,7 +22,7 @@ class BM25(scoring.BM25F):
     def __init__(self, B: float = B, K1: float = K1, **kwargs: float):
         super().__init__(B=B, K1=K1, **kwargs)
 
-    def idf(self, searcher, fieldname: str, text: bytes) -> float:  # noqa: ANN001 - Whoosh's signature
+    def idf(self, searcher, fieldname: str, text: bytes) -> float:  # Whoosh's signature
         parent = searcher.get_parent()
         n = parent.doc_frequency(fieldname, text)
         total = parent.doc_count_all()

@@ -137,7 +137,7 @@ class IndexStore:
                 with ix.reader() as reader:
                     reader.doc_count_all()
                 return ix
-            except Exception as e:  # noqa: BLE001 - any failure to read our own files is damage
+            except Exception as e:  # any failure to read our own files is damage
                 problem = f"{type(e).__name__}: {e}"
             gc.collect()
         raise IndexDamaged(

@@ -221,12 +221,12 @@ def _abandon(writer: SegmentWriter, ix: Any) -> None:
     for step in (writer.cancel, writer._finish):
         try:
             step()
-        except Exception:  # noqa: BLE001, S110 - the original error is the one to report
+        except Exception:  # the original error is the one to report
             pass
     try:
         toc = ix._read_toc()  # our own table of contents, in a directory we created
         clean_files(ix.storage, ix.indexname, toc.generation, toc.segments)
-    except Exception:  # noqa: BLE001, S110 - the next commit cleans up the same way
+    except Exception:  # the next commit cleans up the same way
         pass
 
 

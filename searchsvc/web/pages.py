@@ -141,7 +141,7 @@ def _now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _link_maker(search_request: SearchRequest):  # noqa: ANN202
+def _link_maker(search_request: SearchRequest):
     """url(**changes): this search's permalink with some parameters changed."""
 
     def url(endpoint: str = "pages.search_page", **changes: Any) -> str:
