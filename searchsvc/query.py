@@ -151,14 +151,14 @@ class _WordFuzzyPlugin(qparser.FuzzyTermPlugin):
     class FuzzyTermNode(qparser.FuzzyTermPlugin.FuzzyTermNode):
         def query(self, parser: qparser.QueryParser) -> wq.Query:
             q = super().query(parser)  # Whoosh's FuzzyTerm of the stem, its checks and boost
+            if type(q) is not wq.FuzzyTerm or q.fieldname not in DEFAULT_FIELDS:
+                return q
             words = [token.text for token in _SPELLING(self.text)]
-            if type(q) is wq.FuzzyTerm and q.fieldname in DEFAULT_FIELDS and len(words) != 1:
+            if len(words) != 1:
                 # Whoosh would compare the stem with every word of the index (1.4 s a word).
                 raise BadQuery(f"'{_fuzzy(self.text, q.maxdist)}': a fuzzy word must be one word, without ' or -")
-            if type(q) is wq.FuzzyTerm and q.fieldname in DEFAULT_FIELDS:
-                return WordFuzzy(q.fieldname, words[0], boost=q.boost, maxdist=q.maxdist,
-                                 prefixlength=q.prefixlength, constantscore=q.constantscore)
-            return q
+            return WordFuzzy(q.fieldname, words[0], boost=q.boost, maxdist=q.maxdist,
+                             prefixlength=q.prefixlength, constantscore=q.constantscore)
 
 
 def check_expansions(query: wq.Query, reader: Any, deadline: Deadline) -> None:
