@@ -100,9 +100,9 @@ def _stock_writer_our_schema(source: Path, target: Path) -> None:
     from whoosh import fields
     from whoosh.index import create_in
 
-    from searchsvc.fields import FastText
+    from searchsvc.index.fasttext import FastText
+    from searchsvc.index.schema import build_schema, document_from_record
     from searchsvc.records import record_from_mapping
-    from searchsvc.schema import build_schema, document_from_record
 
     FastText.index = fields.TEXT.index  # the forked writer processes inherit this
     target.mkdir()

@@ -5,7 +5,7 @@
     python benchmarks/quality.py --json
 
 It ingests the corpus with our own ingest code into a temporary index and sends every
-claim through `searchsvc.search.search`, the code path of the API, with OR semantics
+claim through `searchsvc.search.run.search`, the code path of the API, with OR semantics
 (claims are long sentences; AND would find almost nothing). Claims are sent as plain
 words: their punctuation is not query syntax. Binary gains, as trec_eval's ndcg_cut.10.
 
@@ -31,12 +31,12 @@ import tempfile
 import time
 from collections import defaultdict
 
-from searchsvc.engine import Engine
 from searchsvc.errors import BadQuery
-from searchsvc.ingest import IngestReport, read_batch, write_batch
-from searchsvc.request import SearchRequest
-from searchsvc.search import search
-from searchsvc.store import IndexStore
+from searchsvc.index.store import IndexStore
+from searchsvc.ingest.batch import IngestReport, read_batch, write_batch
+from searchsvc.search.engine import Engine
+from searchsvc.search.request import SearchRequest
+from searchsvc.search.run import search
 
 SCIFACT = Path(__file__).resolve().parent.parent.parent / "shared" / "corpora" / "scifact"
 

@@ -7,7 +7,7 @@
     python benchmarks/search.py --copies 10 --index /tmp/ix100k   # ~104,000 posts; builds the index
                                                                   # there if missing (~5 min), then reuses it
 
-Ours: `searchsvc.search.search`, warm and in-process, with the result cache off (every call
+Ours: `searchsvc.search.run.search`, warm and in-process, with the result cache off (every call
 really searches): top 10, total, highlighted snippets, facets by author and year.
 Baseline: FTS5 (porter unicode61) via Python's sqlite3: top 10 by rank with `snippet()`
 plus a `count(*)` for the total; a date column filters and orders by date.
@@ -33,11 +33,11 @@ import tempfile
 import time
 from datetime import datetime, timedelta
 
-from searchsvc.engine import Engine
-from searchsvc.ingest import IngestReport, read_batch, write_batch
-from searchsvc.request import request_from_params
-from searchsvc.search import search
-from searchsvc.store import IndexStore
+from searchsvc.index.store import IndexStore
+from searchsvc.ingest.batch import IngestReport, read_batch, write_batch
+from searchsvc.search.engine import Engine
+from searchsvc.search.request import request_from_params
+from searchsvc.search.run import search
 
 CORPORA = Path(__file__).resolve().parent.parent.parent / "shared" / "corpora"
 PRESIDENTIAL = CORPORA / "us_presidential_documents.jsonl.gz"

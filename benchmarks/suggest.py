@@ -42,13 +42,13 @@ import time
 from collections import Counter
 from collections.abc import Callable
 
-from searchsvc.analysis import fold
-from searchsvc.deadline import Deadline
-from searchsvc.engine import Engine
-from searchsvc.ingest import IngestReport, read_batch, write_batch
-from searchsvc.query import LEXEME, OPERATORS, parse_query, respell_words
-from searchsvc.store import IndexStore
-from searchsvc.suggest import SUGGEST_SECONDS, Respeller, spelling_index
+from searchsvc.index.analysis import fold
+from searchsvc.index.store import IndexStore
+from searchsvc.ingest.batch import IngestReport, read_batch, write_batch
+from searchsvc.search.deadline import Deadline
+from searchsvc.search.engine import Engine
+from searchsvc.search.query import LEXEME, OPERATORS, parse_query, respell_words
+from searchsvc.search.spelling import SUGGEST_SECONDS, Respeller, spelling_index
 
 HERE = Path(__file__).resolve().parent
 PRESIDENTIAL = HERE.parent.parent / "shared" / "corpora" / "us_presidential_documents.jsonl.gz"

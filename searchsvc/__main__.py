@@ -1,5 +1,5 @@
 """`python -m searchsvc` is the `searchsvc` command."""
 
-from .cli import cli
+from searchsvc.cli import cli
 
 cli(prog_name="searchsvc")

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta, timezone
 from dateutil import parser as dateutil_parser
 from dateutil.relativedelta import relativedelta
 
-from .errors import InvalidDate
+from searchsvc.errors import InvalidDate
 
 # Ordered from coarse to fine; the precision is the finest part the text gave.
 PRECISIONS = ("year", "month", "day", "hour", "minute", "second", "microsecond")

@@ -16,8 +16,8 @@ from functools import cached_property
 from typing import Any
 from urllib.parse import urlsplit
 
-from .dates import LATEST_YEAR, ParsedDate, parse_date
-from .errors import InvalidRecord
+from searchsvc.dates import LATEST_YEAR, ParsedDate, parse_date
+from searchsvc.errors import InvalidRecord
 
 KNOWN_FIELDS = ("id", "title", "date", "author", "url", "body")
 MAX_ID_LENGTH = 200

@@ -24,11 +24,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_properties import EXPLORE
 
-from searchsvc.analysis import text_analyzer
-from searchsvc.engine import Engine
-from searchsvc.request import request_from_params
-from searchsvc.search import search
-from searchsvc.store import IndexStore
+from searchsvc.index.analysis import text_analyzer
+from searchsvc.index.store import IndexStore
+from searchsvc.search.engine import Engine
+from searchsvc.search.request import request_from_params
+from searchsvc.search.run import search
 
 pytestmark = pytest.mark.slow
 _ANALYZER = text_analyzer()

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from conftest import PRESIDENTIAL, SAMPLE_POSTS, run_cli
 
-from searchsvc.schema import SCHEMA_VERSION
-from searchsvc.store import IndexStore
+from searchsvc.index.schema import SCHEMA_VERSION
+from searchsvc.index.store import IndexStore
 
 
 def posts(n: int, start: int = 0, **extra) -> str:

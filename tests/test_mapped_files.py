@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from whoosh.filedb import compound
 
-from searchsvc import mapped_files
+from searchsvc.index import mapped_files
 
 operations = st.lists(st.one_of(
     st.tuples(st.just("read"), st.integers(-1, 40)),
@@ -39,7 +39,7 @@ def test_view_reader_matches_bytesio(data, ops):
 
 
 def test_whoosh_opens_segment_files_through_it(search_index):
-    from searchsvc.store import IndexStore
+    from searchsvc.index.store import IndexStore
 
     assert compound.BufferFile is mapped_files.ViewFile
     ix = IndexStore(search_index).open()

@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 from whoosh import query as wq
 
-from searchsvc.deadline import Deadline
-from searchsvc.engine import Engine
-from searchsvc.phrases import ExactPhrase
-from searchsvc.query import parse_query
-from searchsvc.search import _rank_and_collect
-from searchsvc.store import IndexStore
+from searchsvc.index.store import IndexStore
+from searchsvc.search.deadline import Deadline
+from searchsvc.search.engine import Engine
+from searchsvc.search.phrases import ExactPhrase
+from searchsvc.search.query import parse_query
+from searchsvc.search.run import _rank_and_collect
 
 
 def _whoosh_phrases(q):

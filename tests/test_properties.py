@@ -12,11 +12,11 @@ from hypothesis import strategies as st
 
 from searchsvc.dates import ParsedDate, parse_date
 from searchsvc.errors import BadRequest, InvalidDate, InvalidRecord
-from searchsvc.ingest import IngestReport, read_batch
-from searchsvc.query import make_parser, parse_query
+from searchsvc.index.schema import build_schema
+from searchsvc.ingest.batch import IngestReport, read_batch
 from searchsvc.records import Record, record_from_mapping
-from searchsvc.request import SearchRequest, request_from_params
-from searchsvc.schema import build_schema
+from searchsvc.search.query import make_parser, parse_query
+from searchsvc.search.request import SearchRequest, request_from_params
 
 # Derandomized: CI runs the same examples every time (a new random find must not block a
 # landing by chance). To explore: HYPOTHESIS_EXPLORE=5000 python -m pytest tests/test_properties.py

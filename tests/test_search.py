@@ -76,7 +76,7 @@ def test_understood_query_shows_stems_and_variants(client):
 
 
 def test_users_can_add_variant_groups(tmp_path, monkeypatch):
-    from searchsvc.analysis import text_analyzer
+    from searchsvc.index.analysis import text_analyzer
 
     extra = tmp_path / "variants.txt"
     extra.write_text("# ours\nGulja Ghulja Yining\n", encoding="utf-8")
@@ -422,7 +422,7 @@ def test_facets_and_exports_are_right_across_segments_without_some_fields(tmp_pa
 def test_fast_highlighting_terms_are_exactly_the_analysers(name):
     from conftest import SAMPLE_POSTS
 
-    from searchsvc.analysis import TermFunction, term_spans, text_analyzer
+    from searchsvc.index.analysis import TermFunction, term_spans, text_analyzer
 
     analyzer = text_analyzer()
     term_of = TermFunction(analyzer)

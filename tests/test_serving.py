@@ -24,10 +24,10 @@ from urllib.parse import urlencode, urlsplit
 import pytest
 from conftest import Searchsvc, assert_error, running_server
 
-from searchsvc.engine import Engine
-from searchsvc.request import request_from_params
-from searchsvc.search import EXPORT_BATCH, iter_matches, search
-from searchsvc.store import IndexStore
+from searchsvc.index.store import IndexStore
+from searchsvc.search.engine import Engine
+from searchsvc.search.request import request_from_params
+from searchsvc.search.run import EXPORT_BATCH, iter_matches, search
 
 HEADER_TIMEOUT = 10  # seconds: the default of SEARCHSVC_HEADER_TIMEOUT
 

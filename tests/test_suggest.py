@@ -11,12 +11,12 @@ from conftest import PRESIDENTIAL, assert_error
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from searchsvc.analysis import _TOKEN, fold, text_analyzer, variant_groups
-from searchsvc.engine import Engine
-from searchsvc.fields import TermFunction
-from searchsvc.query import respell_words
-from searchsvc.store import IndexStore
-from searchsvc.suggest import MAX_WORD_LENGTH, Respeller, SpellingIndex, _spelling_counts, distance
+from searchsvc.index.analysis import _TOKEN, fold, text_analyzer, variant_groups
+from searchsvc.index.fasttext import TermFunction
+from searchsvc.index.store import IndexStore
+from searchsvc.search.engine import Engine
+from searchsvc.search.query import respell_words
+from searchsvc.search.spelling import MAX_WORD_LENGTH, Respeller, SpellingIndex, _spelling_counts, distance
 
 
 def reference_distance(a: str, b: str) -> int:
@@ -159,7 +159,7 @@ def test_no_suggestion_when_the_time_is_spent(search_index, client_for, monkeypa
     client = client_for(search_index)
     found = search(client, q="marathn")
     assert (found["did_you_mean"], found["skipped"]) == ({"q": "marathon", "total": 1}, [])
-    monkeypatch.setattr("searchsvc.search.SUGGEST_SECONDS", 0)
+    monkeypatch.setattr("searchsvc.search.run.SUGGEST_SECONDS", 0)
     found = search(client, q="marathn", per_page=9)  # another request: not the cached result
     assert (found["total"], found["did_you_mean"], found["skipped"]) == (0, None, ["did_you_mean"])
     page = client.get("/?q=marathn&per_page=8").get_data(as_text=True)

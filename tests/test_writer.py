@@ -13,10 +13,10 @@ from whoosh import fields
 from whoosh.filedb.filestore import FileStorage
 from whoosh.writing import SegmentWriter
 
-from searchsvc.fields import FastText
+from searchsvc.index.fasttext import FastText
+from searchsvc.index.schema import build_schema, document_from_record
+from searchsvc.index.writer import PostWriter, split_by_size
 from searchsvc.records import record_from_mapping
-from searchsvc.schema import build_schema, document_from_record
-from searchsvc.writer import PostWriter, split_by_size
 
 PHRASE_FIELDS = ("title", "text", "author")
 
@@ -106,7 +106,7 @@ def test_parallel_ingest_equals_serial_ingest(tmp_path, monkeypatch):
     serial = Searchsvc(tmp_path / "serial")
     assert serial("ingest", source).exit_code == 0
     parallel = Searchsvc(tmp_path / "parallel")
-    monkeypatch.setattr("searchsvc.writer.PARALLEL_MIN_CHARS", 100_000)
+    monkeypatch.setattr("searchsvc.index.writer.PARALLEL_MIN_CHARS", 100_000)
     result = parallel("ingest", source)
     assert result.exit_code == 0, result.stderr
     assert result.stdout == "Read 1 file: 400 new, 0 updated, 0 unchanged, 0 invalid, 0 skipped files\n"

@@ -1,5 +1,5 @@
 """The web edge: the Flask app factory, the JSON API, and (later) the HTML pages."""
 
-from .app import create_app
+from searchsvc.web.app import create_app
 
 __all__ = ["create_app"]

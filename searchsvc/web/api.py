@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, request
 
-from ..request import request_from_params
-from ..schema import SCHEMA_VERSION
-from ..search import get_post, highlighted_post, search, similar_posts
-from .app import engine, export_slots
-from .exports import export_response
-from .openapi import openapi_document
+from searchsvc.index.schema import SCHEMA_VERSION
+from searchsvc.search.request import request_from_params
+from searchsvc.search.run import get_post, highlighted_post, search, similar_posts
+from searchsvc.web.app import engine, export_slots
+from searchsvc.web.exports import export_response
+from searchsvc.web.openapi import openapi_document
 
 api = Blueprint("api", __name__)
 

@@ -8,13 +8,13 @@ from urllib.parse import urlsplit
 
 from flask import Flask, Response, current_app
 
-from .. import settings
-from ..engine import Engine
-from ..errors import BadSetting
-from ..store import IndexStore
-from .errors import register_error_handlers
-from .exports import ExportSlots
-from .ratelimit import install_rate_limits
+from searchsvc import settings
+from searchsvc.errors import BadSetting
+from searchsvc.index.store import IndexStore
+from searchsvc.search.engine import Engine
+from searchsvc.web.errors import register_error_handlers
+from searchsvc.web.exports import ExportSlots
+from searchsvc.web.ratelimit import install_rate_limits
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
@@ -38,8 +38,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["searchsvc.exports"] = ExportSlots(_max_exports(app.config["MAX_EXPORTS"]))
     app.extensions["searchsvc.engine"] = Engine(IndexStore(app.config["INDEX"]), search_timeout=timeout or None)
 
-    from .api import api
-    from .pages import pages
+    from searchsvc.web.api import api
+    from searchsvc.web.pages import pages
 
     app.register_blueprint(api)
     app.register_blueprint(pages)

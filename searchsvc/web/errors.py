@@ -10,7 +10,7 @@ from __future__ import annotations
 from flask import Flask, Response, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
-from ..errors import SearchsvcError
+from searchsvc.errors import SearchsvcError
 
 
 def error_response(status: int, code: str, message: str, param: str | None = None) -> Response:

@@ -12,11 +12,11 @@ from datetime import datetime, timezone
 
 from flask import Response, stream_with_context
 
-from ..engine import Engine
-from ..errors import BadRequest, TooManyExports
-from ..request import SearchRequest, request_from_params
-from ..schema import SCHEMA_VERSION
-from ..search import iter_matches
+from searchsvc.errors import BadRequest, TooManyExports
+from searchsvc.index.schema import SCHEMA_VERSION
+from searchsvc.search.engine import Engine
+from searchsvc.search.request import SearchRequest, request_from_params
+from searchsvc.search.run import iter_matches
 
 FORMATS = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson; charset=utf-8"}
 CSV_COLUMNS = ("id", "title", "date", "author", "url", "score", "body")

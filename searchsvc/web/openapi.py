@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..request import DEFAULT_PER_PAGE, MAX_PAGE, MAX_PER_PAGE, SORTS
+from searchsvc.search.request import DEFAULT_PER_PAGE, MAX_PAGE, MAX_PER_PAGE, SORTS
 
 _NULLABLE_STRING = {"type": ["string", "null"]}
 

@@ -9,11 +9,11 @@ from xml.etree import ElementTree as ET
 
 from flask import Blueprint, Response, current_app, render_template, request, url_for
 
-from ..errors import BadRequest
-from ..request import SearchRequest, request_from_params
-from ..search import archive_summary, get_post, highlighted_post, search, similar_posts
-from .app import engine
-from .timeline import timeline
+from searchsvc.errors import BadRequest
+from searchsvc.search.request import SearchRequest, request_from_params
+from searchsvc.search.run import archive_summary, get_post, highlighted_post, search, similar_posts
+from searchsvc.web.app import engine
+from searchsvc.web.timeline import timeline
 
 pages = Blueprint("pages", __name__)
 

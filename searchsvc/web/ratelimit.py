@@ -20,7 +20,7 @@ from collections import OrderedDict, deque
 
 from flask import Flask, request
 
-from ..errors import BadSetting, RateLimited
+from searchsvc.errors import BadSetting, RateLimited
 
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*(second|minute|hour|day)\s*$")
 _SECONDS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}

@@ -35,9 +35,9 @@ from typing import Any
 from whoosh import index as whoosh_index
 from whoosh.filedb.filestore import FileStorage
 
-from . import mapped_files  # noqa: F401 - segments are read from the map, not copied
-from .errors import IndexBusy, IndexDamaged, IndexMissing, IndexVersionMismatch, NotAnIndex
-from .schema import SCHEMA_VERSION, build_schema
+from searchsvc.errors import IndexBusy, IndexDamaged, IndexMissing, IndexVersionMismatch, NotAnIndex
+from searchsvc.index import mapped_files  # noqa: F401 - segments are read from the map, not copied
+from searchsvc.index.schema import SCHEMA_VERSION, build_schema
 
 MARKER = "searchsvc-index.json"
 FORMAT = "searchsvc-index"

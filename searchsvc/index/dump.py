@@ -6,9 +6,9 @@ import json
 from collections.abc import Iterator
 from typing import IO
 
-from .records import Record
-from .schema import live_columns, record_from_stored
-from .store import IndexStore
+from searchsvc.index.schema import live_columns, record_from_stored
+from searchsvc.index.store import IndexStore
+from searchsvc.records import Record
 
 
 def iter_records(store: IndexStore) -> Iterator[Record]:

@@ -8,8 +8,8 @@ from typing import Any
 
 from whoosh.util.times import long_to_datetime
 
-from .schema import SCHEMA_VERSION, UNDATED, live_columns
-from .store import IndexStore
+from searchsvc.index.schema import SCHEMA_VERSION, UNDATED, live_columns
+from searchsvc.index.store import IndexStore
 
 
 @dataclass(frozen=True)

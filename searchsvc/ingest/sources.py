@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from .listing import ListingProblem, parse_listing
+from searchsvc.ingest.listing import ListingProblem, parse_listing
 
 FORMATS = {
     ".jsonl": "jsonl",

@@ -11,17 +11,17 @@ from typing import Any
 
 import click
 
-from . import settings
-from .delete import delete_posts
-from .engine import Engine
-from .errors import SearchsvcError
-from .export import iter_records, write_jsonl
-from .info import index_info
-from .ingest import IngestReport, read_batch, write_batch
-from .output import format_result
-from .request import DEFAULT_PER_PAGE, SORTS, request_from_params
-from .search import search as run_search
-from .store import IndexStore
+from searchsvc import settings
+from searchsvc.cli.terminal import format_result
+from searchsvc.errors import SearchsvcError
+from searchsvc.index.dump import iter_records, write_jsonl
+from searchsvc.index.info import index_info
+from searchsvc.index.store import IndexStore
+from searchsvc.ingest.batch import IngestReport, read_batch, write_batch
+from searchsvc.ingest.delete import delete_posts
+from searchsvc.search.engine import Engine
+from searchsvc.search.request import DEFAULT_PER_PAGE, SORTS, request_from_params
+from searchsvc.search.run import search as run_search
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -295,7 +295,7 @@ def serve(index_dir: str, host: str, port: int, workers: int, threads: int, acce
     Example:
         searchsvc serve --port 8000 --workers 2 --threads 8
     """
-    from .server import serve as run_server
+    from searchsvc.web.server import serve as run_server
 
     IndexStore(index_dir).open()  # fail now, with a clear error, rather than in every worker
     run_server(index_dir, host, port, workers, threads, access_log)

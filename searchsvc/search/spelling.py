@@ -24,9 +24,9 @@ from typing import Any
 
 from whoosh.codec.whoosh3 import W3TermsReader
 
-from .analysis import _is_cjk, fold, variant_groups
-from .deadline import Deadline
-from .schema import SPELL_FIELD
+from searchsvc.index.analysis import _is_cjk, fold, variant_groups
+from searchsvc.index.schema import SPELL_FIELD
+from searchsvc.search.deadline import Deadline
 
 # No word longer than this is respelled or expanded: the longest real word of our corpora has
 # 31 letters (trifluoromethoxyphenylhydrazone in SciFact; Uyghur 30, presidential 27); longer

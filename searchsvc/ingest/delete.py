@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from .store import IndexStore
+from searchsvc.index.store import IndexStore
 
 
 @dataclass

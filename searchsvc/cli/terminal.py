@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import click
 
-from .search import SearchResult
+from searchsvc.search.run import SearchResult
 
 _MARK = re.compile(r"<mark>(.*?)</mark>", re.S)
 

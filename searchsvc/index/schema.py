@@ -13,10 +13,10 @@ from typing import Any
 from whoosh import columns, fields
 from whoosh.util.times import datetime_to_long
 
-from .analysis import name_analyzer, spelling_analyzer, text_analyzer
-from .dates import parse_date
-from .fields import FastText
-from .records import Record
+from searchsvc.dates import parse_date
+from searchsvc.index.analysis import name_analyzer, spelling_analyzer, text_analyzer
+from searchsvc.index.fasttext import FastText
+from searchsvc.records import Record
 
 SCHEMA_VERSION = 2
 

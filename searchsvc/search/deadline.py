@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 
-from .errors import SearchTimeout
+from searchsvc.errors import SearchTimeout
 
 
 class Deadline:

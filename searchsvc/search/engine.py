@@ -23,9 +23,9 @@ from whoosh import index as whoosh_index
 from whoosh.qparser import QueryParser
 from whoosh.searching import Searcher
 
-from .query import make_parser
-from .ranking import weighting
-from .store import MARKER, IndexStore
+from searchsvc.index.store import MARKER, IndexStore
+from searchsvc.search.query import make_parser
+from searchsvc.search.ranking import weighting
 
 
 class Engine:

@@ -22,12 +22,12 @@ from whoosh import qparser
 from whoosh import query as wq
 from whoosh.fields import Schema
 
-from .analysis import spelling_analyzer
-from .deadline import Deadline
-from .errors import BadQuery
-from .phrases import ExactPhrase
-from .schema import DEFAULT_FIELDS, QUERY_FIELDS, SPELL_FIELD
-from .suggest import MAX_WORD_LENGTH, spelling_index
+from searchsvc.errors import BadQuery
+from searchsvc.index.analysis import spelling_analyzer
+from searchsvc.index.schema import DEFAULT_FIELDS, QUERY_FIELDS, SPELL_FIELD
+from searchsvc.search.deadline import Deadline
+from searchsvc.search.phrases import ExactPhrase
+from searchsvc.search.spelling import MAX_WORD_LENGTH, spelling_index
 
 # Title words are also in `text`; this extra weight puts a title match above a body match.
 # 0.1 ranked best on SciFact train (nDCG@10 0.7055); larger boosts count the title twice over

@@ -18,7 +18,7 @@ from typing import Any
 from whoosh import fields, formats
 from whoosh.system import pack_uint
 
-from .analysis import _CJK_RANGES, _TOKEN, TermFunction, term_spans
+from searchsvc.index.analysis import _CJK_RANGES, _TOKEN, TermFunction, term_spans
 
 _CJK = re.compile(f"[{_CJK_RANGES}]")
 

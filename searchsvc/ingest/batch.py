@@ -11,12 +11,12 @@ import errno
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 
-from .errors import DiskFull, IndexDamaged, InvalidRecord
-from .records import Record, record_from_mapping
-from .schema import SCHEMA_VERSION, live_columns
-from .sources import Item, Problem, Skipped, SourceFile, discover, read_source
-from .store import IndexStore
-from .writer import write_records
+from searchsvc.errors import DiskFull, IndexDamaged, InvalidRecord
+from searchsvc.index.schema import SCHEMA_VERSION, live_columns
+from searchsvc.index.store import IndexStore
+from searchsvc.index.writer import write_records
+from searchsvc.ingest.sources import Item, Problem, Skipped, SourceFile, discover, read_source
+from searchsvc.records import Record, record_from_mapping
 
 # Per writing process: the postings of about 20 MB of text stay in memory; beyond that
 # Whoosh sorts through temporary files, which made an ingest 1.6x slower.

@@ -14,10 +14,10 @@ from typing import Any
 import gunicorn.http.wsgi
 from gunicorn.app.base import BaseApplication
 
-from . import settings
-from .errors import BadSetting
-from .web import create_app
-from .worker import HeadReadingWorker
+from searchsvc import settings
+from searchsvc.errors import BadSetting
+from searchsvc.web import create_app
+from searchsvc.web.worker import HeadReadingWorker
 
 
 class Server(BaseApplication):

@@ -26,11 +26,11 @@ from whoosh.system import pack_uint
 from whoosh.util.numeric import byte_to_length, length_to_byte
 from whoosh.writing import PostingPool, SegmentWriter
 
-from .fields import terms
-from .schema import SPELL_FIELD, document_from_record
+from searchsvc.index.fasttext import terms
+from searchsvc.index.schema import SPELL_FIELD, document_from_record
 
 if TYPE_CHECKING:
-    from .records import Record
+    from searchsvc.records import Record
 
 
 class LeanPool(PostingPool):
@@ -268,7 +268,7 @@ def _write_segment(folder: str, records: list[Record], limitmb: int) -> Any:
     from whoosh.filedb.filestore import FileStorage
     from whoosh.index import FileIndex
 
-    from .schema import build_schema
+    from searchsvc.index.schema import build_schema
 
     # Our own schema, so Whoosh does not unpickle the stored one.
     ix = FileIndex(FileStorage(folder), schema=build_schema())

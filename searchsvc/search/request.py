@@ -10,8 +10,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .dates import LATEST_YEAR, ParsedDate, parse_date
-from .errors import BadRequest, InvalidDate
+from searchsvc.dates import LATEST_YEAR, ParsedDate, parse_date
+from searchsvc.errors import BadRequest, InvalidDate
 
 SORTS = ("relevance", "newest", "oldest")
 DEFAULT_PER_PAGE = 10

@@ -29,18 +29,18 @@ from whoosh.matching.wrappers import WrappingMatcher
 from whoosh.searching import Searcher
 from whoosh.util.times import datetime_to_long, long_to_datetime
 
-from .analysis import text_analyzer
-from .dates import period_end
-from .deadline import Deadline
-from .engine import Engine
-from .errors import BadQuery, PostNotFound, SearchTimeout
-from .phrases import ExactPhrase
-from .query import check_expansions, describe, parse_query, respell_words
-from .records import Record
-from .request import SearchRequest
-from .schema import DEFAULT_FIELDS, UNDATED, column, record_from_stored
-from .snippets import highlight, mark, match_spans, snippet_from_spans
-from .suggest import SUGGEST_SECONDS, Respeller, spelling_index
+from searchsvc.dates import period_end
+from searchsvc.errors import BadQuery, PostNotFound, SearchTimeout
+from searchsvc.index.analysis import text_analyzer
+from searchsvc.index.schema import DEFAULT_FIELDS, UNDATED, column, record_from_stored
+from searchsvc.records import Record
+from searchsvc.search.deadline import Deadline
+from searchsvc.search.engine import Engine
+from searchsvc.search.phrases import ExactPhrase
+from searchsvc.search.query import check_expansions, describe, parse_query, respell_words
+from searchsvc.search.request import SearchRequest
+from searchsvc.search.snippets import highlight, mark, match_spans, snippet_from_spans
+from searchsvc.search.spelling import SUGGEST_SECONDS, Respeller, spelling_index
 
 _ANALYZER = text_analyzer()
 SUGGEST_BELOW = 3  # offer "did you mean" when fewer hits than this

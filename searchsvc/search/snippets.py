@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from markupsafe import Markup, escape
 from whoosh.analysis import Analyzer
 
-from .analysis import TermFunction, term_spans
+from searchsvc.index.analysis import TermFunction, term_spans
 
 SNIPPET_CHARS = 200
 ELLIPSIS = "…"
