@@ -6,7 +6,8 @@ import json
 from collections.abc import Iterator
 from typing import IO
 
-from searchsvc.index.schema import live_columns, record_from_stored
+from searchsvc.index.columns import live_columns
+from searchsvc.index.schema import record_from_stored
 from searchsvc.index.store import IndexStore
 from searchsvc.records import Record
 

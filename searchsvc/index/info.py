@@ -8,7 +8,8 @@ from typing import Any
 
 from whoosh.util.times import long_to_datetime
 
-from searchsvc.index.schema import SCHEMA_VERSION, UNDATED, live_columns
+from searchsvc.index.columns import UNDATED, live_columns
+from searchsvc.index.schema import SCHEMA_VERSION
 from searchsvc.index.store import IndexStore
 
 

@@ -12,7 +12,8 @@ from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 
 from searchsvc.errors import DiskFull, IndexDamaged, InvalidRecord
-from searchsvc.index.schema import SCHEMA_VERSION, live_columns
+from searchsvc.index.columns import live_columns
+from searchsvc.index.schema import SCHEMA_VERSION
 from searchsvc.index.store import IndexStore
 from searchsvc.index.writer import write_records
 from searchsvc.ingest.sources import Item, Problem, Skipped, SourceFile, discover, read_source

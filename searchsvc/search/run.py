@@ -32,7 +32,8 @@ from whoosh.util.times import datetime_to_long, long_to_datetime
 from searchsvc.dates import period_end
 from searchsvc.errors import BadQuery, PostNotFound, SearchTimeout
 from searchsvc.index.analysis import text_analyzer
-from searchsvc.index.schema import DEFAULT_FIELDS, UNDATED, column, record_from_stored
+from searchsvc.index.columns import UNDATED, column
+from searchsvc.index.schema import DEFAULT_FIELDS, record_from_stored
 from searchsvc.records import Record
 from searchsvc.search.deadline import Deadline
 from searchsvc.search.engine import Engine
