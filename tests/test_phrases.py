@@ -6,11 +6,11 @@ import pytest
 from whoosh import query as wq
 
 from searchsvc.index.store import IndexStore
+from searchsvc.search.collect import rank_and_collect
 from searchsvc.search.deadline import Deadline
 from searchsvc.search.engine import Engine
 from searchsvc.search.phrases import ExactPhrase
 from searchsvc.search.query import parse_query
-from searchsvc.search.run import _rank_and_collect
 
 
 def _whoosh_phrases(q):
@@ -33,12 +33,12 @@ def engine(presidential):
 ])
 def test_same_matches_and_scores_as_whoosh(engine, text):
     searcher = engine.searcher()
-    ours = parse_query(text, engine.parser())
+    ours = parse_query(text)
     assert any(isinstance(leaf, ExactPhrase) for leaf in ours.leaves())
     theirs = _whoosh_phrases(ours)
     assert not any(isinstance(leaf, ExactPhrase) for leaf in theirs.leaves())
-    matched_a, top_a = _rank_and_collect(searcher, ours, None, 30, Deadline(None))
-    matched_b, top_b = _rank_and_collect(searcher, theirs, None, 30, Deadline(None))
+    matched_a, top_a = rank_and_collect(searcher, ours, None, 30, Deadline(None))
+    matched_b, top_b = rank_and_collect(searcher, theirs, None, 30, Deadline(None))
     assert matched_a == matched_b
     assert [(top_a.docnum(i), top_a.score(i)) for i in range(top_a.scored_length())] == [
         (top_b.docnum(i), top_b.score(i)) for i in range(top_b.scored_length())

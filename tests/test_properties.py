@@ -12,10 +12,9 @@ from hypothesis import strategies as st
 
 from searchsvc.dates import ParsedDate, parse_date
 from searchsvc.errors import BadRequest, InvalidDate, InvalidRecord
-from searchsvc.index.schema import build_schema
 from searchsvc.ingest.batch import IngestReport, read_batch
 from searchsvc.records import Record, record_from_mapping
-from searchsvc.search.query import make_parser, parse_query
+from searchsvc.search.query import parse_query
 from searchsvc.search.request import SearchRequest, request_from_params
 
 # Derandomized: CI runs the same examples every time (a new random find must not block a
@@ -82,16 +81,13 @@ def test_any_file_reads_into_records_and_located_problems(content, suffix):
     assert all(line.startswith(str(path)) for line in report.problems)
 
 
-PARSER = make_parser(build_schema())
-
-
 @SETTINGS
 @given(q=st.text(max_size=80) | st.lists(st.sampled_from(
     ['"', "(", ")", "AND", "OR", "NOT", "-", "*", "~", "title:", "author:", "uyghur", "x*", "a~3", "2020"]),
     max_size=10).map(" ".join))
 def test_any_query_text_parses_or_is_a_bad_query(q):
     try:
-        query = parse_query(q, PARSER)
+        query = parse_query(q)
     except BadRequest as e:
         assert e.code == "bad_query" and e.param == "q"
         return

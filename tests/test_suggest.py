@@ -159,7 +159,7 @@ def test_no_suggestion_when_the_time_is_spent(search_index, client_for, monkeypa
     client = client_for(search_index)
     found = search(client, q="marathn")
     assert (found["did_you_mean"], found["skipped"]) == ({"q": "marathon", "total": 1}, [])
-    monkeypatch.setattr("searchsvc.search.run.SUGGEST_SECONDS", 0)
+    monkeypatch.setattr("searchsvc.search.did_you_mean.SUGGEST_SECONDS", 0)
     found = search(client, q="marathn", per_page=9)  # another request: not the cached result
     assert (found["total"], found["did_you_mean"], found["skipped"]) == (0, None, ["did_you_mean"])
     page = client.get("/?q=marathn&per_page=8").get_data(as_text=True)

@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import html
-import re
 from collections.abc import Iterator
 
 import click
 
-from searchsvc.search.run import SearchResult
+from searchsvc.search.results import SearchResult
+from searchsvc.search.snippets import Highlighted
 
-_MARK = re.compile(r"<mark>(.*?)</mark>", re.S)
 
-
-def plain(fragment: str, *, color: bool) -> str:
-    """An HTML fragment of ours as text: marks in bold on a terminal, else left unmarked."""
-    text = _MARK.sub(lambda m: click.style(m.group(1), bold=True) if color else m.group(1), fragment)
-    return html.unescape(text)
+def plain(highlighted: Highlighted, *, color: bool) -> str:
+    """The text, its matches in bold on a terminal, else unmarked."""
+    return highlighted.render(lambda part: click.style(part, bold=True) if color else part)
 
 
 def format_result(result: SearchResult, *, color: bool = False) -> Iterator[str]:
@@ -31,9 +27,9 @@ def format_result(result: SearchResult, *, color: bool = False) -> Iterator[str]
         yield f"Did you mean: {result.did_you_mean.q} ({found} {'post' if found == 1 else 'posts'})?"
     for n, hit in enumerate(result.hits, start=(request.page - 1) * request.per_page + 1):
         yield ""
-        yield f"{n}. {plain(str(hit.title_html), color=color)}"
+        yield f"{n}. {plain(hit.title_highlighted, color=color)}"
         details = [hit.date[:10] if hit.date else "undated", hit.author or "no author", f"id {hit.id}"]
         if hit.score is not None:
             details.append(f"score {hit.score:.2f}")
         yield "   " + " · ".join(details)
-        yield "   " + plain(str(hit.snippet_html), color=color)
+        yield "   " + plain(hit.snippet, color=color)

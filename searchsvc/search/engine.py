@@ -1,4 +1,6 @@
-"""One open index and one searcher per process, kept fresh as the index changes.
+"""One open index and one searcher per process, kept fresh as the index changes, and the
+caches that last as long as one version of the index. The engine only opens, refreshes and
+caches: it knows nothing of queries or results.
 
 Opening a searcher per request doubled latency at 10k posts; checking whether the index
 changed costs microseconds. After a commit we open a new searcher (Whoosh's `refresh()`
@@ -16,15 +18,14 @@ from __future__ import annotations
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from whoosh import index as whoosh_index
-from whoosh.qparser import QueryParser
 from whoosh.searching import Searcher
 
 from searchsvc.index.store import MARKER, IndexStore
-from searchsvc.search.query import make_parser
 from searchsvc.search.ranking import weighting
 
 
@@ -42,11 +43,10 @@ class Engine:
         self._marker_stamp: tuple[int, int] | None = None
         self._ix: whoosh_index.Index | None = None
         self._searcher: Searcher | None = None
-        self._parsers: dict[str, QueryParser] = {}
-        self._memo: dict[str, tuple[int, object]] = {}
+        self._kept: dict[str, Any] = {}
         # Bumped whenever the searcher changes (a commit or a rebuild): the key of every cache.
         self.version = 0
-        self._results: OrderedDict[object, object] = OrderedDict()
+        self._results: OrderedDict[Hashable, Any] = OrderedDict()
 
     def searcher(self) -> Searcher:
         """The current searcher, reopened after a rebuild and refreshed after a commit.
@@ -96,41 +96,39 @@ class Engine:
     def _changed(self) -> None:
         self.version += 1
         self._results.clear()
-        self._memo.clear()
+        self._kept.clear()
 
-    def cached_result(self, key: object, compute):  # compute() returns any value
-        """`compute()` for `key`, remembered (LRU) until the index changes.
+    # Caches of this index version, emptied when it changes. Use them inside reading(), so the
+    # version cannot change between looking a value up and storing it.
+
+    def cached(self, key: Hashable) -> Any:
+        """The result remembered for `key` (least recently used ones are forgotten), or None.
 
         Many people run the same few searches at a news moment; the index changes rarely.
         """
-        with self._lock:  # computed under the lock too: compute() uses the searcher
-            self.searcher()  # refresh first: a commit must empty the cache before we read it
-            if key in self._results:
-                self._results.move_to_end(key)
-                return self._results[key]
-            value = compute()
+        with self._lock:
+            if key not in self._results:
+                return None
+            self._results.move_to_end(key)
+            return self._results[key]
+
+    def cache(self, key: Hashable, value: Any) -> None:
+        """Remember a result for `key` until the index changes or it is the least recently used."""
+        with self._lock:
             self._results[key] = value
+            self._results.move_to_end(key)
             while len(self._results) > self.result_cache_size:
                 self._results.popitem(last=False)
-        return value
 
-    def parser(self, operator: str = "and") -> QueryParser:
-        """The query parser for this index's schema (built once per operator)."""
+    def kept(self, name: str) -> Any:
+        """What `keep(name, ...)` stored for this index version (never evicted), or None."""
         with self._lock:
-            if operator not in self._parsers:
-                self._parsers[operator] = make_parser(self.searcher().schema, operator=operator)
-            return self._parsers[operator]
+            return self._kept.get(name)
 
-    def memo(self, name: str, compute):  # compute() returns any value
-        """`compute(searcher)`, kept until the index changes (summaries, author lists)."""
+    def keep(self, name: str, value: Any) -> None:
+        """Keep a value derived from this index version (doc values, the archive's contents)."""
         with self._lock:
-            searcher = self.searcher()
-            cached = self._memo.get(name)
-            if cached is not None and cached[0] == self.version:
-                return cached[1]
-            value = compute(searcher)
-            self._memo[name] = (self.version, value)
-            return value
+            self._kept[name] = value
 
     def generation(self) -> str:
         """The current generation's name, part of every cache key and export header."""

@@ -13,6 +13,7 @@ raise BadQuery saying what is wrong, so a typo is a 400 and never a silent wrong
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 from collections.abc import Callable
@@ -24,7 +25,7 @@ from whoosh.fields import Schema
 
 from searchsvc.errors import BadQuery
 from searchsvc.index.analysis import spelling_analyzer
-from searchsvc.index.schema import DEFAULT_FIELDS, QUERY_FIELDS, SPELL_FIELD
+from searchsvc.index.schema import DEFAULT_FIELDS, QUERY_FIELDS, SPELL_FIELD, build_schema
 from searchsvc.search.deadline import Deadline
 from searchsvc.search.phrases import ExactPhrase
 from searchsvc.search.spelling import MAX_WORD_LENGTH, spelling_index
@@ -52,28 +53,32 @@ _PLAIN_WORD = re.compile(r"(?<!\w)[^\W\d_]+(?![\w*~:])")
 _SPELLING = spelling_analyzer()
 
 
-def make_parser(schema: Schema, *, operator: str = "and") -> qparser.QueryParser:
-    """A Whoosh parser over the default fields, with fuzzy terms; `operator` joins bare words."""
+@functools.cache
+def parser(operator: str = "and") -> qparser.QueryParser:
+    """The Whoosh parser for our schema, built once per process and operator: bare words are
+    joined by `operator`. Parsing keeps no state in it, so threads share it."""
+    schema = build_schema()
     fields = {name: schema[name] for name in (*DEFAULT_FIELDS, *QUERY_FIELDS)}
     group = qparser.OrGroup if operator == "or" else qparser.AndGroup
-    parser = qparser.QueryParser(DEFAULT_FIELDS[0], Schema(**fields), group=group, phraseclass=ExactPhrase)
-    parser.replace_plugin(qparser.MultifieldPlugin(DEFAULT_FIELDS, fieldboosts={"title": TITLE_BOOST}))
-    parser.add_plugin(_WordFuzzyPlugin())
-    parser.remove_plugin_class(qparser.BoostPlugin)
-    parser.remove_plugin_class(qparser.RangePlugin)
+    made = qparser.QueryParser(DEFAULT_FIELDS[0], Schema(**fields), group=group, phraseclass=ExactPhrase)
+    made.replace_plugin(qparser.MultifieldPlugin(DEFAULT_FIELDS, fieldboosts={"title": TITLE_BOOST}))
+    made.add_plugin(_WordFuzzyPlugin())
+    made.remove_plugin_class(qparser.BoostPlugin)
+    made.remove_plugin_class(qparser.RangePlugin)
     # Only the operators we document: Whoosh's REQUIRE and ANDMAYBE made `REQUIRE war` a
     # silently different search. Here they are plain words.
-    parser.replace_plugin(qparser.OperatorsPlugin(AndMaybe=None, Require=None))
-    return parser
+    made.replace_plugin(qparser.OperatorsPlugin(AndMaybe=None, Require=None))
+    return made
 
 
-def parse_query(text: str, parser: qparser.QueryParser) -> wq.Query:
-    """The Whoosh query for `text`; BadQuery if it is malformed or has nothing to search."""
+def parse_query(text: str, operator: str = "and") -> wq.Query:
+    """The Whoosh query for `text`, bare words joined by `operator` ("and" or "or");
+    BadQuery if it is malformed or has nothing to search."""
     if len(text) > MAX_QUERY_LENGTH:
         raise BadQuery(f"the query is longer than {MAX_QUERY_LENGTH} characters")
     prepared = check_syntax(text)
     try:
-        query = parser.parse(prepared)
+        query = parser(operator).parse(prepared)
     except BadQuery:
         raise
     except Exception:  # Whoosh's parser failing on an input we did not foresee

@@ -5,9 +5,10 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify, request
 
 from searchsvc.index.schema import SCHEMA_VERSION
+from searchsvc.search.posts import get_post, highlighted_post, similar_posts
 from searchsvc.search.request import request_from_params
-from searchsvc.search.run import get_post, highlighted_post, search, similar_posts
-from searchsvc.web.app import engine, export_slots
+from searchsvc.search.run import search
+from searchsvc.web.context import engine, export_slots
 from searchsvc.web.exports import export_response
 from searchsvc.web.openapi import openapi_document
 
@@ -33,12 +34,12 @@ def api_search() -> Response:
 
 @api.get("/api/posts/<post_id>")
 def api_post(post_id: str) -> Response:
-    record, _ = get_post(engine(), post_id)
+    record = get_post(engine(), post_id)
     data = record.to_json()
     q = request.args.get("q", "")
     if q.strip():
         title, body = highlighted_post(engine(), record, q)
-        data["title_highlighted"], data["body_highlighted"] = str(title), str(body)
+        data["title_highlighted"], data["body_highlighted"] = str(title.html()), str(body.html())
     return jsonify(data)
 
 

@@ -6,14 +6,17 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Flask, Response, current_app
+from flask import Flask, Response
 
 from searchsvc import settings
 from searchsvc.errors import BadSetting
 from searchsvc.index.store import IndexStore
 from searchsvc.search.engine import Engine
+from searchsvc.web.api import api
+from searchsvc.web.context import attach
 from searchsvc.web.errors import register_error_handlers
 from searchsvc.web.exports import ExportSlots
+from searchsvc.web.pages import pages
 from searchsvc.web.ratelimit import install_rate_limits
 
 
@@ -35,12 +38,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         given = app.config["SEARCH_TIMEOUT"]
         raise BadSetting(f"SEARCHSVC_SEARCH_TIMEOUT must be a number of seconds, got {given!r}") from None
     app.config["BASE_URL"] = _base_url(app.config["BASE_URL"])
-    app.extensions["searchsvc.exports"] = ExportSlots(_max_exports(app.config["MAX_EXPORTS"]))
-    app.extensions["searchsvc.engine"] = Engine(IndexStore(app.config["INDEX"]), search_timeout=timeout or None)
-
-    from searchsvc.web.api import api
-    from searchsvc.web.pages import pages
-
+    engine = Engine(IndexStore(app.config["INDEX"]), search_timeout=timeout or None)
+    attach(app, engine, ExportSlots(_max_exports(app.config["MAX_EXPORTS"])))
     app.register_blueprint(api)
     app.register_blueprint(pages)
     register_error_handlers(app)
@@ -86,13 +85,3 @@ def security_headers(response: Response) -> Response:
     response.headers.setdefault("Referrer-Policy", "no-referrer")
     response.headers.setdefault("X-Frame-Options", "DENY")
     return response
-
-
-def engine() -> Engine:
-    """The Engine of the running app."""
-    return current_app.extensions["searchsvc.engine"]
-
-
-def export_slots() -> ExportSlots:
-    """The running app's bound on exports streaming at once."""
-    return current_app.extensions["searchsvc.exports"]

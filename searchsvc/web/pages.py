@@ -10,9 +10,10 @@ from xml.etree import ElementTree as ET
 from flask import Blueprint, Response, current_app, render_template, request, url_for
 
 from searchsvc.errors import BadRequest
+from searchsvc.search.posts import archive_contents, get_post, highlighted_post, similar_posts
 from searchsvc.search.request import SearchRequest, request_from_params
-from searchsvc.search.run import archive_summary, get_post, highlighted_post, search, similar_posts
-from searchsvc.web.app import engine
+from searchsvc.search.run import search
+from searchsvc.web.context import engine
 from searchsvc.web.timeline import timeline
 
 pages = Blueprint("pages", __name__)
@@ -44,7 +45,7 @@ def search_page() -> tuple[str, int]:
         typed=typed,
         typed_authors=typed_authors,
         errors=errors,
-        summary=archive_summary(engine()),
+        summary=archive_contents(engine()),
         timeline=timeline(result) if result else None,
         link=_link_maker(result.request) if result else None,
     ), status
@@ -53,19 +54,19 @@ def search_page() -> tuple[str, int]:
 @pages.get("/posts/<post_id>")
 def post_page(post_id: str) -> str:
     """A whole post, highlighted when arriving from a search, with a citation and similar posts."""
-    record, _ = get_post(engine(), post_id)
+    record = get_post(engine(), post_id)
     q = request.args.get("q", "")
     try:
-        title_html, body_html = highlighted_post(engine(), record, q)
+        title, body = highlighted_post(engine(), record, q)
     except BadRequest:
-        title_html, body_html = highlighted_post(engine(), record, "")
+        title, body = highlighted_post(engine(), record, "")
     accessed = date.today().isoformat()
     return render_template(
         "post.html",
         post=record,
         q=q,
-        title_html=title_html,
-        body_html=body_html,
+        title_html=title.html(),
+        body_html=body.html(),
         citation=citation(record, _site_root() + url_for("pages.post_page", post_id=post_id), accessed),
         similar=similar_posts(engine(), post_id, limit=5),
     )

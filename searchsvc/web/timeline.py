@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from searchsvc.dates import LATEST_YEAR
-from searchsvc.search.run import SearchResult
+from searchsvc.search.results import SearchResult
 
 MONTHLY_UP_TO = 24  # months
 MAX_YEARS = 400  # a from=0001 filter with matches is drawn over the matches' years
