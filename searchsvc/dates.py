@@ -20,7 +20,6 @@ from searchsvc.errors import InvalidDate
 
 # Ordered from coarse to fine; the precision is the finest part the text gave.
 PRECISIONS = ("year", "month", "day", "hour", "minute", "second", "microsecond")
-_PARTS = ("year", "month", "day", "hour", "minute", "second", "microsecond")
 
 _DEFAULT_A = datetime(2000, 1, 1, 0, 0, 0, 0)
 _DEFAULT_B = datetime(2004, 2, 2, 1, 1, 1, 1)
@@ -106,14 +105,14 @@ def parse_date(text: str, *, dayfirst: bool = False, finest_required: str = "yea
     except (ValueError, OverflowError) as e:
         raise InvalidDate(f"invalid date {original!r}: {_reason(e)}") from None
 
-    missing = [part for part in _PARTS if getattr(a, part) != getattr(b, part)]
+    missing = [part for part in PRECISIONS if getattr(a, part) != getattr(b, part)]
     if "year" in missing:
         raise InvalidDate(f"invalid date {original!r}: it has no year")
     precision = "microsecond"
-    for part in _PARTS:
+    for part in PRECISIONS:
         if part in missing:
-            precision = PRECISIONS[_PARTS.index(part) - 1]
-            given_after = [p for p in _PARTS[_PARTS.index(part) + 1 :] if p not in missing]
+            precision = PRECISIONS[PRECISIONS.index(part) - 1]
+            given_after = [p for p in PRECISIONS[PRECISIONS.index(part) + 1 :] if p not in missing]
             if given_after and given_after != ["microsecond"]:
                 # "2040 00:01": a time without a day cannot be kept at any precision.
                 article = "an" if given_after[0] == "hour" else "a"
@@ -121,7 +120,7 @@ def parse_date(text: str, *, dayfirst: bool = False, finest_required: str = "yea
             break
     given, needed = PRECISIONS.index(precision), PRECISIONS.index(finest_required)
     if given < needed:
-        absent = " or ".join(_PARTS[given + 1 : needed + 1])
+        absent = " or ".join(PRECISIONS[given + 1 : needed + 1])
         raise InvalidDate(f"invalid date {original!r}: it has no {absent}")
 
     utc = a.tzinfo is not None

@@ -41,8 +41,8 @@ def test_view_reader_matches_bytesio(data, ops):
 def test_whoosh_opens_segment_files_through_it(search_index):
     from searchsvc.index.store import IndexStore
 
-    assert compound.BufferFile is mapped_files.ViewFile
     ix = IndexStore(search_index).open()
+    assert compound.BufferFile is mapped_files.ViewFile
     with ix.reader() as reader:
         segment_reader = reader.leaf_readers()[0][0]
         assert isinstance(segment_reader._terms._postfile, mapped_files.ViewFile)

@@ -11,7 +11,7 @@ from conftest import PRESIDENTIAL, assert_error
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from searchsvc.index.analysis import _TOKEN, fold, text_analyzer, variant_groups
+from searchsvc.index.analysis import TOKEN, fold, text_analyzer, variant_groups
 from searchsvc.index.fasttext import TermFunction
 from searchsvc.index.store import IndexStore
 from searchsvc.search.engine import Engine
@@ -200,7 +200,7 @@ def test_goverment_fuzzy_finds_the_posts_a_full_scan_finds(big):
     with gzip.open(PRESIDENTIAL, "rt", encoding="utf-8") as f:
         for line in f:
             r = json.loads(line)
-            posts[r["id"]] = {fold(w) for w in set(_TOKEN.findall(r["title"] + "\n" + r["body"]))}
+            posts[r["id"]] = {fold(w) for w in set(TOKEN.findall(r["title"] + "\n" + r["body"]))}
     vocabulary = set().union(*posts.values())
     near = {w for w in vocabulary if distance("goverment", w, 1) <= 1}
     assert "government" in near and "grover" not in near

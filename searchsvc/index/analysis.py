@@ -28,9 +28,10 @@ from whoosh.analysis import Analyzer, Filter, StemFilter, Token, Tokenizer
 
 VARIANTS_ENV = "SEARCHSVC_VARIANTS"
 
-_CJK_RANGES = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+CJK_RANGES = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 # A run of CJK characters, or a run of word characters that are not CJK.
-_TOKEN = re.compile(rf"[{_CJK_RANGES}]+|[^\W{_CJK_RANGES}]+")
+TOKEN = re.compile(rf"[{CJK_RANGES}]+|[^\W{CJK_RANGES}]+")
+CJK = re.compile(f"[{CJK_RANGES}]")
 _COMBINING_LATIN = re.compile("[\u0300-\u036f]")
 
 
@@ -58,13 +59,10 @@ class ScriptTokenizer(Tokenizer):
             yield token
             return
         pos = start_pos
-        for match in _TOKEN.finditer(value):
+        for match in TOKEN.finditer(value):
             text, start = match.group(), match.start()
-            if "\u3040" <= text[0] and _is_cjk(text[0]):
-                pieces = [(text[i:i + 2], start + i) for i in range(max(1, len(text) - 1))]
-            else:
-                pieces = [(text, start)]
-            for piece, offset in pieces:
+            pieces = bigrams(text, start) if "\u3040" <= text[0] and is_cjk(text[0]) else [(start, text)]
+            for offset, piece in pieces:
                 token.text = piece
                 token.boost, token.stopped = 1.0, False
                 if keeporiginal:
@@ -78,8 +76,14 @@ class ScriptTokenizer(Tokenizer):
                 yield token
 
 
-def _is_cjk(char: str) -> bool:
-    return bool(re.match(f"[{_CJK_RANGES}]", char))
+def is_cjk(char: str) -> bool:
+    return CJK.match(char) is not None
+
+
+def bigrams(run: str, start: int) -> list[tuple[int, str]]:
+    """(offset, piece) of the overlapping character pairs of a CJK run found at `start`: these
+    scripts have no spaces, so a word inside a sentence is found by its pairs."""
+    return [(start + i, run[i:i + 2]) for i in range(max(1, len(run) - 1))]
 
 
 class FoldFilter(Filter):
@@ -178,13 +182,9 @@ def text_analyzer() -> Analyzer:
     return _stem_only() | VariantFilter(variant_mapping())
 
 
-def spelling_analyzer() -> Analyzer:
-    """Whole words, folded: what "did you mean" may suggest."""
-    return ScriptTokenizer() | FoldFilter()
-
-
-def name_analyzer() -> Analyzer:
-    """Author names: words folded, not stemmed ("author:obama" finds "Barack Obama")."""
+def word_analyzer() -> Analyzer:
+    """Whole words, folded, not stemmed: author names ("author:obama" finds "Barack Obama") and
+    the words "did you mean" may suggest."""
     return ScriptTokenizer() | FoldFilter()
 
 
@@ -221,11 +221,10 @@ class TermFunction:
 
 def term_spans(text: str, term_of: TermFunction) -> Iterator[tuple[int, int, str]]:
     """(start, end, term) of every token of `text`, as the analyser would index it."""
-    for match in _TOKEN.finditer(text):
+    for match in TOKEN.finditer(text):
         word, start = match.group(), match.start()
-        if "\u3040" <= word[0] and _is_cjk(word[0]):
-            for i in range(max(1, len(word) - 1)):
-                piece = word[i:i + 2]
-                yield start + i, start + i + len(piece), term_of(piece)
+        if "\u3040" <= word[0] and is_cjk(word[0]):
+            for offset, piece in bigrams(word, start):
+                yield offset, offset + len(piece), term_of(piece)
         else:
             yield start, match.end(), term_of(word)

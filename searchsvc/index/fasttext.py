@@ -9,7 +9,6 @@ positions and encoded postings are exactly the analyser's.
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from itertools import chain
 from pickle import dumps
@@ -18,9 +17,7 @@ from typing import Any
 from whoosh import fields, formats
 from whoosh.system import pack_uint
 
-from searchsvc.index.analysis import _CJK_RANGES, _TOKEN, TermFunction, term_spans
-
-_CJK = re.compile(f"[{_CJK_RANGES}]")
+from searchsvc.index.analysis import CJK, TOKEN, TermFunction, term_spans
 
 
 class FastText(fields.TEXT):
@@ -72,7 +69,7 @@ def words(text: str) -> list[str]:
     global _last_words
     if _last_words[0] is text:
         return _last_words[1]
-    found = _TOKEN.findall(text)
+    found = TOKEN.findall(text)
     _last_words = (text, found)
     return found
 
@@ -80,7 +77,7 @@ def words(text: str) -> list[str]:
 def terms(text: str, term_of: TermFunction) -> list[str]:
     """The terms the analyser gives for `text`, in order (CJK runs as bigrams)."""
     found = words(text)
-    if _CJK.search(text) is None:
+    if CJK.search(text) is None:
         # Most words were seen before: one C-level pass over the cache, then the rest.
         out = list(map(term_of.cache.get, found))
         if None in out:

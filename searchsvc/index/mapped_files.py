@@ -7,7 +7,8 @@ server worker on 104,000 posts held 790 MB of such copies (the postings and the 
 map through a position instead, so the pages stay shared between workers and the kernel
 can evict them.
 
-Importing this module installs it (whoosh-reloaded 2.7.5, which we pin).
+`install()` puts it in Whoosh's place (whoosh-reloaded 2.7.5, which we pin); IndexStore does,
+before it opens an index.
 """
 
 from __future__ import annotations
@@ -79,4 +80,7 @@ class ViewFile(BufferFile):
         return ViewFile(self._buf[position : position + length], name=name or self._name)
 
 
-compound.BufferFile = ViewFile
+
+def install() -> None:
+    """Make Whoosh's compound segment files read through ViewFile (again is harmless)."""
+    compound.BufferFile = ViewFile

@@ -36,7 +36,7 @@ from whoosh import index as whoosh_index
 from whoosh.filedb.filestore import FileStorage
 
 from searchsvc.errors import IndexBusy, IndexDamaged, IndexMissing, IndexVersionMismatch, NotAnIndex
-from searchsvc.index import mapped_files  # noqa: F401 - segments are read from the map, not copied
+from searchsvc.index import mapped_files
 from searchsvc.index.schema import SCHEMA_VERSION, build_schema
 
 MARKER = "searchsvc-index.json"
@@ -69,6 +69,8 @@ class IndexStore:
 
     def __init__(self, root: str | os.PathLike[str]):
         self.root = Path(root)
+        # Every index is opened through a store: segments are read from the memory map, not copied.
+        mapped_files.install()
 
     # Reading
 

@@ -19,7 +19,7 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, BinaryIO
 
 import yaml
 
@@ -144,21 +144,20 @@ def read_source(source: SourceFile, progress: Progress | None = None) -> Iterato
         yield Problem(source.path, None, f"cannot read: {_os_reason(e)}")
 
 
-def _open_binary(path: str) -> io.BufferedIOBase:
-    if path.lower().endswith(".gz"):
-        return gzip.open(path, "rb")  # type: ignore[return-value]
-    return open(path, "rb")
+def _decompressed(raw: BinaryIO, path: str) -> BinaryIO:
+    """The file's content: `raw` itself, or read through gzip when the name ends in .gz."""
+    return gzip.open(raw, "rb") if path.lower().endswith(".gz") else raw  # type: ignore[return-value]
 
 
 def _read_text(path: str) -> str:
-    with _open_binary(path) as f:
+    with open(path, "rb") as raw, _decompressed(raw, path) as f:
         return f.read().decode("utf-8-sig")
 
 
 def _read_jsonl(path: str, report: Progress) -> Iterator[Item | Problem]:
     """One JSON object per line; each bad line is a problem of its own."""
     raw = open(path, "rb")
-    with raw, (gzip.open(raw, "rb") if path.lower().endswith(".gz") else raw) as stream:
+    with raw, _decompressed(raw, path) as stream:
         reported = 0
         for number, line in enumerate(stream, start=1):
             if number == 1 and line.startswith(codecs.BOM_UTF8):

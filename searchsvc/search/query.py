@@ -24,7 +24,7 @@ from whoosh import query as wq
 from whoosh.fields import Schema
 
 from searchsvc.errors import BadQuery
-from searchsvc.index.analysis import spelling_analyzer
+from searchsvc.index.analysis import word_analyzer
 from searchsvc.index.schema import DEFAULT_FIELDS, QUERY_FIELDS, SPELL_FIELD, build_schema
 from searchsvc.search.deadline import Deadline
 from searchsvc.search.phrases import ExactPhrase
@@ -50,7 +50,7 @@ LEXEME = re.compile(r'[-+]?(?:\w+:)?"[^"]*"|[()]|[^\s()"]+')
 _FIELD = re.compile(r"^(?P<field>\w+):(?P<rest>.*)$")
 # A word "did you mean" may respell: letters only, not a field name, `prefix*` or `fuzzy~`.
 _PLAIN_WORD = re.compile(r"(?<!\w)[^\W\d_]+(?![\w*~:])")
-_SPELLING = spelling_analyzer()
+_SPELLING = word_analyzer()
 
 
 @functools.cache

@@ -24,7 +24,7 @@ from typing import Any
 
 from whoosh.codec.whoosh3 import W3TermsReader
 
-from searchsvc.index.analysis import _is_cjk, fold, variant_groups
+from searchsvc.index.analysis import fold, is_cjk, variant_groups
 from searchsvc.index.schema import SPELL_FIELD
 from searchsvc.search.deadline import Deadline
 
@@ -186,7 +186,7 @@ class Respeller:
         if len(word) > MAX_WORD_LENGTH:
             self.skipped = f"words longer than {MAX_WORD_LENGTH} letters are not respelled"
             return None
-        if len(word) < MIN_WORD_LENGTH or not _LETTERS.fullmatch(word) or _is_cjk(word[0]):
+        if len(word) < MIN_WORD_LENGTH or not _LETTERS.fullmatch(word) or is_cjk(word[0]):
             return None  # Chinese has no words to respell: the index holds character pairs
         return self.index.respell(fold(word))
 
