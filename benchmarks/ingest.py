@@ -21,14 +21,6 @@ processes (helpers included).
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-# Run as a script, this folder comes first on sys.path, and its http.py would shadow the
-# standard library's `http` package.
-if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
-    sys.path.pop(0)
-
 import argparse
 import gzip
 import json
@@ -37,8 +29,10 @@ import resource
 import shutil
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
+from pathlib import Path
 
 CORPORA = Path(__file__).resolve().parent.parent.parent / "shared" / "corpora"
 PRESIDENTIAL = CORPORA / "us_presidential_documents.jsonl.gz"

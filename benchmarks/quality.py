@@ -15,21 +15,15 @@ SQLite FTS5 about 0.68 (the test split; we tune on train, the only one here).
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-# Run as a script, this folder comes first on sys.path, and its http.py would shadow the
-# standard library's `http` package.
-if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
-    sys.path.pop(0)
-
 import argparse
 import json
 import math
 import re
+import sys
 import tempfile
 import time
 from collections import defaultdict
+from pathlib import Path
 
 from searchsvc.errors import BadQuery
 from searchsvc.index.store import IndexStore

@@ -16,22 +16,18 @@ Each round runs every query on both, one after the other; medians and p95 per qu
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-# Run as a script, this folder comes first on sys.path, and its http.py would shadow the
-# standard library's `http` package.
-if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
-    sys.path.pop(0)
-
 import argparse
 import gzip
 import json
 import sqlite3
 import statistics
+import sys
 import tempfile
 import time
 from datetime import datetime, timedelta
+from pathlib import Path
+
+from _stats import percentile
 
 from searchsvc.index.store import IndexStore
 from searchsvc.ingest.batch import IngestReport, read_batch, write_batch
@@ -82,7 +78,7 @@ def copy_of(records: list[dict], k: int) -> list[dict]:
 
 
 def build_fts(records: list[dict], path: Path) -> sqlite3.Connection:
-    """The FTS5 baseline (also http.py's): title and body searched, the rest kept."""
+    """The FTS5 baseline (also serving.py's): title and body searched, the rest kept."""
     db = sqlite3.connect(path, check_same_thread=False)
     db.execute("CREATE VIRTUAL TABLE posts USING fts5(id UNINDEXED, title, body, date UNINDEXED, author UNINDEXED, "
                "tokenize='porter unicode61')")
@@ -111,11 +107,6 @@ def fts_query(db: sqlite3.Connection, params: dict) -> tuple[int, list]:
                       f"WHERE {clause} {order} LIMIT 10", args).fetchall()
     total = db.execute(f"SELECT count(*) FROM posts WHERE {clause}", args).fetchone()[0]
     return total, rows
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
 
 
 def main() -> None:

@@ -14,26 +14,19 @@ the end and its peak.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
-    sys.path.pop(0)
-
 import argparse
-import importlib.util
 import json
 import os
 import random
 import subprocess
+import sys
 import tempfile
 import threading
 import time
+from pathlib import Path
 from urllib.parse import urlencode
 
-_spec = importlib.util.spec_from_file_location("searchsvc_bench_http", Path(__file__).with_name("http.py"))
-bench = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(bench)
+import serving as bench
 
 
 def mix(post_ids: list[str], rng: random.Random) -> list[str]:

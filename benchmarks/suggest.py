@@ -22,14 +22,6 @@ Ours runs within its time budget (suggest.SUGGEST_SECONDS), as in search.py.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-# Run as a script, this folder comes first on sys.path, and its http.py would shadow the
-# standard library's `http` package.
-if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
-    sys.path.pop(0)
-
 import argparse
 import csv
 import gzip
@@ -37,10 +29,14 @@ import json
 import random
 import re
 import statistics
+import sys
 import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
+
+from _stats import percentile
 
 from searchsvc.index.analysis import fold
 from searchsvc.index.store import IndexStore
@@ -168,11 +164,6 @@ def measure(engine: Engine, respell: Callable, cases: list[tuple[str, str, str]]
             "issue": {r["misspelling"]: r["respelled"] for r in results if r["how"] == "issue"},
             "wrong": [f"{r['misspelling']} -> {r['respelled']} (meant {r['meant']})"
                       for r in results if not r["corrected"]]}
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
 
 
 def main() -> None:

@@ -43,8 +43,8 @@ def test_ingest_benchmark_smoke():
     assert all(v["seconds"] > 0 and v["peak_mb"] > 0 for v in summary["variants"].values())
 
 
-def test_http_benchmark_smoke():
-    summary = smoke("http.py")
+def test_serving_benchmark_smoke():
+    summary = smoke("serving.py")
     assert summary["documents"] == 300
     ours = summary["searchsvc"]
     assert ours["requests"] > 0 and ours["non_2xx"] == 0 and ours["socket_errors"] == 0

@@ -1,9 +1,9 @@
 """HTTP load: `searchsvc serve` under a Zipf-distributed mix of requests, driven by wrk.
 
-    python benchmarks/http.py --index /tmp/ixp          # an index of the presidential corpus
-    python benchmarks/http.py                           # builds that index first (~25 s)
-    python benchmarks/http.py --duration 60 --connections 32
-    python benchmarks/http.py --smoke --json            # 300 documents, a few seconds
+    python benchmarks/serving.py --index /tmp/ixp          # an index of the presidential corpus
+    python benchmarks/serving.py                           # builds that index first (~25 s)
+    python benchmarks/serving.py --duration 60 --connections 32
+    python benchmarks/serving.py --smoke --json            # 300 documents, a few seconds
 
 The server is `searchsvc serve --workers 2` (gunicorn), the load generator wrk (Debian's
 `wrk` package, C, in its own process) with a Lua script that picks each request from a fixed
@@ -18,32 +18,23 @@ responses and socket errors, and the resident memory of each server worker at st
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-# This file is named http.py; as a script its folder comes first on sys.path and would
-# shadow the standard library's `http` package.
-if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
-    sys.path.pop(0)
-
 import argparse
 import gzip
-import importlib.util
 import json
 import os
 import random
 import socket
 import sqlite3
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.request
+from pathlib import Path
 from urllib.parse import urlencode
 
 # The FTS5 table and query of search.py, so both baselines are the same.
-_spec = importlib.util.spec_from_file_location("searchsvc_bench_search", Path(__file__).with_name("search.py"))
-search_bench = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(search_bench)
+import search as search_bench
 
 CORPORA = Path(__file__).resolve().parent.parent.parent / "shared" / "corpora"
 PRESIDENTIAL = CORPORA / "us_presidential_documents.jsonl.gz"
