@@ -13,29 +13,17 @@ Retry-After header saying when the next one will be accepted.
 from __future__ import annotations
 
 import math
-import re
 import threading
 import time
 from collections import OrderedDict, deque
 
 from flask import Flask, request
 
-from searchsvc.errors import BadSetting, RateLimited
+from searchsvc.errors import RateLimited
+from searchsvc.settings import RATE_PERIODS
 
-_RATE = re.compile(r"^\s*(\d+)\s*/\s*(second|minute|hour|day)\s*$")
-_SECONDS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
 # Clients remembered per limit; the least recently seen are forgotten first.
 MAX_CLIENTS = 50_000
-
-
-def parse_rate(text: str) -> tuple[int, int] | None:
-    """"120/minute" -> (120, 60); "" -> None (no limit); BadSetting for anything else."""
-    if not text or not str(text).strip():
-        return None
-    match = _RATE.match(str(text))
-    if not match or int(match[1]) < 1:
-        raise BadSetting(f"a rate limit must look like '120/minute' (per second, minute, hour or day), got {text!r}")
-    return int(match[1]), _SECONDS[match[2]]
 
 
 class SlidingWindow:
@@ -66,7 +54,7 @@ class SlidingWindow:
 
 
 def _period_name(seconds: int) -> str:
-    return {v: k for k, v in _SECONDS.items()}[seconds]
+    return {v: k for k, v in RATE_PERIODS.items()}[seconds]
 
 
 def client_address(trust_proxy: bool) -> str:
@@ -80,11 +68,10 @@ def client_address(trust_proxy: bool) -> str:
 
 
 def install_rate_limits(app: Flask) -> None:
-    general = parse_rate(app.config["RATE_LIMIT"])
-    export = parse_rate(app.config["EXPORT_RATE_LIMIT"])
+    general, export = app.config["RATE_LIMIT"], app.config["EXPORT_RATE_LIMIT"]  # (hits, seconds) or None
     if general is None and export is None:
         return
-    trust_proxy = str(app.config["TRUST_PROXY"]).strip().lower() in ("1", "true", "yes", "on")
+    trust_proxy = app.config["TRUST_PROXY"]
     requests = SlidingWindow(*general, name="requests") if general else None
     exports = SlidingWindow(*export, name="exports") if export else None
 

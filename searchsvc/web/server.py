@@ -8,14 +8,12 @@ socket, not a thread.
 from __future__ import annotations
 
 import math
-import os
 from typing import Any
 
 import gunicorn.http.wsgi
 from gunicorn.app.base import BaseApplication
 
 from searchsvc import settings
-from searchsvc.errors import BadSetting
 from searchsvc.web import create_app
 from searchsvc.web.worker import HeadReadingWorker
 
@@ -43,14 +41,14 @@ def serve(index: str, host: str, port: int, workers: int, threads: int, access_l
     Raises BadSetting for a SEARCHSVC_* timeout that is not a number of seconds.
     """
     worker = HeadReadingWorker.with_timeouts(
-        header_timeout=_seconds(settings.HEADER_TIMEOUT), send_timeout=_seconds(settings.SEND_TIMEOUT)
+        header_timeout=settings.HEADER_TIMEOUT.from_environ(), send_timeout=settings.SEND_TIMEOUT.from_environ()
     )
     options = {
         "bind": f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
         "workers": workers,
         "worker_class": worker,
         "threads": threads,
-        "keepalive": math.ceil(_seconds(settings.KEEPALIVE, zero_ok=True)),  # gunicorn takes whole seconds
+        "keepalive": math.ceil(settings.KEEPALIVE.from_environ()),  # gunicorn takes whole seconds
         # The arbiter restarts a worker whose event loop misses 30 s of heartbeats; the loop
         # never waits on a client, so a long export in a thread is never cut by it.
         "timeout": 30,
@@ -64,17 +62,3 @@ def serve(index: str, host: str, port: int, workers: int, threads: int, access_l
     gunicorn.http.wsgi.SERVER = "searchsvc"
     create_app({"INDEX": index})  # settings errors (a bad rate limit) stop here, not in every worker
     Server(options, {"INDEX": index}).run()
-
-
-def _seconds(setting: settings.Setting, zero_ok: bool = False) -> float:
-    """The setting from its environment variable, else its default; BadSetting unless it is a
-    number of seconds (more than 0, or 0 too with `zero_ok`)."""
-    text = os.environ.get(setting.envvar, "")
-    try:
-        value = float(text) if text.strip() else float(setting.default)
-    except ValueError:
-        value = float("nan")
-    if not (0 <= value if zero_ok else 0 < value) or value == float("inf"):
-        kind = "0 or more" if zero_ok else "more than 0"
-        raise BadSetting(f"{setting.envvar} must be a number of seconds ({kind}), got {text!r}")
-    return value
