@@ -34,7 +34,7 @@ class Column:
         return column[docnum - offset]
 
 
-COLUMN_DEFAULTS = {"date": UNDATED, "author_key": "", "year": 0, "id": "", "fingerprint": b""}
+COLUMN_DEFAULTS = {"date": UNDATED, "author_key": "", "id": "", "fingerprint": b""}
 
 
 def column(reader: Any, name: str) -> Column:

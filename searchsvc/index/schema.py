@@ -10,14 +10,13 @@ import json
 from typing import Any
 
 from whoosh import columns, fields
-from whoosh.util.times import datetime_to_long
 
 from searchsvc.dates import parse_date
 from searchsvc.index.analysis import text_analyzer, word_analyzer
 from searchsvc.index.fasttext import FastText
 from searchsvc.records import Record
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # What the query language searches when no field is named.
 DEFAULT_FIELDS = ("text", "title")
@@ -45,16 +44,11 @@ def build_schema() -> fields.Schema:
         author=FastText(stored=True, analyzer=word_analyzer()),
         author_key=fields.ID(sortable=True),
         date=fields.DATETIME(stored=True, sortable=True),
-        newest=fields.NUMERIC(bits=64, signed=True, sortable=True),
-        year=fields.NUMERIC(sortable=True),
         date_text=fields.STORED(),
         url=fields.STORED(),
         extra=fields.STORED(),
         fingerprint=fields.COLUMN(columns.VarBytesColumn()),
     )
-
-
-UNDATED_NEWEST = 2**63 - 1  # `newest` sorts ascending: newest first, undated last
 
 
 def document_from_record(record: Record) -> dict[str, Any]:
@@ -67,7 +61,6 @@ def document_from_record(record: Record) -> dict[str, Any]:
         "body": record.body,
         "spell": words,
         "fingerprint": record.fingerprint,
-        "newest": UNDATED_NEWEST,
     }
     if record.author is not None:
         doc["author"] = record.author
@@ -75,8 +68,6 @@ def document_from_record(record: Record) -> dict[str, Any]:
     if record.date is not None:
         doc["date"] = record.date.value
         doc["date_text"] = record.date.isoformat()
-        doc["newest"] = -datetime_to_long(record.date.value)
-        doc["year"] = record.date.value.year
     if record.url is not None:
         doc["url"] = record.url
     if record.extra:
