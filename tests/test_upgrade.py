@@ -15,7 +15,7 @@ from whoosh.filedb.filestore import FileStorage
 from whoosh.index import FileIndex
 from whoosh.util.times import datetime_to_long
 
-from searchsvc.index.analysis import name_analyzer, spelling_analyzer, text_analyzer
+from searchsvc.index.analysis import text_analyzer, word_analyzer
 from searchsvc.index.fasttext import FastText
 from searchsvc.index.schema import build_schema
 from searchsvc.index.store import MARKER, IndexStore, Marker
@@ -55,8 +55,8 @@ def schema_v2() -> fields.Schema:
         title=FastText(stored=True, analyzer=analyzer, multitoken_query="phrase"),
         text=FastText(analyzer=analyzer, multitoken_query="phrase"),
         body=fields.STORED(),
-        spell=FastText(analyzer=spelling_analyzer(), phrase=False),
-        author=FastText(stored=True, analyzer=name_analyzer()),
+        spell=FastText(analyzer=word_analyzer(), phrase=False),
+        author=FastText(stored=True, analyzer=word_analyzer()),
         author_key=fields.ID(sortable=True),
         date=fields.DATETIME(stored=True, sortable=True),
         newest=fields.NUMERIC(bits=64, signed=True, sortable=True),
