@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 from conftest import PRESIDENTIAL, SAMPLE_POSTS, run_cli
 
+from searchsvc import settings
+from searchsvc.cli import cli
 from searchsvc.index.schema import SCHEMA_VERSION
 from searchsvc.index.store import IndexStore
 
@@ -271,13 +273,23 @@ def test_progress_bar_only_on_a_terminal_and_not_when_quiet(tmp_path):
     assert "Reading" not in stderr_on_a_terminal("--quiet")
 
 
-@pytest.mark.parametrize("command", ["ingest", "info", "export", "delete", "search", "serve"])
+README = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("command", sorted(cli.commands))
 def test_every_command_has_help_with_an_example_and_is_in_the_readme(searchsvc, command):
-    result = searchsvc.runner.invoke(__import__("searchsvc.cli").cli.cli, [command, "-h"])
+    result = searchsvc.runner.invoke(cli, [command, "-h"])
     assert result.exit_code == 0
     assert "Example:" in result.output and f"searchsvc {command}" in result.output
-    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
-    assert f"searchsvc {command}" in readme
+    assert f"### `searchsvc {command}" in README  # a section of its own
+
+
+@pytest.mark.parametrize("setting", settings.ALL, ids=lambda s: s.envvar)
+def test_every_setting_is_in_the_readme_with_its_default(setting):
+    rows = [line for line in README.splitlines() if line.startswith("|") and f"`{setting.envvar}`" in line]
+    assert rows, f"{setting.envvar} is not in a table of the README"
+    shown = f"{setting.default:g}" if isinstance(setting.default, float) else str(setting.default)
+    assert any(f"`{shown}`" in row or (not shown and "| off |" in row) for row in rows), (setting.envvar, rows)
 
 
 def test_python_dash_m_works():
