@@ -1,11 +1,9 @@
-"""The HTML pages: search, post, Atom feed. Thin views over the same SearchResult as the API."""
+"""The HTML pages: search, post, and the Atom feed (feed.py). Thin views over the same SearchResult as the API."""
 
 from __future__ import annotations
 
-import re
-from datetime import date, datetime, timezone
+from datetime import date, datetime
 from typing import Any
-from xml.etree import ElementTree as ET
 
 from flask import Blueprint, Response, current_app, render_template, request, url_for
 
@@ -14,15 +12,11 @@ from searchsvc.search.posts import archive_contents, get_post, highlighted_post,
 from searchsvc.search.request import SearchRequest, request_from_params
 from searchsvc.search.run import search
 from searchsvc.web.context import engine
+from searchsvc.web.feed import FEED_ENTRIES, FeedLinks, atom_feed
 from searchsvc.web.timeline import timeline
 
 pages = Blueprint("pages", __name__)
 
-FEED_ENTRIES = 20
-SITE_NAME = "searchsvc"
-# Characters XML 1.0 does not allow even as references (U+FFFE, most C0 controls, lone
-# surrogates): ElementTree writes them as they are, and one makes the whole feed unreadable.
-_NOT_XML = re.compile(r"[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 @pages.get("/")
@@ -81,30 +75,12 @@ def feed() -> Response:
     result = search(engine(), search_request)
     root = _site_root()
     params = search_request.to_params(sort=None, page=None, per_page=None)
-    ET.register_namespace("", "http://www.w3.org/2005/Atom")
-    atom = "{http://www.w3.org/2005/Atom}"
-    xml = ET.Element(atom + "feed")
-    what = f"“{search_request.q}”" if search_request.q else "all posts"
-    ET.SubElement(xml, atom + "title").text = f"{SITE_NAME}: {what}"
-    ET.SubElement(xml, atom + "id").text = root + url_for("pages.feed", **params)
-    ET.SubElement(xml, atom + "link", rel="self", href=root + url_for("pages.feed", **params))
-    ET.SubElement(xml, atom + "link", rel="alternate", type="text/html",
-                  href=root + url_for("pages.search_page", **params))
-    dates = [hit.date for hit in result.hits if hit.date]
-    ET.SubElement(xml, atom + "updated").text = _atom_date(max(dates)) if dates else _now()
-    ET.SubElement(ET.SubElement(xml, atom + "author"), atom + "name").text = SITE_NAME
-    for hit in result.hits:
-        entry = ET.SubElement(xml, atom + "entry")
-        link = root + url_for("pages.post_page", post_id=hit.id)
-        ET.SubElement(entry, atom + "title").text = hit.title
-        ET.SubElement(entry, atom + "id").text = link
-        ET.SubElement(entry, atom + "link", rel="alternate", type="text/html", href=link)
-        ET.SubElement(entry, atom + "updated").text = _atom_date(hit.date) if hit.date else _now()
-        if hit.author:
-            ET.SubElement(ET.SubElement(entry, atom + "author"), atom + "name").text = hit.author
-        summary = ET.SubElement(entry, atom + "summary", type="html")
-        summary.text = str(hit.snippet_html)  # escaped again by the XML writer, as type="html" wants
-    body = _NOT_XML.sub("", ET.tostring(xml, encoding="unicode", xml_declaration=True))
+    links = FeedLinks(
+        feed=root + url_for("pages.feed", **params),
+        search_page=root + url_for("pages.search_page", **params),
+        post=lambda post_id: root + url_for("pages.post_page", post_id=post_id),
+    )
+    body = atom_feed(result, links)
     return Response(body, mimetype="application/atom+xml", content_type="application/atom+xml; charset=utf-8")
 
 
@@ -129,17 +105,6 @@ def citation(record: Any, page_url: str, accessed: str) -> str:
 
 def _long_date(value: datetime) -> str:
     return f"{value.day} {value.strftime('%B')} {value.year}"
-
-
-def _atom_date(text: str) -> str:
-    """Atom wants a full timestamp with an offset; a day-precise date is midnight UTC."""
-    if len(text) == 10:
-        return text + "T00:00:00Z"
-    return text if text.endswith("Z") else text + "Z"
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _link_maker(search_request: SearchRequest):
