@@ -1,7 +1,7 @@
 """Writing posts into the index faster than Whoosh's own writer, with the same bytes on disk.
 
 Profiling the first ingest of 2,000 presidential documents (6.2 MB) with stock Whoosh:
-39% of the time went to the token pipeline (see `fields.FastText`), 15% to reading each
+39% of the time went to the token pipeline (see `fasttext.FastText`), 15% to reading each
 posting's document length back from the half-written segment while writing the postings,
 and most of the rest to Whoosh's posting writer, which we keep but run in parallel.
 

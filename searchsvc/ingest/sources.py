@@ -1,6 +1,6 @@
 """Reading post files: find them, pick a reader by extension, yield raw records with their place.
 
-Readers do not validate records (records.py does); they only turn bytes into mappings
+Readers do not validate records (records.py, at the top of the package, does); they only turn bytes into mappings
 and say where each came from, so every message can name `FILE:LINE`. A broken part of a
 file never hides the good records around it.
 """

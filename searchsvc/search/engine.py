@@ -9,7 +9,7 @@ directory, which the marker file tells us, and we reopen.
 
 The server runs several threads per process over one Engine, and Whoosh's readers are not
 thread-safe: postings and stored fields are shared file objects read with seek then read
-(see mapped_files.py). Whoever uses a searcher holds the engine's lock: `with
+(see index/mapped_files.py). Whoever uses a searcher holds the engine's lock: `with
 engine.reading() as searcher:`.
 """
 

@@ -38,7 +38,7 @@ TITLE_BOOST = 0.1
 MAX_QUERY_LENGTH = 1000
 MAX_WORDS = 64
 MAX_FUZZY_EDITS = 2
-# The longest fuzzy word (suggest.MAX_WORD_LENGTH: longer than any real word of our corpora).
+# The longest fuzzy word (spelling.MAX_WORD_LENGTH: longer than any real word of our corpora).
 MAX_FUZZY_LENGTH = MAX_WORD_LENGTH
 # How many index words one `prefix*` or `word~` may stand for.
 MAX_EXPANSIONS = 500
@@ -132,7 +132,7 @@ class WordFuzzy(wq.FuzzyTerm):
     not the stems in the index (Whoosh made `gover~` of it, which finds giver, grover, over).
 
     `text` is the folded, unstemmed word. Its words are the spelling words within the
-    distance (suggest.SpellingIndex: found by letter pairs, not by comparing every word);
+    distance (spelling.SpellingIndex: found by letter pairs, not by comparing every word);
     its index words are their stems, where the field has them.
     """
 
