@@ -17,7 +17,7 @@ uyghur (a variant spelling: left alone), uigur, slavry, "civl rights", goverment
 Each case is respelled by both versions, one after the other: "corrected" means the respelled
 query is exactly the one meant. Times are per suggestion: respelling the query's words, and
 the whole step, which also counts the posts the respelled query finds (as search.py does).
-Ours runs within its time budget (suggest.SUGGEST_SECONDS), as in search.py.
+Ours runs within its time budget (did_you_mean.SUGGEST_SECONDS), as in search.py.
 """
 
 from __future__ import annotations
@@ -42,9 +42,10 @@ from searchsvc.index.analysis import fold
 from searchsvc.index.store import IndexStore
 from searchsvc.ingest.batch import IngestReport, read_batch, write_batch
 from searchsvc.search.deadline import Deadline
+from searchsvc.search.did_you_mean import SUGGEST_SECONDS
 from searchsvc.search.engine import Engine
 from searchsvc.search.query import LEXEME, OPERATORS, parse_query, respell_words
-from searchsvc.search.spelling import SUGGEST_SECONDS, Respeller, spelling_index
+from searchsvc.search.spelling import Respeller, spelling_index
 
 HERE = Path(__file__).resolve().parent
 PRESIDENTIAL = HERE.parent.parent / "shared" / "corpora" / "us_presidential_documents.jsonl.gz"

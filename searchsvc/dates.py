@@ -72,6 +72,12 @@ def period_end(date: ParsedDate) -> datetime:
 # be past datetime.max: filters stop at 9998, and so do posts' dates (a year facet must link).
 LATEST_YEAR = 9998
 
+
+def utc_timestamp(moment: datetime | None = None) -> str:
+    """"2026-12-01T17:13:25Z": `moment` (an aware datetime; default now) in UTC, to the second."""
+    return (moment or datetime.now(timezone.utc)).astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def parse_date(text: str, *, dayfirst: bool = False, finest_required: str = "year") -> ParsedDate:
     """Parse `text` as a date; raise InvalidDate if it is not one, or is vaguer than required.
 

@@ -1,7 +1,8 @@
 """Named exceptions of the core, each with the HTTP status an edge should answer with.
 
-The CLI turns every `SearchsvcError` into `Error: <message>` and exit 1; the web side
-(later) turns it into the one JSON error shape. Nothing else should reach a user.
+The CLI turns every `SearchsvcError` into `Error: <message>` and exit 1 (cli/commands.Group);
+the web side turns it into the one JSON error shape, or an HTML page (web/errors.py). Nothing
+else should reach a user.
 """
 
 from __future__ import annotations

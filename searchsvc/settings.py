@@ -1,5 +1,6 @@
-"""Every setting, declared once: its default, environment variable, help text and how its text
-is read. The app factory and the server loop over this table; nothing else lists them.
+"""Every setting, declared once: its default, environment variable, help text, how its text is
+read and who reads it. The app factory and the server loop over this table; the CLI's options
+take their names, defaults and help from it.
 
 Precedence: command-line option, then the `SEARCHSVC_*` environment variable, then the default.
 """

@@ -272,7 +272,21 @@ def search_command(query: str, index_dir: str, date_from: str | None, date_to: s
         click.echo(line)
 
 
-@cli.command()
+SERVE_HELP = f"""Serve the JSON API (and the web pages) with gunicorn.
+
+    Posts ingested by another `searchsvc ingest` while it runs are searchable at once,
+    without a restart. A client has {settings.HEADER_TIMEOUT.envvar} seconds
+    ({settings.HEADER_TIMEOUT.default:g}) to send a request's headers; idle connections close after
+    {settings.KEEPALIVE.envvar} ({settings.KEEPALIVE.default:g}); a response the client stops reading is
+    cut off after {settings.SEND_TIMEOUT.envvar} ({settings.SEND_TIMEOUT.default:g}).
+
+    \b
+    Example:
+        searchsvc serve --port 8000 --workers 2 --threads 8
+    """
+
+
+@cli.command(help=SERVE_HELP)
 @index_option
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on; 0.0.0.0 listens on every interface (put a reverse proxy in front).")
@@ -284,17 +298,6 @@ def search_command(query: str, index_dir: str, date_from: str | None, date_to: s
               help=f"{settings.THREADS.help} Environment: {settings.THREADS.envvar}.")
 @click.option("--access-log", is_flag=True, help="Log every request to stderr.")
 def serve(index_dir: str, host: str, port: int, workers: int, threads: int, access_log: bool) -> None:
-    """Serve the JSON API (and the web pages) with gunicorn.
-
-    Posts ingested by another `searchsvc ingest` while it runs are searchable at once,
-    without a restart. A client has SEARCHSVC_HEADER_TIMEOUT seconds (10) to send a
-    request's headers; idle connections close after SEARCHSVC_KEEPALIVE (5); a response
-    the client stops reading is cut off after SEARCHSVC_SEND_TIMEOUT (60).
-
-    \b
-    Example:
-        searchsvc serve --port 8000 --workers 2 --threads 8
-    """
     from searchsvc.web.server import serve as run_server
 
     IndexStore(index_dir).open()  # fail now, with a clear error, rather than in every worker

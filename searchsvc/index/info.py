@@ -9,6 +9,7 @@ from typing import Any
 
 from whoosh.util.times import long_to_datetime
 
+from searchsvc.dates import utc_timestamp
 from searchsvc.index.columns import UNDATED, live_columns
 from searchsvc.index.schema import SCHEMA_VERSION
 from searchsvc.index.store import IndexStore
@@ -90,5 +91,5 @@ def index_info(store: IndexStore) -> IndexInfo:
         last_date=held.last.isoformat() if held.last else None,
         authors=held.authors,
         size_bytes=store.disk_size(),
-        last_update=updated.strftime("%Y-%m-%dT%H:%M:%SZ") if updated else None,
+        last_update=utc_timestamp(updated) if updated else None,
     )

@@ -80,7 +80,6 @@ class ViewFile(BufferFile):
         return ViewFile(self._buf[position : position + length], name=name or self._name)
 
 
-
 def install() -> None:
     """Make Whoosh's compound segment files read through ViewFile (again is harmless)."""
     compound.BufferFile = ViewFile

@@ -35,6 +35,7 @@ from typing import Any
 from whoosh import index as whoosh_index
 from whoosh.filedb.filestore import FileStorage
 
+from searchsvc.dates import utc_timestamp
 from searchsvc.errors import IndexBusy, IndexDamaged, IndexMissing, IndexVersionMismatch, NotAnIndex
 from searchsvc.index import mapped_files
 from searchsvc.index.schema import SCHEMA_VERSION, build_schema
@@ -203,7 +204,7 @@ class IndexStore:
             old = self.marker()
             previous, created = old.generation, old.created
         else:
-            previous, created = None, _now()
+            previous, created = None, utc_timestamp()
         marker = Marker(SCHEMA_VERSION, name, previous, created)
         temporary = self.root / f".{MARKER}.tmp"
         with open(temporary, "w", encoding="utf-8") as f:
@@ -240,10 +241,6 @@ class IndexStore:
         for path in self.root.iterdir():
             if _GENERATION.match(path.name) and path.name not in keep:
                 shutil.rmtree(path, ignore_errors=True)
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _fsync_directory(path: Path) -> None:

@@ -33,7 +33,7 @@ FORMATS = {
     ".md": "markdown",
     ".txt": "listing",
 }
-SUPPORTED = ".jsonl .ndjson .json .csv .md .txt (each optionally .gz)"
+SUPPORTED = " ".join(FORMATS) + " (each optionally .gz)"
 
 csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # bodies of 300k characters are real
 

@@ -10,9 +10,11 @@ from searchsvc.search.deadline import Deadline
 from searchsvc.search.query import parse_query, respell_words
 from searchsvc.search.request import SearchRequest
 from searchsvc.search.results import Suggestion
-from searchsvc.search.spelling import SUGGEST_SECONDS, Respeller, spelling_index
+from searchsvc.search.spelling import Respeller, spelling_index
 
 SUGGEST_BELOW = 3  # offer "did you mean" when fewer hits than this
+# Seconds the whole step may take, the search of the respelled query included.
+SUGGEST_SECONDS = 0.5
 
 
 def suggest(searcher: Searcher, request: SearchRequest, allowed: set[int] | None, total: int,

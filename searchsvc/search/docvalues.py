@@ -1,23 +1,18 @@
 """Per-document values (author, date, month, the date orders) read from the columns once per
-index version: the date and author filters, the date orders and the facets are then plain
-list and set work over document numbers, never a Whoosh query or sort."""
+index version: the filters (filters.py), the date orders (here) and the facets (facets.py) are
+then plain list and set work over document numbers, never a Whoosh query or sort."""
 
 from __future__ import annotations
 
-import bisect
 import itertools
-from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 
 from whoosh.searching import Searcher
-from whoosh.util.times import datetime_to_long, long_to_datetime
+from whoosh.util.times import long_to_datetime
 
-from searchsvc.dates import period_end
 from searchsvc.index.columns import UNDATED, column
 from searchsvc.search.engine import Engine
-from searchsvc.search.request import SearchRequest
-from searchsvc.search.results import FacetValue
 
 
 @dataclass(frozen=True)
@@ -71,49 +66,8 @@ def _month(value: datetime) -> str:
     return f"{value.year:04d}-{value.month:02d}"
 
 
-def allowed_docs(values: DocValues, request: SearchRequest) -> set[int] | None:
-    """Document numbers the date and author filters allow (None: no filter): a bisection
-    over the dates instead of a Whoosh DateRange (150 ms at 10k posts)."""
-    if not (request.date_from or request.date_to or request.authors):
-        return None
-    allowed: set[int] | None = None
-    if request.date_from or request.date_to:
-        low = datetime_to_long(request.date_from.value) if request.date_from else -1
-        high = datetime_to_long(period_end(request.date_to)) if request.date_to else UNDATED - 1
-        start = bisect.bisect_left(values.dates, low)
-        end = bisect.bisect_right(values.dates, high)
-        allowed = set(values.dated_docs[start:end])
-    if request.authors:
-        by_author = {d for a in request.authors for d in values.docs_by_author.get(a, ())}
-        allowed = by_author if allowed is None else allowed & by_author
-    return allowed or set()
-
-
 def in_date_order(values: DocValues, sort: str, matching: set[int], limit: int | None) -> list[int]:
     """The first `limit` matches, newest or oldest first, undated last, ties by id: from the
     per-version orders, instead of a Whoosh sort that reads a column for every match."""
     order = values.newest_first if sort == "newest" else values.oldest_first
     return list(itertools.islice((d for d in order if d in matching), limit))
-
-
-def facets(values: DocValues, matching: set[int]) -> tuple[dict[str, list[FacetValue]], dict[str, int]]:
-    """Counts by author and by year over all matches (posts without one count under null),
-    and by month for the timeline."""
-    if not matching:
-        return {"author": [], "year": []}, {}
-    authors: Counter[str | None] = Counter(values.authors[d] for d in matching)
-    all_months: Counter[str | None] = Counter(values.months[d] for d in matching)
-    undated = all_months.pop(None, 0)
-    months: Counter[str] = Counter(all_months)  # type: ignore[arg-type]
-    years: Counter[int | None] = Counter()
-    for month, n in months.items():
-        years[int(month[:4])] += n
-    if undated:
-        years[None] = undated
-    by_author = sorted(authors.items(), key=lambda kv: (-kv[1], kv[0] is None, kv[0] or ""))
-    by_year = sorted(years.items(), key=lambda kv: (kv[0] is None, kv[0] or 0))
-    counts = {
-        "author": [FacetValue(a, n) for a, n in by_author],
-        "year": [FacetValue(y, n) for y, n in by_year],
-    }
-    return counts, dict(sorted(months.items()))

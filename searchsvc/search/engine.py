@@ -44,8 +44,6 @@ class Engine:
         self._ix: whoosh_index.Index | None = None
         self._searcher: Searcher | None = None
         self._kept: dict[str, Any] = {}
-        # Bumped whenever the searcher changes (a commit or a rebuild): the key of every cache.
-        self.version = 0
         self._results: OrderedDict[Hashable, Any] = OrderedDict()
 
     def searcher(self) -> Searcher:
@@ -94,7 +92,6 @@ class Engine:
                 self._pinned -= 1
 
     def _changed(self) -> None:
-        self.version += 1
         self._results.clear()
         self._kept.clear()
 

@@ -1,7 +1,7 @@
 """A search, start to end: one SearchRequest in, one SearchResult out (or every match, for an
 export). Each step is its own module, called in order, under one Deadline:
 
-    query.parse_query -> docvalues.allowed_docs -> collect (rank or match) -> docvalues.facets
+    query.parse_query -> filters.allowed_docs -> collect (rank or match) -> facets.count
     -> hits.page_hits -> did_you_mean.suggest -> results.SearchResult
 """
 
@@ -17,7 +17,7 @@ from whoosh.searching import Searcher
 from searchsvc.errors import SearchTimeout
 from searchsvc.index.schema import record_from_stored
 from searchsvc.records import Record
-from searchsvc.search import collect, did_you_mean, docvalues
+from searchsvc.search import collect, did_you_mean, docvalues, facets, filters
 from searchsvc.search.deadline import Deadline
 from searchsvc.search.engine import Engine
 from searchsvc.search.hits import page_hits, query_terms
@@ -50,9 +50,9 @@ def _search(engine: Engine, searcher: Searcher, request: SearchRequest) -> Searc
     deadline = Deadline(engine.search_timeout)  # one budget for every step below
     query = _query(searcher, request, deadline)
     values = docvalues.doc_values(engine, searcher)
-    allowed = docvalues.allowed_docs(values, request)
+    allowed = filters.allowed_docs(values, request)
     matching, ranked = _ranked(searcher, values, query, allowed, request, request.page * request.per_page, deadline)
-    facets, months = docvalues.facets(values, matching)
+    counts, months = facets.count(values, matching)
     terms = query_terms(searcher, query)
     deadline.check()
     hits = page_hits(searcher, terms, ranked, request, deadline)
@@ -69,7 +69,7 @@ def _search(engine: Engine, searcher: Searcher, request: SearchRequest) -> Searc
         understood=describe(query),
         total=len(matching),
         hits=hits,
-        facets=facets,
+        facets=counts,
         months=months,
         did_you_mean=suggestion,
         skipped=skipped,
@@ -86,7 +86,7 @@ def iter_matches(engine: Engine, request: SearchRequest) -> tuple[int, str, Iter
         deadline = Deadline(engine.search_timeout)  # for finding the matches; the stream may take long
         query = _query(searcher, request, deadline)
         values = docvalues.doc_values(engine, searcher)
-        allowed = docvalues.allowed_docs(values, request)
+        allowed = filters.allowed_docs(values, request)
         matching, ranked = _ranked(searcher, values, query, allowed, request, None, deadline)
 
     def records() -> Iterator[tuple[Record, float | None]]:

@@ -41,8 +41,6 @@ MAX_COMPARED = 200
 # least MUCH_MORE_FREQUENT times as frequent, and is a poor suggestion for another word.
 RARE = 2
 MUCH_MORE_FREQUENT = 100
-# Seconds the whole suggestion step may take, the search of the respelled query included.
-SUGGEST_SECONDS = 0.5
 
 _LETTERS = re.compile(r"[^\W\d_]+")
 _WEIGHT = struct.Struct("!f")  # a term's total weight, at offset 1 of Whoosh's W3TermInfo
@@ -171,7 +169,7 @@ class SpellingIndex:
 class Respeller:
     """Respells the words of one query within a deadline (a callable for query.respell_words).
 
-    `skipped` says what was left alone and why, so that the response can say so.
+    `skipped` says why the last word left alone was not respelled (a long word, or no time left).
     """
 
     def __init__(self, index: SpellingIndex, deadline: Deadline):

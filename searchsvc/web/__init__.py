@@ -1,4 +1,4 @@
-"""The web edge: the Flask app factory, the JSON API, and (later) the HTML pages."""
+"""The web edge: the Flask app factory, the JSON API, the HTML pages and feed, and the server."""
 
 from searchsvc.web.app import create_app
 

@@ -8,10 +8,10 @@ import json
 import re
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from datetime import datetime, timezone
 
 from flask import Response, stream_with_context
 
+from searchsvc.dates import utc_timestamp
 from searchsvc.errors import BadRequest, TooManyExports
 from searchsvc.index.schema import SCHEMA_VERSION
 from searchsvc.search.engine import Engine
@@ -77,7 +77,7 @@ def export_response(engine: Engine, params: Mapping[str, Sequence[str]], slots: 
 
 def _streamed(engine: Engine, search_request: SearchRequest, fmt: str, at_end: Callable[[], None]) -> Response:
     total, understood, matches = iter_matches(engine, search_request)
-    exported_at = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    exported_at = utc_timestamp()
     if fmt == "csv":
         body = _csv_rows(matches)
     else:

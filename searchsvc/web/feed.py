@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from xml.etree import ElementTree as ET
 
+from searchsvc.dates import utc_timestamp
 from searchsvc.search.results import SearchResult
 
 FEED_ENTRIES = 20
@@ -38,7 +38,7 @@ def atom_feed(result: SearchResult, links: FeedLinks) -> str:
     ET.SubElement(xml, _ATOM + "link", rel="self", href=links.feed)
     ET.SubElement(xml, _ATOM + "link", rel="alternate", type="text/html", href=links.search_page)
     dates = [hit.date for hit in result.hits if hit.date]
-    ET.SubElement(xml, _ATOM + "updated").text = _atom_date(max(dates)) if dates else _now()
+    ET.SubElement(xml, _ATOM + "updated").text = _atom_date(max(dates)) if dates else utc_timestamp()
     ET.SubElement(ET.SubElement(xml, _ATOM + "author"), _ATOM + "name").text = SITE_NAME
     for hit in result.hits:
         entry = ET.SubElement(xml, _ATOM + "entry")
@@ -46,7 +46,7 @@ def atom_feed(result: SearchResult, links: FeedLinks) -> str:
         ET.SubElement(entry, _ATOM + "title").text = hit.title
         ET.SubElement(entry, _ATOM + "id").text = link
         ET.SubElement(entry, _ATOM + "link", rel="alternate", type="text/html", href=link)
-        ET.SubElement(entry, _ATOM + "updated").text = _atom_date(hit.date) if hit.date else _now()
+        ET.SubElement(entry, _ATOM + "updated").text = _atom_date(hit.date) if hit.date else utc_timestamp()
         if hit.author:
             ET.SubElement(ET.SubElement(entry, _ATOM + "author"), _ATOM + "name").text = hit.author
         summary = ET.SubElement(entry, _ATOM + "summary", type="html")
@@ -59,7 +59,3 @@ def _atom_date(text: str) -> str:
     if len(text) == 10:
         return text + "T00:00:00Z"
     return text if text.endswith("Z") else text + "Z"
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

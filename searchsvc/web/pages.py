@@ -18,7 +18,6 @@ from searchsvc.web.timeline import timeline
 pages = Blueprint("pages", __name__)
 
 
-
 @pages.get("/")
 def search_page() -> tuple[str, int]:
     """The search form and its results; invalid input re-renders the form with the message."""

@@ -38,17 +38,17 @@ class Server(BaseApplication):
 def serve(index: str, host: str, port: int, workers: int, threads: int, access_log: bool = False) -> None:
     """Serve the API and pages until interrupted.
 
-    Raises BadSetting for a SEARCHSVC_* timeout that is not a number of seconds.
+    Raises BadSetting for a SEARCHSVC_* setting that cannot be read.
     """
-    worker = HeadReadingWorker.with_timeouts(
-        header_timeout=settings.HEADER_TIMEOUT.from_environ(), send_timeout=settings.SEND_TIMEOUT.from_environ()
-    )
+    seconds = {setting.name: setting.from_environ() for setting in settings.of("server")}
+    worker = HeadReadingWorker.with_timeouts(header_timeout=seconds["header_timeout"],
+                                             send_timeout=seconds["send_timeout"])
     options = {
         "bind": f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
         "workers": workers,
         "worker_class": worker,
         "threads": threads,
-        "keepalive": math.ceil(settings.KEEPALIVE.from_environ()),  # gunicorn takes whole seconds
+        "keepalive": math.ceil(seconds["keepalive"]),  # gunicorn takes whole seconds
         # The arbiter restarts a worker whose event loop misses 30 s of heartbeats; the loop
         # never waits on a client, so a long export in a thread is never cut by it.
         "timeout": 30,
