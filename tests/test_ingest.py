@@ -95,10 +95,11 @@ def test_rebuild_replaces_the_index_and_old_readers_keep_working(searchsvc, writ
     assert sorted(d["id"] for d in old_searcher.documents()) == ["p0", "p1", "p2", "p3", "p4"]
     old_searcher.close()
     generations = sorted(p.name for p in index_dir.iterdir() if p.name.startswith("g"))
-    assert generations == ["g000001", "g000002"]  # current and previous only
+    # current and previous only, each with its manifest
+    assert generations == ["g000001", "g000001.manifest.json", "g000002", "g000002.manifest.json"]
     searchsvc("ingest", "--rebuild", write("c.jsonl", posts(1)))
     generations = sorted(p.name for p in index_dir.iterdir() if p.name.startswith("g"))
-    assert generations == ["g000002", "g000003"]
+    assert generations == ["g000002", "g000002.manifest.json", "g000003", "g000003.manifest.json"]
 
 
 def test_export_then_rebuild_round_trips_exactly(searchsvc, write, tmp_path):

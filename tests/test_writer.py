@@ -15,6 +15,7 @@ from whoosh.writing import SegmentWriter
 
 from searchsvc.index.fasttext import FastText
 from searchsvc.index.schema import build_schema, document_from_record
+from searchsvc.index.store import IndexStore
 from searchsvc.index.writer import PostWriter, split_by_size
 from searchsvc.records import record_from_mapping
 
@@ -34,7 +35,10 @@ def _records():
 
 def _build(path, records, writer_class):
     path.mkdir()
-    ix = FileStorage(str(path)).create_index(build_schema())
+    if writer_class is PostWriter:  # ours commits durably, into a generation of an index of ours
+        _, ix = IndexStore(path).new_generation()
+    else:
+        ix = FileStorage(str(path)).create_index(build_schema())
     writer = writer_class(ix)
     for record in records:
         writer.add_document(**document_from_record(record))

@@ -32,13 +32,19 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from whoosh import index as whoosh_index
 from whoosh.filedb.filestore import FileStorage
 
 from searchsvc.dates import utc_timestamp
 from searchsvc.errors import IndexBusy, IndexDamaged, IndexMissing, IndexVersionMismatch, NotAnIndex
+from searchsvc.index import manifest as manifests
 from searchsvc.index import mapped_files
+from searchsvc.index.commit import SEGMENT_FILE, commit
 from searchsvc.index.schema import SCHEMA_VERSION, build_schema
+from searchsvc.index.toc import INDEX_NAME, TOC_FILE, PinnedIndex, toc_generations, toc_name
+
+
+class _Replaced(Exception):
+    """The table of contents a manifest named was deleted by a newer commit while opening."""
 
 MARKER = "searchsvc-index.json"
 FORMAT = "searchsvc-index"
@@ -112,8 +118,15 @@ class IndexStore:
             return False
         return all(p.name.startswith(".") for p in self.root.iterdir())
 
-    def open(self, *, check_version: bool = True) -> whoosh_index.Index:
-        """The current generation, read-only use; IndexVersionMismatch if built by another schema."""
+    def open(self, *, check_version: bool = True, full_check: bool = False) -> PinnedIndex:
+        """The current generation, for reading; IndexVersionMismatch if built by another schema,
+        IndexDamaged if a file of its commit is missing, of another size, or (table of contents
+        always, every file with `full_check`) does not match its checksum.
+
+        With `check_version=False` (export, rebuild) an index of an older schema opens too, and one
+        built before manifests: its table of contents is then read unchecked, but still only with
+        Whoosh's own classes allowed (toc.py).
+        """
         marker = self.marker()
         if check_version and marker.schema_version != SCHEMA_VERSION:
             raise IndexVersionMismatch(
@@ -121,21 +134,63 @@ class IndexStore:
                 f"this searchsvc uses version {SCHEMA_VERSION}: rebuild it with "
                 "`searchsvc ingest --rebuild PATH...` (or `searchsvc export` first to keep its posts)"
             )
-        return self._open_generation(marker.generation)
+        # A commit by another process deletes the table of contents it replaced: read the
+        # manifest again when the one it named is gone.
+        for attempt in range(3):
+            try:
+                return self._open_generation(marker.generation, legacy=not check_version, full_check=full_check)
+            except _Replaced:
+                if attempt == 2:
+                    raise IndexDamaged(f"the index at {self.root} changed three times while it was being opened; "
+                                       "try again") from None
+        raise AssertionError("unreachable")
 
     def generation_path(self, name: str) -> Path:
         return self.root / name
 
-    def _open_generation(self, name: str) -> whoosh_index.Index:
-        storage = FileStorage(str(self.generation_path(name)))
+    def problems(self, name: str, *, full: bool) -> list[str]:
+        """What is wrong with generation `name` (empty: nothing): its manifest, and each file of
+        its commit by size or (with `full`) by checksum."""
+        try:
+            found = manifests.read(self.root, name)
+        except IndexDamaged as e:
+            return [str(e)]
+        if found is None:
+            return [f"{manifests.path_of(self.root, name)} is missing"]
+        return list(manifests.problems(self.generation_path(name), found, full=full))
+
+    def _open_generation(self, name: str, *, legacy: bool = False, full_check: bool = False) -> PinnedIndex:
+        folder = self.generation_path(name)
+        repair = "rebuild it from your files with `searchsvc ingest --rebuild PATH...`"
+        if not folder.is_dir():
+            raise IndexDamaged(f"the index at {self.root} is damaged: its current generation {name} is missing; "
+                               f"{repair}")
+        found = manifests.read(self.root, name)
+        if found is None:
+            tocs = toc_generations(folder)
+            if not legacy or not tocs:
+                raise IndexDamaged(f"the index at {self.root} is damaged: {manifests.path_of(self.root, name)} "
+                                   f"is missing; {repair}")
+            toc = tocs[-1]  # an index from before manifests: export it, or rebuild over it
+        else:
+            toc = found.toc
+            if toc_name(toc) not in found.files:
+                raise IndexDamaged(f"the index at {self.root} is damaged: its manifest names no table of "
+                                   f"contents; {repair}")
+            bad = list(manifests.problems(folder, found, full=full_check))
+            if not full_check:  # the table of contents is unpickled: it must be the one committed
+                bad += manifests.problems(folder, found, full=True, names=[toc_name(toc)])
+            if bad:
+                if not (folder / toc_name(toc)).exists() and manifests.read(self.root, name) != found:
+                    raise _Replaced()
+                raise IndexDamaged(f"the index at {self.root} is damaged: {'; '.join(bad)}; {repair}")
+        ix = PinnedIndex(FileStorage(str(folder)), build_schema(), toc, root=self.root, name=name, manifest=found)
         problem = None
         # Whoosh leaves a damaged segment's file to the garbage collector: it is closed when
         # the failure is dropped, below, without a ResourceWarning for each retry.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ResourceWarning)
             try:
-                # Passing our schema means Whoosh does not unpickle the stored one.
-                ix = whoosh_index.FileIndex(storage, schema=build_schema())
                 # Open every segment once: a truncated or missing file fails here, not mid-search.
                 with ix.reader() as reader:
                     reader.doc_count_all()
@@ -190,13 +245,17 @@ class IndexStore:
             return
         self.marker()  # raises NotAnIndex with the reason
 
-    def new_generation(self) -> tuple[str, whoosh_index.Index]:
-        """An empty index in a fresh generation directory, not yet current."""
+    def new_generation(self) -> tuple[str, PinnedIndex]:
+        """An empty index in a fresh generation directory, committed but not yet current."""
         taken = [int(p.name[1:]) for p in self.root.iterdir() if _GENERATION.match(p.name)]
         name = f"g{max(taken, default=0) + 1:06d}"
         path = self.generation_path(name)
         path.mkdir()
-        return name, FileStorage(str(path)).create_index(build_schema())
+        manifests.sync_folder(self.root)
+        schema = build_schema()
+        ix = PinnedIndex(FileStorage(str(path)), schema, 0, root=self.root, name=name)
+        commit(ix, schema, [], 0)
+        return name, ix
 
     def make_current(self, name: str) -> None:
         """Atomically point the marker at generation `name`, keeping the one it replaces."""
@@ -215,7 +274,7 @@ class IndexStore:
         _fsync_directory(self.root)
         self._remove_abandoned()
 
-    def open_for_writing(self, *, any_version: bool = False) -> whoosh_index.Index:
+    def open_for_writing(self, *, any_version: bool = False) -> PinnedIndex:
         """The current generation, creating the index if the directory is empty.
 
         `any_version` is for a rebuild, which replaces an index of another schema version.
@@ -228,19 +287,42 @@ class IndexStore:
 
     def discard_generation(self, name: str) -> None:
         """Remove a generation that was never made current (a failed rebuild)."""
-        if name != self.marker().generation:
+        marker = self.marker() if (self.root / MARKER).exists() else None
+        if marker is None or name not in (marker.generation, marker.previous):
             shutil.rmtree(self.generation_path(name), ignore_errors=True)
+            manifests.path_of(self.root, name).unlink(missing_ok=True)
 
     def _remove_abandoned(self) -> None:
-        """Delete generations that are neither current nor previous (old or half-built)."""
+        """Delete generations that are neither current nor previous (old or half-built), and the
+        files of an unfinished commit in the current one. Only when the current generation is
+        whole: with a marker naming a missing or damaged generation, every other generation may be
+        what an operator needs to recover, and nothing is deleted."""
         try:
             marker = self.marker()
-        except (IndexMissing, NotAnIndex):
+            current = manifests.read(self.root, marker.generation)
+        except (IndexMissing, NotAnIndex, IndexDamaged):
+            return
+        if current is None or not self.generation_path(marker.generation).is_dir():
             return
         keep = {marker.generation, marker.previous}
         for path in self.root.iterdir():
-            if _GENERATION.match(path.name) and path.name not in keep:
-                shutil.rmtree(path, ignore_errors=True)
+            generation = path.name.removesuffix(manifests.SUFFIX)
+            if _GENERATION.match(generation) and generation not in keep:
+                if path.is_dir():
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    path.unlink(missing_ok=True)
+        self._remove_uncommitted(marker.generation, current)
+
+    def _remove_uncommitted(self, name: str, current: manifests.Manifest) -> None:
+        """Files a crashed commit wrote into generation `name` after its last manifest: a newer
+        table of contents would otherwise be taken up by the next writer, a commit never made."""
+        folder = self.generation_path(name)
+        for path in folder.iterdir():
+            if path.name in current.files or path.name.startswith(".") or path.name.endswith("WRITELOCK"):
+                continue
+            if TOC_FILE.match(path.name) or SEGMENT_FILE.match(path.name) or path.name.startswith(f"_{INDEX_NAME}_"):
+                path.unlink(missing_ok=True)
 
 
 def _fsync_directory(path: Path) -> None:

@@ -19,15 +19,19 @@ from collections import defaultdict
 from collections.abc import Collection, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import ExitStack, contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from whoosh.filedb.filestore import FileStorage
 from whoosh.index import clean_files
 from whoosh.system import pack_uint
 from whoosh.util.numeric import byte_to_length, length_to_byte
 from whoosh.writing import PostingPool, SegmentWriter
 
+from searchsvc.index.commit import commit
 from searchsvc.index.fasttext import terms
-from searchsvc.index.schema import SPELL_FIELD, document_from_record
+from searchsvc.index.schema import SPELL_FIELD, build_schema, document_from_record
+from searchsvc.index.toc import PinnedIndex
 
 if TYPE_CHECKING:
     from searchsvc.records import Record
@@ -55,6 +59,7 @@ class PostWriter(SegmentWriter):
 
     def __init__(self, ix: Any, *, limitmb: int = 128, **kwargs: Any):
         super().__init__(ix, limitmb=limitmb, **kwargs)
+        self._ix = ix
         # SegmentWriter ignores its `poolclass` argument.
         self.pool = LeanPool(self._tempstorage, self.newsegment, limitmb=limitmb)
         self.pool.fieldnames = set(self.schema.names())
@@ -86,6 +91,10 @@ class PostWriter(SegmentWriter):
                 if term not in first:
                     first[term] = docnum
         super().add_document(**fields)
+
+    def _commit_toc(self, segments: list[Any]) -> None:
+        # Whoosh's version writes the table of contents unsynced and deletes the old files at once.
+        commit(self._ix, self.schema, segments, self.generation)
 
     def _flush_segment(self) -> None:
         add = self.pool.add
@@ -199,7 +208,8 @@ def _write_records(
                     )
                 )
                 limit = writer.pool.limit // 2**20
-                helpers = [pool.submit(_write_segment, ix.storage.folder, part, limit) for part in parts[:-1]]
+                helpers = [pool.submit(_write_segment, ix.storage.folder, ix.toc_generation, part, limit)
+                           for part in parts[:-1]]
             _add_all(writer, parts[-1])
             own = writer._finalize_segment() if writer._added else None
             final += [helper.result() for helper in helpers]
@@ -262,16 +272,11 @@ def _add_all(writer: SegmentWriter, records: list[Record]) -> None:
         writer.add_document(**document_from_record(record))
 
 
-def _write_segment(folder: str, records: list[Record], limitmb: int) -> Any:
+def _write_segment(folder: str, toc: int, records: list[Record], limitmb: int) -> Any:
     """In a helper process: write `records` as one finished segment of the index in
     `folder` (no lock: the parent holds it) and return the segment for the parent to commit."""
-    from whoosh.filedb.filestore import FileStorage
-    from whoosh.index import FileIndex
-
-    from searchsvc.index.schema import build_schema
-
-    # Our own schema, so Whoosh does not unpickle the stored one.
-    ix = FileIndex(FileStorage(folder), schema=build_schema())
+    # Our schema, and the table of contents the parent verified: nothing unpickled unchecked.
+    ix = PinnedIndex(FileStorage(folder), build_schema(), toc, root=Path(folder).parent, name=Path(folder).name)
     writer = PostWriter(ix, _lk=False, limitmb=limitmb)
     gc.disable()  # see _collector_paused; this process ends with the segment
     _add_all(writer, records)

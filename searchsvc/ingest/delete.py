@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from searchsvc.index.store import IndexStore
+from searchsvc.index.writer import PostWriter
 
 
 @dataclass
@@ -28,7 +29,7 @@ def delete_posts(store: IndexStore, ids: Iterable[str], *, wait: float) -> Delet
                 found = searcher.document_number(id=post_id) is not None
                 (report.deleted if found else report.unknown).append(post_id)
         if report.deleted:
-            writer = ix.writer(timeout=wait)
+            writer = PostWriter(ix, timeout=wait)  # its commit is durable (index/commit.py)
             for post_id in report.deleted:
                 writer.delete_by_term("id", post_id)
             writer.commit()

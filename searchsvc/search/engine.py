@@ -17,16 +17,22 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Hashable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
-from whoosh import index as whoosh_index
 from whoosh.searching import Searcher
 
+from searchsvc.errors import IndexDamaged, SearchsvcError
+from searchsvc.index import manifest as manifests
 from searchsvc.index.store import MARKER, IndexStore
+from searchsvc.index.toc import PinnedIndex
 from searchsvc.search.ranking import weighting
+
+SIZE_CHECK_SECONDS = 1.0  # how often the open commit's file sizes are compared with its manifest
 
 
 class Engine:
@@ -40,16 +46,24 @@ class Engine:
         # Guards the searcher, the caches, and every use of a searcher (see reading()).
         self._lock = threading.RLock()
         self._pinned = 0  # reading() blocks open in the thread holding the lock
-        self._marker_stamp: tuple[int, int] | None = None
-        self._ix: whoosh_index.Index | None = None
+        self._opened_stamp: object = None
+        self._ix: PinnedIndex | None = None
+        self._failure: SearchsvcError | None = None  # why the index at _failed_stamp cannot be read
+        self._failed_stamp: object = None
+        self._verified: set[tuple[str, str, object]] = set()  # (generation, file, its sum) checked
+        self._sizes_checked = 0.0
+        self._marker_key: object = None
+        self._generation: str | None = None
         self._searcher: Searcher | None = None
         self._kept: dict[str, Any] = {}
         self._results: OrderedDict[Hashable, Any] = OrderedDict()
 
     def searcher(self) -> Searcher:
-        """The current searcher, reopened after a rebuild and refreshed after a commit.
+        """The current searcher, reopened after a commit or a rebuild.
 
-        Raises IndexMissing, NotAnIndex or IndexVersionMismatch when the index cannot be read.
+        Raises IndexMissing, NotAnIndex, IndexVersionMismatch or IndexDamaged when the index
+        cannot be read. A damaged index is answered from memory until its marker or manifest
+        changes (a repair): every request costs two stat calls, not a new check.
         """
         with self._lock:
             if self._pinned and self._searcher is not None:
@@ -59,17 +73,43 @@ class Engine:
             # It is freed when its last user drops it; its segments are memory maps, and
             # their file handles were closed when they were mapped (compound.py).
             stamp = self._stamp()
-            if self._searcher is None or stamp != self._marker_stamp:
-                ix = self.store.open()
-                searcher = ix.searcher(weighting=weighting())
-                self._ix, self._searcher, self._marker_stamp = ix, searcher, stamp
-                self._changed()
-            elif self._ix is not None and self._ix.latest_generation() != self._searcher.reader().generation():
-                # Not Searcher.refresh(): it reuses segment readers and keeps their old
-                # deletions, so deleted and replaced (updated) posts stayed visible.
-                self._searcher = self._ix.searcher(weighting=weighting())
+            if self._failure is not None and stamp == self._failed_stamp:
+                raise self._failure
+            if self._searcher is None or stamp != self._opened_stamp or self._sizes_changed():
+                try:
+                    ix = self.store.open()
+                    self._verify(ix)
+                except SearchsvcError as e:
+                    self._failure, self._failed_stamp = e, stamp
+                    self._searcher = None  # never a searcher over files whose check failed
+                    raise
+                self._failure = None
+                self._ix, self._opened_stamp = ix, stamp
+                self._searcher = ix.searcher(weighting=weighting())
                 self._changed()
             return self._searcher
+
+    def _verify(self, ix: PinnedIndex) -> None:
+        """Every byte of each file of the commit this process has not checked before: a file
+        is checked once (Whoosh never rewrites one), so after a commit only its new files are."""
+        if ix.manifest is None:
+            return
+        folder = Path(ix.storage.folder)
+        unchecked = [name for name, s in ix.manifest.files.items() if (ix.name, name, s) not in self._verified]
+        bad = list(manifests.problems(folder, ix.manifest, full=True, names=unchecked))
+        if bad:
+            raise IndexDamaged(f"the index at {self.store.root} is damaged: {'; '.join(bad)}; rebuild it from "
+                               "your files with `searchsvc ingest --rebuild PATH...`")
+        self._verified.update((ix.name, name, ix.manifest.files[name]) for name in unchecked)
+
+    def _sizes_changed(self) -> bool:
+        """Whether a file of the open commit changed size (cut or replaced under us), looked at
+        most once a second: a cut segment must give a 503, not a wrong answer with a 200."""
+        now = time.monotonic()
+        if self._ix is None or self._ix.manifest is None or now - self._sizes_checked < SIZE_CHECK_SECONDS:
+            return False
+        self._sizes_checked = now
+        return next(manifests.problems(Path(self._ix.storage.folder), self._ix.manifest, full=False), None) is not None
 
     @contextmanager
     def reading(self, searcher: Searcher | None = None) -> Iterator[Searcher]:
@@ -131,14 +171,33 @@ class Engine:
         """The current generation's name, part of every cache key and export header."""
         with self._lock:
             self.searcher()
-            return self.store.marker().generation
+            assert self._ix is not None
+            return self._ix.name
 
-    def _stamp(self) -> tuple[int, int] | None:
+    def _stamp(self) -> object:
+        """What changes when a commit or a rebuild is made: the marker and the current manifest."""
+        stamps = []
+        for path in (self.store.root / MARKER, self._manifest_path()):
+            try:
+                st = os.stat(path)
+                stamps.append((st.st_mtime_ns, st.st_ino, st.st_size))
+            except (FileNotFoundError, NotADirectoryError, TypeError):
+                stamps.append(None)
+        return tuple(stamps)
+
+    def _manifest_path(self) -> Path | None:
+        """The current generation's manifest, from the marker (read again only when it changed)."""
         try:
             st = os.stat(self.store.root / MARKER)
-        except FileNotFoundError:
+        except OSError:
             return None
-        return (st.st_mtime_ns, st.st_ino)
+        key = (st.st_mtime_ns, st.st_ino, st.st_size)
+        if key != self._marker_key:
+            try:
+                self._marker_key, self._generation = key, self.store.marker().generation
+            except SearchsvcError:
+                self._marker_key, self._generation = key, None
+        return None if self._generation is None else manifests.path_of(self.store.root, self._generation)
 
     def close(self) -> None:
         with self._lock:
