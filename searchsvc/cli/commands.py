@@ -7,15 +7,20 @@ import os
 import sys
 import tempfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
 
 from searchsvc import settings
 from searchsvc.cli.terminal import format_result
-from searchsvc.errors import SearchsvcError
+from searchsvc.errors import IndexDamaged, SearchsvcError
+from searchsvc.index.check import REPAIR
+from searchsvc.index.check import check as check_index
 from searchsvc.index.dump import iter_records, write_jsonl
 from searchsvc.index.info import index_info
+from searchsvc.index.snapshot import restore as restore_snapshot
+from searchsvc.index.snapshot import snapshot as take_snapshot
 from searchsvc.index.store import IndexStore
 from searchsvc.ingest.batch import IngestReport, read_batch, write_batch
 from searchsvc.ingest.delete import delete_posts
@@ -181,6 +186,27 @@ def info(index_dir: str, as_json: bool) -> None:
 
 @cli.command()
 @index_option
+def check(index_dir: str) -> None:
+    """Verify every byte of the index against the checksums its commits wrote.
+
+    Exit code 0 when it is whole; 1 naming each damaged file, with how to repair it.
+
+    \b
+    Example:
+        searchsvc check --index /srv/searchsvc/index
+    """
+    result = check_index(IndexStore(index_dir))
+    if result.ok:
+        click.echo(f"OK: {result.location} (generation {result.generation}): {result.files} files, "
+                   f"{_human_size(result.bytes)} verified in {result.seconds:.2f} s")
+        return
+    for problem in result.problems:
+        _to_stderr(f"damaged: {problem}")
+    raise click.ClickException(f"the index at {result.location} is damaged; {REPAIR}")
+
+
+@cli.command()
+@index_option
 @click.option("-o", "--output", type=click.Path(dir_okay=False),
               help="Write to this file (default: standard output).")
 def export(index_dir: str, output: str | None) -> None:
@@ -233,6 +259,49 @@ def delete(ids: tuple[str, ...], index_dir: str, wait: float) -> None:
     click.echo(f"Deleted {len(report.deleted)} posts, {len(report.unknown)} not found")
     if report.unknown:
         sys.exit(1)
+
+
+@cli.command()
+@click.argument("dest", type=click.Path(file_okay=False))
+@index_option
+@click.option("--copy", is_flag=True, help="Copy every file, even where hard links are possible (a snapshot on "
+                                           "another disk is a backup; hard links share the bytes they name).")
+def snapshot(dest: str, index_dir: str, copy: bool) -> None:
+    """Copy the current index into DEST, consistent and checked, while servers and ingests run.
+
+    Files are hard-linked where the file system allows: instant, and immune to later commits
+    deleting them, but not to damage of the disk they share. DEST is itself an index: search it
+    with --index DEST, verify it with `searchsvc check --index DEST`, bring it back with
+    `searchsvc restore DEST`.
+
+    \b
+    Example:
+        searchsvc snapshot /backups/searchsvc-2026-12-01
+        rsync -a /backups/searchsvc-2026-12-01 backup-host:/srv/
+    """
+    result = take_snapshot(IndexStore(index_dir), Path(dest), copy=copy)
+    how = f"{result.linked} hard-linked, {result.files - result.linked} copied"
+    click.echo(f"Snapshot of generation {result.generation} in {result.location}: {result.files} files "
+               f"({how}), {_human_size(result.bytes)}, checked in {result.seconds:.2f} s")
+
+
+@cli.command()
+@click.argument("source", type=click.Path(file_okay=False, exists=True))
+@index_option
+@wait_option
+def restore(source: str, index_dir: str, wait: float) -> None:
+    """Make the snapshot SOURCE the current index, after checking every byte of it.
+
+    The snapshot is copied in as a new generation and switched to at once; running servers
+    answer from it at their next request. The generation it replaces is kept until the next
+    rebuild or restore.
+
+    \b
+    Example:
+        searchsvc restore /backups/searchsvc-2026-12-01
+    """
+    name = restore_snapshot(IndexStore(index_dir), Path(source), wait=wait)
+    click.echo(f"Restored {source} as generation {name} of {index_dir}")
 
 
 @cli.command("search")
@@ -300,7 +369,12 @@ SERVE_HELP = f"""Serve the JSON API (and the web pages) with gunicorn.
 def serve(index_dir: str, host: str, port: int, workers: int, threads: int, access_log: bool) -> None:
     from searchsvc.web.server import serve as run_server
 
-    IndexStore(index_dir).open()  # fail now, with a clear error, rather than in every worker
+    try:
+        IndexStore(index_dir).open()  # fail now, with a clear error, rather than in every worker
+    except IndexDamaged as e:
+        # Serve anyway: /healthz and searches answer 503 with the reason, so a load balancer routes
+        # around this server, and it recovers by itself once the index is repaired.
+        _to_stderr(f"warning: {e}")
     run_server(index_dir, host, port, workers, threads, access_log)
 
 

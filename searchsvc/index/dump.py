@@ -19,7 +19,7 @@ def iter_records(store: IndexStore) -> Iterator[Record]:
     memory at a time, however large the index.
     """
     # An old schema's posts can still be exported: that is how one migrates.
-    ix = store.open(check_version=False)
+    ix = store.open(check_version=False, full_check=True)  # never export bytes that changed after their commit
     with ix.reader() as reader:
         order = sorted(live_columns(reader, "date", "id"), key=lambda row: (row[1], row[2]))
         for docnum, _, _ in order:

@@ -77,7 +77,7 @@ class IndexInfo:
 def index_info(store: IndexStore) -> IndexInfo:
     """Read the summary from the sortable columns (no stored bodies are loaded)."""
     marker = store.marker()
-    ix = store.open()
+    ix = store.open(full_check=True)  # what it reports comes from bytes as their commit wrote them
     with ix.reader() as reader:
         held = contents(reader)
     updated = store.last_update()

@@ -247,8 +247,7 @@ class IndexStore:
 
     def new_generation(self) -> tuple[str, PinnedIndex]:
         """An empty index in a fresh generation directory, committed but not yet current."""
-        taken = [int(p.name[1:]) for p in self.root.iterdir() if _GENERATION.match(p.name)]
-        name = f"g{max(taken, default=0) + 1:06d}"
+        name = self.next_generation_name()
         path = self.generation_path(name)
         path.mkdir()
         manifests.sync_folder(self.root)
@@ -256,6 +255,11 @@ class IndexStore:
         ix = PinnedIndex(FileStorage(str(path)), schema, 0, root=self.root, name=name)
         commit(ix, schema, [], 0)
         return name, ix
+
+    def next_generation_name(self) -> str:
+        """The name of a generation not yet made ("g000002" after "g000001")."""
+        taken = [int(p.name[1:]) for p in self.root.iterdir() if _GENERATION.match(p.name)]
+        return f"g{max(taken, default=0) + 1:06d}"
 
     def make_current(self, name: str) -> None:
         """Atomically point the marker at generation `name`, keeping the one it replaces."""

@@ -130,16 +130,11 @@ def write_batch(
 ) -> None:
     """Add new records, update changed ones, leave unchanged ones; or rebuild from the batch."""
     with store.locked(wait):
-        try:
-            ix = store.open_for_writing(any_version=rebuild)
-            # An index of another schema version is replaced whole; its posts count as new.
-            existing = fingerprints(ix) if store.marker().schema_version == SCHEMA_VERSION else {}
-        except IndexDamaged:
-            if not rebuild:
-                raise
-            # A rebuild is how a damaged index is replaced: its posts cannot be read, so
-            # every post of the batch counts as new.
-            existing = {}
+        if rebuild:
+            existing = _replaced_posts(store)
+        else:
+            ix = store.open_for_writing()
+            existing = fingerprints(ix)
         for post_id, record in batch.records.items():
             known = existing.get(post_id)
             if known is None:
@@ -176,6 +171,20 @@ def write_batch(
 def _write(ix, records: Iterable[Record], wait: float, *, replace: Collection[str]) -> None:
     """One commit: posts whose id is in `replace` are updated in place, the rest added."""
     write_records(ix, list(records), replace=replace, wait=wait, limitmb=WRITER_MEMORY_MB)
+
+
+def _replaced_posts(store: IndexStore) -> dict[str, bytes]:
+    """The posts of the index a rebuild replaces, for its summary line only: read after every
+    byte of it was checked, and none when it is missing, damaged or of another schema version
+    (a rebuild is how such an index is replaced, so it never reads one)."""
+    if store.is_empty():
+        return {}
+    try:
+        if store.marker().schema_version != SCHEMA_VERSION:
+            return {}
+        return fingerprints(store.open(full_check=True))
+    except IndexDamaged:
+        return {}
 
 
 def fingerprints(ix) -> dict[str, bytes]:
