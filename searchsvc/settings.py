@@ -125,6 +125,10 @@ BASE_URL = Setting(
     "(empty: from the request's Host header, which clients choose; set it behind a reverse proxy).",
     read=site_url,
 )
+VERIFY_EVERY = Setting(
+    "verify_every", 600.0, "Seconds between checks of every byte of the index by each server process, in the "
+    "background (0: only when a commit is opened).", read=seconds(zero="off"),
+)
 THREADS = Setting("threads", 8, "Threads per worker process: the requests each process serves at once.", where="cli")
 MAX_EXPORTS = Setting(
     "max_exports", 4, "Exports streaming at once per worker process, each holding a thread as long as its client "

@@ -52,8 +52,9 @@ def snapshot(store: IndexStore, dest: Path, *, copy: bool = False) -> SnapshotRe
                                 f"rebuild it first (this searchsvc uses version {SCHEMA_VERSION})")
         found = manifests.read(store.root, marker.generation)
         if found is None:
-            raise IndexDamaged(f"the index at {store.root} has no manifest for {marker.generation}: "
-                               "rebuild it first with `searchsvc ingest --rebuild PATH...`")
+            raise IndexDamaged(f"the index at {store.root} is damaged: "
+                               f"{manifests.path_of(store.root, marker.generation)} is missing; "
+                               "rebuild it from your files with `searchsvc ingest --rebuild PATH...`")
         dest.mkdir(parents=True, exist_ok=True)
         partial = dest / f".{marker.generation}.partial"
         shutil.rmtree(partial, ignore_errors=True)
@@ -64,7 +65,13 @@ def snapshot(store: IndexStore, dest: Path, *, copy: bool = False) -> SnapshotRe
             shutil.rmtree(partial)
             continue  # a commit replaced this one under us: snapshot the newer commit
         _finish(partial, dest, found, store.root, marker.generation)
-        IndexStore(dest).make_current(marker.generation)
+        copied = IndexStore(dest)
+        copied.make_current(marker.generation)
+        try:
+            copied.open()  # it opens as an index: its table of contents and segments can be read
+        except IndexDamaged as e:
+            shutil.rmtree(dest, ignore_errors=True)
+            raise IndexDamaged(str(e).replace(str(dest), str(store.root))) from None
         size = sum(s.size for s in found.files.values())
         return SnapshotResult(str(dest.resolve()), marker.generation, len(found.files), size, linked,
                               round(time.perf_counter() - started, 3))

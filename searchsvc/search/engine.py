@@ -38,8 +38,14 @@ SIZE_CHECK_SECONDS = 1.0  # how often the open commit's file sizes are compared 
 class Engine:
     """The index a server or command searches; `searcher()` is always current."""
 
-    def __init__(self, store: IndexStore, *, result_cache_size: int = 256, search_timeout: float | None = 5.0):
+    def __init__(self, store: IndexStore, *, result_cache_size: int = 256, search_timeout: float | None = 5.0,
+                 verify_every: float | None = None):
         self.store = store
+        # Seconds between checks of every byte of the open commit, in a background thread (None:
+        # only when a commit is opened): bytes damaged on disk after that are found this way.
+        self.verify_every = verify_every
+        self._verifier: threading.Thread | None = None
+        self._closed = threading.Event()
         # Seconds one search may run before it is stopped (None: no limit).
         self.search_timeout = search_timeout
         self.result_cache_size = result_cache_size
@@ -80,11 +86,13 @@ class Engine:
                     ix = self.store.open()
                     self._verify(ix)
                 except SearchsvcError as e:
-                    self._failure, self._failed_stamp = e, stamp
-                    self._searcher = None  # never a searcher over files whose check failed
+                    self._fail(e, stamp)
                     raise
                 self._failure = None
                 self._ix, self._opened_stamp = ix, stamp
+                if self.verify_every and self._verifier is None:
+                    self._verifier = threading.Thread(target=self._verify_often, name="searchsvc-verify", daemon=True)
+                    self._verifier.start()
                 self._searcher = ix.searcher(weighting=weighting())
                 self._changed()
             return self._searcher
@@ -101,6 +109,30 @@ class Engine:
             raise IndexDamaged(f"the index at {self.store.root} is damaged: {'; '.join(bad)}; rebuild it from "
                                "your files with `searchsvc ingest --rebuild PATH...`")
         self._verified.update((ix.name, name, ix.manifest.files[name]) for name in unchecked)
+
+    def _verify_often(self) -> None:
+        """Every `verify_every` seconds, check every byte of the open commit (outside the lock:
+        searches go on meanwhile); on a mismatch, answer IndexDamaged until the index changes."""
+        assert self.verify_every is not None
+        while not self._closed.wait(self.verify_every):
+            with self._lock:
+                ix, stamp = self._ix, self._opened_stamp
+            if ix is None or ix.manifest is None:
+                continue
+            bad = list(manifests.problems(Path(ix.storage.folder), ix.manifest, full=True))
+            if bad:
+                with self._lock:
+                    if self._opened_stamp == stamp:
+                        self._fail(IndexDamaged(f"the index at {self.store.root} is damaged: {'; '.join(bad)}; "
+                                                "rebuild it from your files with `searchsvc ingest --rebuild PATH...`"),
+                                   stamp)
+
+    def _fail(self, failure: SearchsvcError, stamp: object) -> None:
+        """Answer `failure` until the index changes; check every file again when it does (a
+        file checked before may be the one damaged since)."""
+        self._failure, self._failed_stamp = failure, stamp
+        self._searcher = None  # never a searcher over files whose check failed
+        self._verified.clear()
 
     def _sizes_changed(self) -> bool:
         """Whether a file of the open commit changed size (cut or replaced under us), looked at
@@ -200,6 +232,7 @@ class Engine:
         return None if self._generation is None else manifests.path_of(self.store.root, self._generation)
 
     def close(self) -> None:
+        self._closed.set()
         with self._lock:
             if self._searcher is not None:
                 self._searcher.close()

@@ -30,7 +30,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         app.config[setting.key] = setting.value(app.config[setting.key])
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
-    engine = Engine(IndexStore(app.config["INDEX"]), search_timeout=app.config["SEARCH_TIMEOUT"])
+    engine = Engine(IndexStore(app.config["INDEX"]), search_timeout=app.config["SEARCH_TIMEOUT"],
+                    verify_every=app.config["VERIFY_EVERY"])
     attach(app, engine, ExportSlots(app.config["MAX_EXPORTS"]))
     app.register_blueprint(api)
     app.register_blueprint(pages)
