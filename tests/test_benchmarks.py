@@ -67,3 +67,11 @@ def test_suggest_benchmark_smoke():
                                         "civl rights": "civil rights", "goverment": "government"}
     assert summary["ours"]["share_corrected"] >= 0.8
     assert summary["first_version"]["cases"] == 25 and summary["first_version"]["respell_p50_ms"] > 0
+
+
+def test_durability_benchmark_smoke():
+    summary = smoke("durability.py")
+    assert summary["documents"] == 400
+    for step in ("first_ingest_s", "incremental_ingest_s"):
+        assert summary[step]["durable"] > 0 and summary[step]["nosync"] > 0 and summary[step]["sync_s"] > 0
+    assert summary["check_s"] >= 0 and summary["index_mb"] > 0 and summary["first_open_s"] > 0
