@@ -297,3 +297,14 @@ def test_python_dash_m_works():
     result = run_cli("--help")
     assert result.returncode == 0
     assert result.stdout.startswith("Usage: searchsvc [OPTIONS] COMMAND [ARGS]...")
+
+
+@pytest.mark.parametrize("command", [["search", "uyghur", "--per-page", "100"], ["export"]])
+def test_output_cut_short_by_the_reader_is_not_an_error(tmp_path, command):
+    """`searchsvc search ... | head -1` and `searchsvc export | head -1`: exit 0, nothing on stderr."""
+    index = tmp_path / "index"
+    assert run_cli("ingest", "--index", str(index), str(SAMPLE_POSTS)).returncode in (0, 1)
+    shell = (f"{sys.executable} -m searchsvc {' '.join(command)} --index {index} | head -c 20 >/dev/null; "
+             "exit ${PIPESTATUS[0]}")
+    done = subprocess.run(["bash", "-c", shell], capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stderr) == (0, "")

@@ -39,6 +39,10 @@ class Group(click.Group):
             return super().invoke(ctx)
         except SearchsvcError as e:
             raise click.ClickException(str(e)) from None
+        except BrokenPipeError:
+            # `searchsvc search ... | head` is normal use, not an error: the reader has all it wanted.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return None
         except OSError as e:
             where = f" ({e.filename})" if e.filename else ""
             raise click.ClickException(f"{e.strerror or e}{where}") from None
@@ -223,11 +227,7 @@ def export(index_dir: str, output: str | None) -> None:
     store = IndexStore(index_dir)
     records = iter_records(store)
     if output is None:
-        try:
-            write_jsonl(records, sys.stdout)
-        except BrokenPipeError:
-            # `searchsvc export | head` is normal use, not an error.
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        write_jsonl(records, sys.stdout)  # `| head` ends it quietly (Group.invoke)
         return
     # Write beside the target and rename: a failed export never leaves half a file.
     directory = os.path.dirname(os.path.abspath(output))
