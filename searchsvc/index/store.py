@@ -4,6 +4,7 @@ Layout of an index directory:
 
     searchsvc-index.json   the marker: format, schema version, current generation
     g000001/               a complete Whoosh index (one "generation")
+    g000001.manifest.json  its last commit: table of contents, files, sizes, checksums (manifest.py)
     .lock                  flock'ed by the one writer; the kernel frees it if we die
 
 `--rebuild` writes a new generation beside the current one and switches the marker to it
@@ -11,8 +12,9 @@ with an atomic rename, so readers of the old generation keep working and a rebui
 dies half-way leaves the old index as it was. The generation before the current one is
 kept until the next rebuild, for searchers still reading it; older ones are removed.
 
-We open a Whoosh index only where our marker says one is: Whoosh unpickles its table
-of contents, and a directory we did not create is untrusted.
+We open a Whoosh index only where our marker says one is, and read a table of contents
+only as its generation's manifest names it, after its checksum matched (toc.py): Whoosh
+unpickles it, and a directory we did not create is untrusted. Commits are durable (commit.py).
 """
 
 from __future__ import annotations
@@ -42,14 +44,14 @@ from searchsvc.index.commit import SEGMENT_FILE, commit
 from searchsvc.index.schema import SCHEMA_VERSION, build_schema
 from searchsvc.index.toc import INDEX_NAME, TOC_FILE, PinnedIndex, toc_generations, toc_name
 
-
-class _Replaced(Exception):
-    """The table of contents a manifest named was deleted by a newer commit while opening."""
-
 MARKER = "searchsvc-index.json"
 FORMAT = "searchsvc-index"
 LOCK = ".lock"
 _GENERATION = re.compile(r"^g\d{6}$")
+
+
+class _Replaced(Exception):
+    """The table of contents a manifest named was deleted by a newer commit while opening."""
 
 
 @dataclass(frozen=True)
@@ -275,7 +277,7 @@ class IndexStore:
             f.flush()
             os.fsync(f.fileno())
         os.replace(temporary, self.root / MARKER)
-        _fsync_directory(self.root)
+        manifests.sync_folder(self.root)
         self._remove_abandoned()
 
     def open_for_writing(self, *, any_version: bool = False) -> PinnedIndex:
@@ -327,11 +329,3 @@ class IndexStore:
                 continue
             if TOC_FILE.match(path.name) or SEGMENT_FILE.match(path.name) or path.name.startswith(f"_{INDEX_NAME}_"):
                 path.unlink(missing_ok=True)
-
-
-def _fsync_directory(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
