@@ -183,6 +183,40 @@ def test_not_utf8(searchsvc, write):
     assert titles(searchsvc) == ["Fictional statement one"]
 
 
+LONE_SURROGATE = ("the text holds '\\udfff', half of a character (a lone surrogate), which cannot be stored; "
+                  "fix the source's encoding")
+
+
+def test_a_lone_surrogate_is_one_invalid_record_in_every_format(searchsvc, write):
+    """Escaped in JSON or YAML ("\\udfff"), in any field, key or nested value; the title and author
+    are hashed into the id, which used to fail with 'UnicodeEncodeError (a bug)' and lose the run."""
+    escaped = "\\udfff"
+    bad = [
+        write("title.jsonl", jsonl(POST) + '{"title": "A' + escaped + '", "body": "b"}\n'),
+        write("author.jsonl", '{"title": "A", "body": "b", "author": "' + escaped + '"}\n'),
+        write("url.jsonl", '{"title": "A", "body": "b", "url": "https://example.org/' + escaped + '"}\n'),
+        write("key.jsonl", '{"title": "A", "body": "b", "' + escaped + '": 1}\n'),
+        write("nested.jsonl", '{"title": "A", "body": "b", "meta": {"tags": ["' + escaped + '"]}}\n'),
+        write("array.json", "[\n" + json.dumps(POST2) + ',\n{"title": "' + escaped + '", "body": "b"}\n]'),
+        write("front.md", '---\ntitle: "A' + escaped + '"\n---\nBody\n'),
+        write("front-key.md", '---\ntitle: A\n"' + escaped + '": 1\n---\nBody\n'),
+    ]
+    result = searchsvc("ingest", *bad)
+    assert result.exit_code == 1
+    places = zip(bad, [2, 1, 1, 1, 1, 3, 1, 1], strict=True)
+    assert result.stderr.splitlines() == [f"{path}:{line}: {LONE_SURROGATE}" for path, line in places]
+    assert result.stdout == "Read 8 files: 2 new, 0 updated, 0 unchanged, 8 invalid, 0 skipped files\n"
+    assert titles(searchsvc) == ["Fictional statement one", "Fictional statement two"]
+
+
+def test_yaml_values_json_cannot_hold_are_an_invalid_record(searchsvc, write):
+    path = write("post.md", "---\ntitle: A\nscan: !!binary aGVsbG8=\n---\nBody\n")
+    result = searchsvc("ingest", path)
+    assert result.exit_code == 1
+    assert result.stderr == (f"{path}:1: 'scan' holds binary data, which a post cannot store (only text, "
+                             "numbers, true/false, null, lists and objects)\n")
+
+
 def test_directories_are_read_recursively_and_other_files_skipped(searchsvc, write, tmp_path):
     write("a.jsonl", jsonl(POST))
     write("nested/deeper/b.json", json.dumps(POST2))
