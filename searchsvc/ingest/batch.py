@@ -16,6 +16,7 @@ from searchsvc.index.columns import live_columns
 from searchsvc.index.schema import SCHEMA_VERSION
 from searchsvc.index.store import IndexStore
 from searchsvc.index.writer import write_records
+from searchsvc.ingest.bounded import DEFAULT_LIMITS, Limits
 from searchsvc.ingest.sources import Item, Problem, Skipped, SourceFile, discover, read_source
 from searchsvc.records import Record, record_from_mapping
 
@@ -24,9 +25,15 @@ from searchsvc.records import Record, record_from_mapping
 WRITER_MEMORY_MB = 512
 
 
+# Lines a report keeps (all are passed to `notify` as they come): a file of ten million bad
+# records must not keep ten million messages in memory.
+KEPT_LINES = 1000
+
+
 @dataclass
 class IngestReport:
-    """What one ingest run did; `problems` and `warnings` are the lines shown to people."""
+    """What one ingest run did; `problems` and `warnings` are the first KEPT_LINES of the lines
+    shown to people."""
 
     files: int = 0
     new: int = 0
@@ -76,8 +83,13 @@ def read_batch(
     notify: Notify | None = None,
     progress: Callable[[int], None] | None = None,
     on_sources: Callable[[list[SourceFile]], None] | None = None,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> Batch:
-    """Read and validate every record under `paths`; problems go to `report` and `notify`."""
+    """Read and validate every record under `paths`; problems go to `report` and `notify`.
+
+    Memory: one record (or one file of a format read whole) at a time, at most
+    `limits.max_record_bytes`, besides the valid records kept for the commit.
+    """
     say = notify or (lambda line: None)
     sources: list[SourceFile] = []
     for found in discover(paths):
@@ -85,8 +97,7 @@ def read_batch(
             sources.append(found)
         elif isinstance(found, Skipped):
             report.skipped_files += 1
-            report.warnings.append(str(found))
-            say(str(found))
+            _warn(report, say, str(found))
         else:
             _problem(report, say, str(found))
     report.files = len(sources)
@@ -95,11 +106,17 @@ def read_batch(
 
     batch = Batch()
     for source in sources:
-        for item in read_source(source, progress):
-            if isinstance(item, Problem):
-                _problem(report, say, str(item))
-                continue
-            _add(batch, item, report, say, dayfirst)
+        try:
+            for item in read_source(source, progress, limits):
+                if isinstance(item, Problem):
+                    _problem(report, say, str(item))
+                    continue
+                _add(batch, item, report, say, dayfirst)
+        except MemoryError:
+            # Within the bounds this takes a machine with less memory than they need; the
+            # records of the other files are still kept.
+            _problem(report, say, f"{source.path}: not enough memory to read it: its records may be up to "
+                                  f"{limits.record_size()}")
     return batch
 
 
@@ -111,17 +128,22 @@ def _add(batch: Batch, item: Item, report: IngestReport, say: Notify, dayfirst: 
         return
     earlier = batch.places.get(record.id)
     if earlier is not None:
-        warning = f"{item.place}: warning: id {record.id!r} also at {earlier}; the last one wins"
-        report.warnings.append(warning)
-        say(warning)
+        _warn(report, say, f"{item.place}: warning: id {record.id!r} also at {earlier}; the last one wins")
         del batch.records[record.id]  # re-insert so the order is that of the winner
     batch.records[record.id] = record
     batch.places[record.id] = item.place
 
 
+def _warn(report: IngestReport, say: Notify, line: str) -> None:
+    if len(report.warnings) < KEPT_LINES:
+        report.warnings.append(line)
+    say(line)
+
+
 def _problem(report: IngestReport, say: Notify, line: str) -> None:
     report.invalid += 1
-    report.problems.append(line)
+    if len(report.problems) < KEPT_LINES:
+        report.problems.append(line)
     say(line)
 
 

@@ -16,6 +16,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+# A listing page is read whole and split into lines, which take up to 50 times their text when
+# short (a str object each): so a bound of its own. The seed's page is 2 KB; a blog's whole
+# archive of teasers, scraped into one file, is a few MB.
+MAX_LISTING_BYTES = 5_000_000
+
 # "Sa, 12/29/2020 - 13:24 -- Kanat": the day's abbreviation may be Turkish ("Per", "Çar").
 DATE_LINE = re.compile(
     r"^\s*(?:[^\W\d_]{1,12}\.?,\s*)?"
@@ -97,3 +102,4 @@ def _body(lines: list[str]) -> str:
         elif not CHROME.match(line):
             paragraphs[-1].append(line.strip())
     return "\n\n".join("\n".join(p) for p in paragraphs if p)
+
