@@ -276,3 +276,38 @@ def test_missing_path_is_reported_and_the_rest_ingested(searchsvc, write, tmp_pa
     assert result.stderr == f"{missing}: no such file or directory\n"
     assert titles(searchsvc) == ["Fictional statement one"]
 
+
+def test_symbolic_links_to_folders_are_followed_each_folder_once(searchsvc, write, tmp_path):
+    """A symlinked folder used to be passed over without a word (and a --rebuild then dropped its posts)."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "b.jsonl").write_text(jsonl(POST2), encoding="utf-8")
+    write("a.jsonl", jsonl(POST))
+    posts = tmp_path / "posts"
+    (posts / "linked").symlink_to(elsewhere)
+    (posts / "real").mkdir()
+    (posts / "real" / "up").symlink_to(posts)  # a loop: posts/real/up/real/up/...
+    (posts / "same").symlink_to(posts / "real")
+    result = searchsvc("ingest", posts)
+    assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines() == [
+        f"{posts}/same: skipped: already read as {posts}/real",
+        f"{posts}/real/up: skipped: a symbolic link loop (this is {posts}, a folder it is in)",
+    ]
+    assert result.stdout == "Read 2 files: 2 new, 0 updated, 0 unchanged, 0 invalid, 0 skipped files\n"
+    assert titles(searchsvc) == ["Fictional statement one", "Fictional statement two"]
+
+
+def test_a_broken_symbolic_link_is_a_problem_naming_it(searchsvc, write, tmp_path):
+    write("a.jsonl", jsonl(POST))
+    posts = tmp_path / "posts"
+    (posts / "gone.jsonl").symlink_to(tmp_path / "moved.jsonl")
+    (posts / "gone-folder").symlink_to(tmp_path / "moved")
+    result = searchsvc("ingest", posts, posts / "gone.jsonl")
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        f"{posts}/gone-folder: broken symbolic link: {tmp_path}/moved does not exist",
+        f"{posts}/gone.jsonl: broken symbolic link: {tmp_path}/moved.jsonl does not exist",
+        f"{posts}/gone.jsonl: broken symbolic link: {tmp_path}/moved.jsonl does not exist",
+    ]
+    assert titles(searchsvc) == ["Fictional statement one"]

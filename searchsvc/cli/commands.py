@@ -86,7 +86,8 @@ def cli() -> None:
     """
 
 
-INGEST_HELP = f"""Add or update the posts in PATHS (files and directories, read recursively).
+INGEST_HELP = f"""Add or update the posts in PATHS (files and directories, read recursively;
+    symbolic links to folders are followed, each folder read once).
 
     Formats by extension: .jsonl .ndjson .json .csv .md (YAML front matter) .txt (the
     blog listing format), each optionally gzip-compressed (.gz). Each record needs a title and a body; date, author,

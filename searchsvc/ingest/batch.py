@@ -17,7 +17,7 @@ from searchsvc.index.schema import SCHEMA_VERSION
 from searchsvc.index.store import IndexStore
 from searchsvc.index.writer import write_records
 from searchsvc.ingest.bounded import DEFAULT_LIMITS, Limits
-from searchsvc.ingest.sources import Item, Problem, Skipped, SourceFile, discover, read_source
+from searchsvc.ingest.sources import Item, Notice, Problem, Skipped, SourceFile, discover, read_source
 from searchsvc.records import Record, record_from_mapping
 
 # Per writing process: the postings of about 20 MB of text stay in memory; beyond that
@@ -97,6 +97,8 @@ def read_batch(
             sources.append(found)
         elif isinstance(found, Skipped):
             report.skipped_files += 1
+            _warn(report, say, str(found))
+        elif isinstance(found, Notice):
             _warn(report, say, str(found))
         else:
             _problem(report, say, str(found))

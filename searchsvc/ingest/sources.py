@@ -85,25 +85,91 @@ class Skipped:
         return f"{self.path}: skipped: not a post file (formats: {SUPPORTED})"
 
 
+@dataclass(frozen=True)
+class Notice:
+    """A folder passed over on purpose (a warning, not an error): `FILE: message`."""
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}"
+
+
 Progress = Callable[[int], None]
 
 
-def discover(paths: Iterable[str]) -> Iterator[SourceFile | Skipped | Problem]:
+def discover(paths: Iterable[str]) -> Iterator[SourceFile | Skipped | Notice | Problem]:
     """Every file named, and every file below each directory named, in a stable order.
 
-    Hidden files and directories (".git", ".DS_Store") are passed over silently.
+    Hidden files and directories (".git", ".DS_Store") are passed over silently. Symbolic
+    links to folders are followed, and each folder is read once (a link back up the tree
+    would loop forever): a folder reached again is a Notice. A broken link is a Problem.
     """
+    seen: dict[tuple[int, int], str] = {}
     for given in paths:
         if os.path.isdir(given):
-            for root, dirs, files in os.walk(given):
-                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-                for name in sorted(files):
-                    if not name.startswith("."):
-                        yield _source(os.path.join(root, name))
+            yield from _walk(given, seen)
         elif os.path.exists(given):
             yield _source(given)
+        elif os.path.islink(given):
+            yield _broken_link(given)
         else:
             yield Problem(given, None, "no such file or directory")
+
+
+def _walk(top: str, seen: dict[tuple[int, int], str]) -> Iterator[SourceFile | Skipped | Notice | Problem]:
+    again = _visit(top, seen)
+    if again is not None:
+        yield again
+        return
+    unreadable: list[OSError] = []  # os.walk's onerror: folders it could not list
+    for root, dirs, files in os.walk(top, onerror=unreadable.append, followlinks=True):
+        yield from _unreadable(unreadable)
+        kept = []
+        # Real folders before links to them, so a folder is read (and named) where it is.
+        for name in sorted((d for d in dirs if not d.startswith(".")),
+                           key=lambda d: (os.path.islink(os.path.join(root, d)), d)):
+            again = _visit(os.path.join(root, name), seen)
+            if again is None:
+                kept.append(name)
+            else:
+                yield again
+        dirs[:] = kept
+        for name in sorted(files):
+            if not name.startswith("."):
+                path = os.path.join(root, name)
+                yield _broken_link(path) if not os.path.exists(path) else _source(path)
+    yield from _unreadable(unreadable)
+
+
+def _visit(folder: str, seen: dict[tuple[int, int], str]) -> Notice | None:
+    """None the first time a folder is reached (by any path), else why it is passed over."""
+    try:
+        info = os.stat(folder)
+    except OSError:
+        return None  # os.walk reports it when it fails to list it
+    first = seen.get((info.st_dev, info.st_ino))
+    if first is None:
+        seen[(info.st_dev, info.st_ino)] = folder
+        return None
+    if folder.startswith(first.rstrip(os.sep) + os.sep):
+        return Notice(folder, f"skipped: a symbolic link loop (this is {first}, a folder it is in)")
+    return Notice(folder, f"skipped: already read as {first}")
+
+
+def _unreadable(errors: list[OSError]) -> Iterator[Problem]:
+    while errors:
+        error = errors.pop(0)
+        yield Problem(str(error.filename), None, f"cannot read: {error.strerror}")
+
+
+def _broken_link(path: str) -> Problem:
+    try:
+        target = os.readlink(path)
+    except OSError:
+        return Problem(path, None, "no such file or directory")
+    return Problem(path, None, f"broken symbolic link: {target} does not exist")
 
 
 def format_of(path: str) -> str | None:
