@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import PRESIDENTIAL, SAMPLE_POSTS, run_cli
+from conftest import PRESIDENTIAL, SAMPLE_POSTS, SEED_LISTING, Searchsvc, run_cli
 
 from searchsvc import settings
 from searchsvc.cli import cli
@@ -120,6 +120,76 @@ def test_export_then_rebuild_round_trips_exactly(searchsvc, write, tmp_path):
     other = run_cli("ingest", "--index", str(tmp_path / "other"), str(exported))
     assert other.returncode == 0, other.stderr
     assert run_cli("export", "--index", str(tmp_path / "other")).stdout == first
+
+
+# A synthetic post by a fictional author, and a blog listing showing its start, as the seed's
+# listing shows posts (../shared/seed/): title, date line, the first lines of the body.
+FULL_POST = {"title": "A fictional river report", "date": "2021-03-09T10:00", "author": "Ada Fictional",
+             "body": "The river rose two metres overnight, and the\nold bridge was closed at dawn.\n\n"
+                     "A second paragraph that only the post itself carries.", "tags": ["water"]}
+LISTING = """Fictional River Blog
+
+A fictional river report
+Sa, 03/09/2021 - 10:00 -- Ada Fictional
+The river rose two metres overnight, and the old bridge…
+Read more
+
+A second fictional post
+Sa, 03/10/2021 - 09:00 -- Ada Fictional
+Only the listing carries this one.
+
+Subscribe to Fictional River Blog
+"""
+
+
+def test_a_listing_teaser_never_replaces_a_longer_body(searchsvc, write, tmp_path):
+    """Re-reading a scraped listing used to replace a full post by its teaser ("1 updated")."""
+    full = write("full.jsonl", json.dumps(FULL_POST) + "\n")
+    page = write("page.txt", LISTING)
+    searchsvc("ingest", full)
+    [stored] = searchsvc.export()
+    result = searchsvc("ingest", page)
+    assert result.exit_code == 0, result.output
+    assert result.stdout == ("Read 1 file: 1 new, 0 updated, 0 unchanged, 1 kept longer body, 0 invalid, "
+                             "0 skipped files\n")
+    assert result.stderr == (f"{page}:3: warning: post {stored['id']!r} is a teaser of the longer body in the "
+                             "index; kept the longer body\n")
+    assert [p for p in searchsvc.export() if p["id"] == stored["id"]] == [stored]
+    # In one run too, the teaser read after the post, and in a rebuild.
+    for options in ((), ("--rebuild",)):
+        other = Searchsvc(tmp_path / f"other{len(options)}")
+        result = other("ingest", *options, full, page)
+        assert result.stderr == (f"{page}:3: warning: post {stored['id']!r} is a teaser of the longer body at "
+                                 f"{full}:1; kept the longer body\n")
+        assert "2 new, 0 updated, 0 unchanged, 1 kept longer body" in result.stdout
+        assert [p for p in other.export() if p["id"] == stored["id"]] == [stored]
+
+
+def test_a_shorter_body_that_is_not_a_teaser_is_applied(searchsvc, write):
+    """Only a listing's body that is the start of the stored one is a teaser: a listing with other
+    words, or a shorter record from any other format, is a correction."""
+    searchsvc("ingest", write("full.jsonl", json.dumps(FULL_POST) + "\n"))
+    corrected = write("page.txt", LISTING.replace("two metres", "three metres"))
+    result = searchsvc("ingest", corrected)
+    assert result.stdout == "Read 1 file: 1 new, 1 updated, 0 unchanged, 0 invalid, 0 skipped files\n"
+    assert result.stderr == ""
+    bodies = {p["title"]: p["body"] for p in searchsvc.export()}
+    assert bodies["A fictional river report"] == "The river rose three metres overnight, and the old bridge…"
+    searchsvc("ingest", write("full2.jsonl", json.dumps(FULL_POST) + "\n"))
+    shorter = write("short.jsonl", json.dumps({**FULL_POST, "body": "The river rose two metres overnight."}) + "\n")
+    result = searchsvc("ingest", shorter)
+    assert result.stdout == "Read 1 file: 0 new, 1 updated, 0 unchanged, 0 invalid, 0 skipped files\n"
+    bodies = {p["title"]: p["body"] for p in searchsvc.export()}
+    assert bodies["A fictional river report"] == "The river rose two metres overnight."
+
+
+def test_the_seed_listing_after_its_posts_changes_nothing(searchsvc):
+    """The sample posts carry the same text as the seed listing: nothing to keep, nothing to update."""
+    searchsvc("ingest", SAMPLE_POSTS / "posts")
+    before = searchsvc.export()
+    result = searchsvc("ingest", SEED_LISTING)
+    assert result.stdout == "Read 1 file: 0 new, 0 updated, 4 unchanged, 0 invalid, 0 skipped files\n"
+    assert searchsvc.export() == before
 
 
 def test_export_to_a_file(searchsvc, tmp_path):

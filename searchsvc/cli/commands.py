@@ -161,7 +161,7 @@ def ingest(paths: tuple[str, ...], index_dir: str, rebuild: bool, strict: bool, 
         )
     if show_bar:
         click.echo("Writing index...", err=True)
-    write_batch(store, batch, report, rebuild=rebuild, wait=wait)
+    write_batch(store, batch, report, rebuild=rebuild, wait=wait, notify=_to_stderr)
     click.echo(report.summary(rebuild=rebuild))
     if not report.ok:
         sys.exit(1)

@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 
 from searchsvc.errors import DiskFull, IndexDamaged, InvalidRecord
 from searchsvc.index.columns import live_columns
-from searchsvc.index.schema import SCHEMA_VERSION
+from searchsvc.index.schema import SCHEMA_VERSION, record_from_stored
 from searchsvc.index.store import IndexStore
 from searchsvc.index.writer import write_records
 from searchsvc.ingest.bounded import DEFAULT_LIMITS, Limits
+from searchsvc.ingest.listing import is_teaser_of
 from searchsvc.ingest.sources import Item, Notice, Problem, Skipped, SourceFile, discover, read_source
 from searchsvc.records import Record, record_from_mapping
 
@@ -39,6 +40,7 @@ class IngestReport:
     new: int = 0
     updated: int = 0
     unchanged: int = 0
+    kept_longer: int = 0
     removed: int = 0
     invalid: int = 0
     skipped_files: int = 0
@@ -56,6 +58,8 @@ class IngestReport:
             f"{self.updated} updated",
             f"{self.unchanged} unchanged",
         ]
+        if self.kept_longer:
+            parts.append(f"{self.kept_longer} kept longer body")
         if rebuild:
             parts.append(f"{self.removed} removed")
         parts += [f"{self.invalid} invalid", f"{self.skipped_files} skipped files"]
@@ -66,10 +70,12 @@ class IngestReport:
 
 @dataclass
 class Batch:
-    """Valid records of a run by id (the last one wins), and where each came from."""
+    """Valid records of a run by id (the last one wins), where each came from, and which of
+    them are from a blog listing (whose bodies may be teasers)."""
 
     records: dict[str, Record] = field(default_factory=dict)
     places: dict[str, str] = field(default_factory=dict)
+    from_listing: set[str] = field(default_factory=set)
 
 
 Notify = Callable[[str], None]
@@ -113,7 +119,7 @@ def read_batch(
                 if isinstance(item, Problem):
                     _problem(report, say, str(item))
                     continue
-                _add(batch, item, report, say, dayfirst)
+                _add(batch, item, source.format, report, say, dayfirst)
         except MemoryError:
             # Within the bounds this takes a machine with less memory than they need; the
             # records of the other files are still kept.
@@ -122,7 +128,7 @@ def read_batch(
     return batch
 
 
-def _add(batch: Batch, item: Item, report: IngestReport, say: Notify, dayfirst: bool) -> None:
+def _add(batch: Batch, item: Item, fmt: str, report: IngestReport, say: Notify, dayfirst: bool) -> None:
     try:
         record = record_from_mapping(item.data, dayfirst=dayfirst)
     except InvalidRecord as e:
@@ -130,10 +136,19 @@ def _add(batch: Batch, item: Item, report: IngestReport, say: Notify, dayfirst: 
         return
     earlier = batch.places.get(record.id)
     if earlier is not None:
+        if fmt == "listing" and is_teaser_of(record.body, batch.records[record.id].body):
+            report.kept_longer += 1
+            _warn(report, say, f"{item.place}: warning: post {record.id!r} is a teaser of the longer body at "
+                               f"{earlier}; kept the longer body")
+            return
         _warn(report, say, f"{item.place}: warning: id {record.id!r} also at {earlier}; the last one wins")
         del batch.records[record.id]  # re-insert so the order is that of the winner
     batch.records[record.id] = record
     batch.places[record.id] = item.place
+    if fmt == "listing":
+        batch.from_listing.add(record.id)
+    else:
+        batch.from_listing.discard(record.id)
 
 
 def _warn(report: IngestReport, say: Notify, line: str) -> None:
@@ -150,9 +165,15 @@ def _problem(report: IngestReport, say: Notify, line: str) -> None:
 
 
 def write_batch(
-    store: IndexStore, batch: Batch, report: IngestReport, *, rebuild: bool, wait: float
+    store: IndexStore, batch: Batch, report: IngestReport, *, rebuild: bool, wait: float,
+    notify: Notify | None = None,
 ) -> None:
-    """Add new records, update changed ones, leave unchanged ones; or rebuild from the batch."""
+    """Add new records, update changed ones, leave unchanged ones; or rebuild from the batch.
+
+    A listing's teaser of a post the index holds with a longer body leaves that post as it
+    is (a warning to `notify`, counted in `report.kept_longer`).
+    """
+    say = notify or (lambda line: None)
     with store.locked(wait):
         try:
             ix = store.open_for_writing(any_version=rebuild)
@@ -164,7 +185,11 @@ def write_batch(
             # A rebuild is how a damaged index is replaced: its posts cannot be read, so
             # every post of the batch counts as new.
             existing = {}
+        # (No index to read when a rebuild replaces a damaged one: `existing` is then empty.)
+        kept = _keep_longer_bodies(ix, batch, existing, report, say) if existing else set()
         for post_id, record in batch.records.items():
+            if post_id in kept:
+                continue
             known = existing.get(post_id)
             if known is None:
                 report.new += 1
@@ -195,6 +220,36 @@ def write_batch(
                 f"no space left on the disk while writing the index at {store.root}: nothing was "
                 "written and the index is as it was; free some space and ingest again"
             ) from None
+
+
+def _keep_longer_bodies(ix, batch: Batch, existing: dict[str, bytes], report: IngestReport,
+                        say: Notify) -> set[str]:
+    """Put back the stored post wherever the batch has only a listing's teaser of its body.
+
+    A listing shows the start of each post; read again, it must not cut the posts short.
+    Only records from a listing, and only when their body is the start of the stored one
+    (listing.is_teaser_of), so a shorter correction from any other source is applied.
+    """
+    candidates = {post_id for post_id in batch.from_listing
+                  if post_id in existing and existing[post_id] != batch.records[post_id].fingerprint}
+    kept = set()
+    for post_id, stored in _stored(ix, candidates).items():
+        if is_teaser_of(batch.records[post_id].body, stored.body):
+            batch.records[post_id] = stored
+            kept.add(post_id)
+            report.kept_longer += 1
+            _warn(report, say, f"{batch.places[post_id]}: warning: post {post_id!r} is a teaser of the longer body "
+                               "in the index; kept the longer body")
+    return kept
+
+
+def _stored(ix, ids: Collection[str]) -> dict[str, Record]:
+    """The stored posts with these ids."""
+    if not ids:
+        return {}
+    with ix.reader() as reader:
+        return {post_id: record_from_stored(reader.stored_fields(docnum))
+                for docnum, post_id in live_columns(reader, "id") if post_id in ids}
 
 
 def _write(ix, records: Iterable[Record], wait: float, *, replace: Collection[str]) -> None:
