@@ -21,6 +21,10 @@ from searchsvc.dates import LATEST_YEAR, ParsedDate, parse_date
 from searchsvc.errors import InvalidRecord
 
 KNOWN_FIELDS = ("id", "title", "date", "author", "url", "body")
+# `/api/export` writes each match as its record plus "score", the search's ranking (a
+# number, or null when sorted by date). Read back in, that is not post data: storing it
+# would make every post of a re-ingested export "updated", with a stale number in it.
+EXPORT_RANKING = "score"
 MAX_ID_LENGTH = 200
 
 # C0/C1 control characters other than tab and newline: never meaningful in a post.
@@ -70,7 +74,7 @@ def record_from_mapping(data: Any, *, dayfirst: bool = False) -> Record:
     """Validate one raw record; raise InvalidRecord saying what is wrong.
 
     Known keys match case-insensitively ("Title" in a CSV header is `title`);
-    unknown keys are kept as extras.
+    unknown keys are kept as extras, except an export's ranking (`EXPORT_RANKING`).
     """
     if not isinstance(data, Mapping):
         raise InvalidRecord(f"expected an object with title and body, got {_kind(data)}")
@@ -79,6 +83,8 @@ def record_from_mapping(data: Any, *, dayfirst: bool = False) -> Record:
     extra: dict[str, Any] = {}
     for key, value in data.items():
         name = str(key).strip().lower()
+        if key == EXPORT_RANKING and is_export_ranking(value):
+            continue
         if name in KNOWN_FIELDS and name not in known:
             known[name] = value
         else:
@@ -103,6 +109,16 @@ def record_from_mapping(data: Any, *, dayfirst: bool = False) -> Record:
 
     post_id = _record_id(known.get("id"), url, title, date, author)
     return Record(post_id, title, body, date, author, url, extra)
+
+
+def has_export_ranking(data: Any) -> bool:
+    """Whether `data` carries an export's ranking, which `record_from_mapping` leaves out."""
+    return isinstance(data, Mapping) and EXPORT_RANKING in data and is_export_ranking(data[EXPORT_RANKING])
+
+
+def is_export_ranking(value: Any) -> bool:
+    """A top-level "score" that is null or a number; a score given as text or a list is post data."""
+    return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
 
 
 def _check_storable(data: Mapping[str, Any]) -> None:

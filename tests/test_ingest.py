@@ -105,7 +105,7 @@ def test_export_then_rebuild_round_trips_exactly(searchsvc, write, tmp_path):
     records = [
         {"title": "Offset date", "date": "2020-12-29T13:24:00+03:00", "author": "A. Example",
          "body": "Body one.\n\nSecond paragraph with “quotes” and ünïcode.", "url": "https://example.org/1"},
-        {"title": "Undated", "body": "No date, no author.", "lang": "en", "score": 3.5},
+        {"title": "Undated", "body": "No date, no author.", "lang": "en", "rating": 3.5},
         {"id": "given-id", "title": "Day only", "date": "March 9, 2021", "body": "Body <b>three</b>."},
     ]
     searchsvc("ingest", write("a.jsonl", "".join(json.dumps(r) + "\n" for r in records)),
@@ -120,6 +120,36 @@ def test_export_then_rebuild_round_trips_exactly(searchsvc, write, tmp_path):
     other = run_cli("ingest", "--index", str(tmp_path / "other"), str(exported))
     assert other.returncode == 0, other.stderr
     assert run_cli("export", "--index", str(tmp_path / "other")).stdout == first
+
+
+def test_an_api_export_read_back_in_is_unchanged(searchsvc, write, tmp_path, client_for):
+    """/api/export adds each match's "score" (null when sorted by date): the search's ranking, not
+    post data. It used to make every post "updated", with its score stored in it."""
+    searchsvc("ingest", write("a.jsonl", posts(3)), SAMPLE_POSTS / "posts")
+    before = searchsvc("export").stdout
+    client = client_for(searchsvc.index)
+    for query in ("", "q=synthetic"):
+        exported = tmp_path / "api-export.jsonl"
+        exported.write_bytes(client.get(f"/api/export?format=jsonl&{query}").get_data())
+        scores = {type(json.loads(line)["score"]) for line in exported.read_text(encoding="utf-8").splitlines()}
+        assert scores == ({type(None)} if not query else {float})
+        result = searchsvc("ingest", exported)
+        assert result.exit_code == 0, result.output
+        count = 7 if not query else 3
+        assert result.stdout == f"Read 1 file: 0 new, 0 updated, {count} unchanged, 0 invalid, 0 skipped files\n"
+        assert result.stderr == (f"{exported}: note: {count} records have a top-level 'score', the ranking a "
+                                 "search export adds: it is not stored as post data\n")
+        assert searchsvc("export").stdout == before
+
+
+def test_a_score_that_is_text_or_a_list_is_post_data(searchsvc, write):
+    path = write("a.jsonl", "".join(json.dumps({"id": f"s{i}", "title": "T", "body": "B", "score": score}) + "\n"
+                                    for i, score in enumerate(["4 stars", [1, 2], 3.5])))
+    result = searchsvc("ingest", path)
+    assert result.exit_code == 0
+    assert result.stderr == (f"{path}: note: 1 record has a top-level 'score', the ranking a search export "
+                             "adds: it is not stored as post data\n")
+    assert [p.get("score") for p in searchsvc.export()] == ["4 stars", [1, 2], None]
 
 
 # A synthetic post by a fictional author, and a blog listing showing its start, as the seed's

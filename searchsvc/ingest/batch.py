@@ -19,7 +19,7 @@ from searchsvc.index.writer import write_records
 from searchsvc.ingest.bounded import DEFAULT_LIMITS, Limits
 from searchsvc.ingest.listing import is_teaser_of
 from searchsvc.ingest.sources import Item, Notice, Problem, Skipped, SourceFile, discover, read_source
-from searchsvc.records import Record, record_from_mapping
+from searchsvc.records import EXPORT_RANKING, Record, has_export_ranking, record_from_mapping
 
 # Per writing process: the postings of about 20 MB of text stay in memory; beyond that
 # Whoosh sorts through temporary files, which made an ingest 1.6x slower.
@@ -114,17 +114,23 @@ def read_batch(
 
     batch = Batch()
     for source in sources:
+        rankings = 0
         try:
             for item in read_source(source, progress, limits):
                 if isinstance(item, Problem):
                     _problem(report, say, str(item))
                     continue
+                rankings += has_export_ranking(item.data)
                 _add(batch, item, source.format, report, say, dayfirst)
         except MemoryError:
             # Within the bounds this takes a machine with less memory than they need; the
             # records of the other files are still kept.
             _problem(report, say, f"{source.path}: not enough memory to read it: its records may be up to "
                                   f"{limits.record_size()}")
+        if rankings:
+            records = "1 record has" if rankings == 1 else f"{rankings} records have"
+            _warn(report, say, f"{source.path}: note: {records} a top-level {EXPORT_RANKING!r}, the ranking "
+                               "a search export adds: it is not stored as post data")
     return batch
 
 
