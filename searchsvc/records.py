@@ -10,9 +10,10 @@ import hashlib
 import json
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
+from itertools import chain
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -20,11 +21,21 @@ from searchsvc.dates import LATEST_YEAR, ParsedDate, parse_date
 from searchsvc.errors import InvalidRecord
 
 KNOWN_FIELDS = ("id", "title", "date", "author", "url", "body")
+# `/api/export` writes each match as its record plus "score", the search's ranking (a
+# number, or null when sorted by date). Read back in, that is not post data: storing it
+# would make every post of a re-ingested export "updated", with a stale number in it.
+EXPORT_RANKING = "score"
 MAX_ID_LENGTH = 200
 
 # C0/C1 control characters other than tab and newline: never meaningful in a post.
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _SPACES = re.compile(r"\s+")
+# Half of a UTF-16 pair ("\ud800" in JSON or YAML escapes): not a character, so no UTF-8
+# encoder can write it, not the id's hash, the fingerprint, nor the index.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+# What a post stores and exports is JSON: values of other types (YAML's !!binary, !!set)
+# cannot be written back out.
+_JSON_SCALARS = (str, int, float, bool, type(None))
 
 
 @dataclass(frozen=True)
@@ -63,14 +74,17 @@ def record_from_mapping(data: Any, *, dayfirst: bool = False) -> Record:
     """Validate one raw record; raise InvalidRecord saying what is wrong.
 
     Known keys match case-insensitively ("Title" in a CSV header is `title`);
-    unknown keys are kept as extras.
+    unknown keys are kept as extras, except an export's ranking (`EXPORT_RANKING`).
     """
     if not isinstance(data, Mapping):
         raise InvalidRecord(f"expected an object with title and body, got {_kind(data)}")
+    _check_storable(data)
     known: dict[str, Any] = {}
     extra: dict[str, Any] = {}
     for key, value in data.items():
         name = str(key).strip().lower()
+        if key == EXPORT_RANKING and is_export_ranking(value):
+            continue
         if name in KNOWN_FIELDS and name not in known:
             known[name] = value
         else:
@@ -94,13 +108,53 @@ def record_from_mapping(data: Any, *, dayfirst: bool = False) -> Record:
             raise InvalidRecord(f"invalid date {raw_date!r}: the latest year allowed is {LATEST_YEAR}")
 
     post_id = _record_id(known.get("id"), url, title, date, author)
-    record = Record(post_id, title, body, date, author, url, extra)
-    try:
-        record.fingerprint  # noqa: B018 - encodes every field as UTF-8 once (and keeps the digest)
-    except UnicodeEncodeError as e:  # "\ud800" in JSON: half of a UTF-16 pair, not a character
-        raise InvalidRecord(f"the text holds {e.object[e.start:e.end]!r}, half of a character (a lone "
-                            "surrogate), which cannot be stored; fix the source's encoding") from None
-    return record
+    return Record(post_id, title, body, date, author, url, extra)
+
+
+def has_export_ranking(data: Any) -> bool:
+    """Whether `data` carries an export's ranking, which `record_from_mapping` leaves out."""
+    return isinstance(data, Mapping) and EXPORT_RANKING in data and is_export_ranking(data[EXPORT_RANKING])
+
+
+def is_export_ranking(value: Any) -> bool:
+    """A top-level "score" that is null or a number; a score given as text or a list is post data."""
+    return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
+
+
+def _check_storable(data: Mapping[str, Any]) -> None:
+    """Every key and value, however deeply nested, can be written as JSON in UTF-8.
+
+    Checked before anything is derived from the record (its id hashes the title), so a lone
+    surrogate anywhere is this one reason, never an encoding error later.
+    """
+    for key, value in data.items():
+        for leaf in leaves(key, value):
+            if isinstance(leaf, str):
+                bad = _SURROGATE.search(leaf)
+                if bad:
+                    raise InvalidRecord(f"the text holds {bad[0]!r}, half of a character (a lone surrogate), "
+                                        "which cannot be stored; fix the source's encoding")
+            elif not isinstance(leaf, _JSON_SCALARS):
+                raise InvalidRecord(f"{str(key)!r} holds {_kind(leaf)}, which a post cannot store (only text, "
+                                    "numbers, true/false, null, lists and objects)")
+
+
+def leaves(*values: Any) -> Iterator[Any]:
+    """Every key and every value that is not a list or an object, in `values` and within them,
+    in order. A stack of iterators: not recursion (JSON nests as deeply as its parser allows),
+    nor a list of everything (a record may hold millions of values)."""
+    stack: list[Iterator[Any]] = [iter(values)]
+    while stack:
+        for value in stack[-1]:
+            if isinstance(value, Mapping):
+                stack.append(chain.from_iterable(value.items()))
+                break
+            if isinstance(value, (list, tuple)):
+                stack.append(iter(value))
+                break
+            yield value
+        else:
+            stack.pop()
 
 
 def _record_id(
@@ -175,4 +229,6 @@ def _kind(value: Any) -> str:
         return "a list"
     if isinstance(value, Mapping):
         return "an object"
+    if isinstance(value, bytes):
+        return "binary data"
     return type(value).__name__

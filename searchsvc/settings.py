@@ -25,8 +25,9 @@ class Setting:
     # The value from its text (an environment variable, a config entry, or the default);
     # BadSetting saying what is wrong.
     read: Callable[[Setting, Any], Any] = lambda setting, value: str(value)
-    # Who reads it: "app" (create_app puts it in app.config), "server" (`searchsvc serve`), or
-    # "cli" (an option of the commands, given by click).
+    # Who reads it: "app" (create_app puts it in app.config), "server" (`searchsvc serve`),
+    # "ingest" (`searchsvc ingest`, from its environment) or "cli" (an option of the commands,
+    # given by click).
     where: str = "app"
 
     @property
@@ -70,6 +71,26 @@ def whole_number(setting: Setting, given: Any) -> int:
     if not (text.isdecimal() and int(text) >= 1):
         raise BadSetting(f"{setting.envvar} must be a whole number (1 or more), got {str(given)!r}")
     return int(text)
+
+
+_SIZE = re.compile(r"^\s*(\d+)\s*(B|KB|MB|GB)?\s*$", re.IGNORECASE)
+SIZE_UNITS = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9}  # as `searchsvc info` shows sizes
+
+
+def size(setting: Setting, given: Any) -> int:
+    """"50MB" -> 50,000,000 bytes; a bare number is bytes; KB, MB and GB are powers of 1000."""
+    match = _SIZE.match(str(given))
+    if not match or int(match[1]) < 1:
+        raise BadSetting(f"{setting.envvar} must be a size such as '50MB' (B, KB, MB or GB), got {str(given)!r}")
+    return int(match[1]) * SIZE_UNITS[(match[2] or "B").upper()]
+
+
+def show_size(n: int) -> str:
+    """50,000,000 -> "50 MB": the largest unit that shows it exactly."""
+    for unit in ("GB", "MB", "KB"):
+        if n % SIZE_UNITS[unit] == 0:
+            return f"{n // SIZE_UNITS[unit]} {unit}"
+    return f"{n} bytes"
 
 
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*(second|minute|hour|day)\s*$")
@@ -145,10 +166,20 @@ SEND_TIMEOUT = Setting(
     "send_timeout", 60.0, "Seconds a response waits for a client that reads none of it before the connection is reset.",
     read=seconds(), where="server",
 )
+MAX_RECORD_BYTES = Setting(
+    "max_record_bytes", "50MB", "The longest JSON Lines line `ingest` reads, and the largest file it reads whole "
+    "(.json, .csv, .md, .txt, once decompressed); larger ones are reported and skipped.",
+    read=size, where="ingest",
+)
+MAX_GZIP_RATIO = Setting(
+    "max_gzip_ratio", 100, "How many times its compressed size a .gz file may inflate to (past its first MB) before "
+    "`ingest` stops reading it as a decompression bomb; real text inflates about 4 times.",
+    read=whole_number, where="ingest",
+)
 
 ALL = tuple(value for value in list(globals().values()) if isinstance(value, Setting))
 
 
 def of(where: str) -> tuple[Setting, ...]:
-    """The settings read by `where` ("app", "server" or "cli")."""
+    """The settings read by `where` ("app", "server", "ingest" or "cli")."""
     return tuple(s for s in ALL if s.where == where)

@@ -190,9 +190,9 @@ def assert_error(response, status: int, code: str, param: str | None = None, mes
 
 # The fast tier, `pytest -m "not slow"`, is what a developer runs while working; CI runs all.
 # Slow: whatever ingests a whole shared corpus (these fixtures), kills ingests, drives a
-# browser, a server under load or a benchmark.
+# browser, a server under load or a benchmark, or runs ingests under a memory limit.
 _SLOW_FIXTURES = {"presidential", "sample", "multilingual_client", "kill_setup", "both", "server", "browser"}
-_SLOW_MODULES = {"test_benchmarks", "test_corpora", "test_serving", "test_faults"}
+_SLOW_MODULES = {"test_benchmarks", "test_corpora", "test_serving", "test_faults", "test_ingest_memory"}
 
 
 def pytest_collection_modifyitems(items):

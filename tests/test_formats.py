@@ -172,15 +172,85 @@ def test_corrupt_gzip_is_a_file_error(searchsvc, write):
 
 
 def test_not_utf8(searchsvc, write):
-    whole = write("latin1.csv", "title,body\nCaf\xe9,Body\n".encode("latin-1"))
+    rows = write("latin1.csv", "title,body\nCaf\xe9,Body\nPlain,Body\n".encode("latin-1"))
     lines = write("latin1.jsonl", jsonl(POST).encode() + '{"title": "Caf\xe9", "body": "b"}\n'.encode("latin-1"))
-    result = searchsvc("ingest", whole, lines)
+    header = write("header.csv", "title,b\xf6dy\nOne,Body\n".encode("latin-1"))
+    markdown = write("latin1.md", "---\ntitle: Caf\xe9\n---\nBody\n".encode("latin-1"))
+    result = searchsvc("ingest", rows, lines, header, markdown)
     assert result.exit_code == 1
     assert result.stderr.splitlines() == [
-        f"{whole}: not UTF-8 text (byte 0xe9 at line 2)",
+        f"{rows}:2: not UTF-8 text (byte 0xe9)",
         f"{lines}:2: not UTF-8 text (byte 0xe9)",
+        f"{header}:1: not UTF-8 text (byte 0xf6) in the header row",
+        f"{markdown}: not UTF-8 text (byte 0xe9 at line 2)",
     ]
-    assert titles(searchsvc) == ["Fictional statement one"]
+    assert titles(searchsvc) == ["Fictional statement one", "Plain"]
+
+
+def test_bytes_that_are_not_utf8_spoil_only_their_record(searchsvc, write):
+    """A file of many records keeps every record without such bytes (a Markdown file is one record)."""
+    array = write("many.json", b'[\n{"title": "Caf\xe9", "body": "x"},\n' + json.dumps(POST).encode() + b"\n]")
+    page = write("page.txt", "Blog\n\nCaf\xe9 news\nSa, 12/29/2020 - 13:24 -- A. Example\nBody one\n\n"
+                             "Plain news\nSa, 12/30/2020 - 13:24 -- A. Example\nBody two\n".encode("latin-1"))
+    # A lone surrogate written as UTF-8 bytes (ED BF BF) is not UTF-8 either.
+    surrogate = write("surrogate.csv", b"title,body\nOne,\xed\xbf\xbf\nTwo,Body\n")
+    result = searchsvc("ingest", array, page, surrogate)
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        f"{array}:2: not UTF-8 text (byte 0xe9)",
+        f"{page}:3: not UTF-8 text (byte 0xe9)",
+        f"{surrogate}:2: not UTF-8 text (byte 0xed)",
+    ]
+    assert titles(searchsvc) == ["Fictional statement one", "Plain news", "Two"]
+
+
+LONE_SURROGATE = ("the text holds '\\udfff', half of a character (a lone surrogate), which cannot be stored; "
+                  "fix the source's encoding")
+
+
+def test_a_lone_surrogate_is_one_invalid_record_in_every_format(searchsvc, write):
+    """Escaped in JSON or YAML ("\\udfff"), in any field, key or nested value; the title and author
+    are hashed into the id, which used to fail with 'UnicodeEncodeError (a bug)' and lose the run."""
+    escaped = "\\udfff"
+    bad = [
+        write("title.jsonl", jsonl(POST) + '{"title": "A' + escaped + '", "body": "b"}\n'),
+        write("author.jsonl", '{"title": "A", "body": "b", "author": "' + escaped + '"}\n'),
+        write("url.jsonl", '{"title": "A", "body": "b", "url": "https://example.org/' + escaped + '"}\n'),
+        write("key.jsonl", '{"title": "A", "body": "b", "' + escaped + '": 1}\n'),
+        write("nested.jsonl", '{"title": "A", "body": "b", "meta": {"tags": ["' + escaped + '"]}}\n'),
+        write("array.json", "[\n" + json.dumps(POST2) + ',\n{"title": "' + escaped + '", "body": "b"}\n]'),
+        write("front.md", '---\ntitle: "A' + escaped + '"\n---\nBody\n'),
+        write("front-key.md", '---\ntitle: A\n"' + escaped + '": 1\n---\nBody\n'),
+    ]
+    result = searchsvc("ingest", *bad)
+    assert result.exit_code == 1
+    places = zip(bad, [2, 1, 1, 1, 1, 3, 1, 1], strict=True)
+    assert result.stderr.splitlines() == [f"{path}:{line}: {LONE_SURROGATE}" for path, line in places]
+    assert result.stdout == "Read 8 files: 2 new, 0 updated, 0 unchanged, 8 invalid, 0 skipped files\n"
+    assert titles(searchsvc) == ["Fictional statement one", "Fictional statement two"]
+
+
+def test_numbers_too_long_to_convert_are_one_invalid_record(searchsvc, write):
+    huge = "1" * 5000
+    lines = write("a.jsonl", '{"title": "A", "body": "b", "n": ' + huge + "}\n" + jsonl(POST))
+    array = write("b.json", "[\n" + json.dumps(POST2) + ',\n{"n": ' + huge + "}\n]")
+    front = write("c.md", f"---\ntitle: A\nn: {huge}\n---\nBody\n")
+    result = searchsvc("ingest", lines, array, front)
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        f"{lines}:1: invalid JSON: a number of more than 4300 digits",
+        f"{array}:3: not valid JSON: a number of more than 4300 digits",
+        f"{front}:2: invalid YAML front matter: a number of more than 4300 digits",
+    ]
+    assert titles(searchsvc) == ["Fictional statement one", "Fictional statement two"]
+
+
+def test_yaml_values_json_cannot_hold_are_an_invalid_record(searchsvc, write):
+    path = write("post.md", "---\ntitle: A\nscan: !!binary aGVsbG8=\n---\nBody\n")
+    result = searchsvc("ingest", path)
+    assert result.exit_code == 1
+    assert result.stderr == (f"{path}:1: 'scan' holds binary data, which a post cannot store (only text, "
+                             "numbers, true/false, null, lists and objects)\n")
 
 
 def test_directories_are_read_recursively_and_other_files_skipped(searchsvc, write, tmp_path):
@@ -204,4 +274,40 @@ def test_missing_path_is_reported_and_the_rest_ingested(searchsvc, write, tmp_pa
     result = searchsvc("ingest", missing, write("a.jsonl", jsonl(POST)))
     assert result.exit_code == 1
     assert result.stderr == f"{missing}: no such file or directory\n"
+    assert titles(searchsvc) == ["Fictional statement one"]
+
+
+def test_symbolic_links_to_folders_are_followed_each_folder_once(searchsvc, write, tmp_path):
+    """A symlinked folder used to be passed over without a word (and a --rebuild then dropped its posts)."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "b.jsonl").write_text(jsonl(POST2), encoding="utf-8")
+    write("a.jsonl", jsonl(POST))
+    posts = tmp_path / "posts"
+    (posts / "linked").symlink_to(elsewhere)
+    (posts / "real").mkdir()
+    (posts / "real" / "up").symlink_to(posts)  # a loop: posts/real/up/real/up/...
+    (posts / "same").symlink_to(posts / "real")
+    result = searchsvc("ingest", posts)
+    assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines() == [
+        f"{posts}/same: skipped: already read as {posts}/real",
+        f"{posts}/real/up: skipped: a symbolic link loop (this is {posts}, a folder it is in)",
+    ]
+    assert result.stdout == "Read 2 files: 2 new, 0 updated, 0 unchanged, 0 invalid, 0 skipped files\n"
+    assert titles(searchsvc) == ["Fictional statement one", "Fictional statement two"]
+
+
+def test_a_broken_symbolic_link_is_a_problem_naming_it(searchsvc, write, tmp_path):
+    write("a.jsonl", jsonl(POST))
+    posts = tmp_path / "posts"
+    (posts / "gone.jsonl").symlink_to(tmp_path / "moved.jsonl")
+    (posts / "gone-folder").symlink_to(tmp_path / "moved")
+    result = searchsvc("ingest", posts, posts / "gone.jsonl")
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        f"{posts}/gone-folder: broken symbolic link: {tmp_path}/moved does not exist",
+        f"{posts}/gone.jsonl: broken symbolic link: {tmp_path}/moved.jsonl does not exist",
+        f"{posts}/gone.jsonl: broken symbolic link: {tmp_path}/moved.jsonl does not exist",
+    ]
     assert titles(searchsvc) == ["Fictional statement one"]

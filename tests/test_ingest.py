@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import PRESIDENTIAL, SAMPLE_POSTS, run_cli
+from conftest import PRESIDENTIAL, SAMPLE_POSTS, SEED_LISTING, Searchsvc, run_cli
 
 from searchsvc import settings
 from searchsvc.cli import cli
@@ -106,7 +106,7 @@ def test_export_then_rebuild_round_trips_exactly(searchsvc, write, tmp_path):
     records = [
         {"title": "Offset date", "date": "2020-12-29T13:24:00+03:00", "author": "A. Example",
          "body": "Body one.\n\nSecond paragraph with “quotes” and ünïcode.", "url": "https://example.org/1"},
-        {"title": "Undated", "body": "No date, no author.", "lang": "en", "score": 3.5},
+        {"title": "Undated", "body": "No date, no author.", "lang": "en", "rating": 3.5},
         {"id": "given-id", "title": "Day only", "date": "March 9, 2021", "body": "Body <b>three</b>."},
     ]
     searchsvc("ingest", write("a.jsonl", "".join(json.dumps(r) + "\n" for r in records)),
@@ -121,6 +121,106 @@ def test_export_then_rebuild_round_trips_exactly(searchsvc, write, tmp_path):
     other = run_cli("ingest", "--index", str(tmp_path / "other"), str(exported))
     assert other.returncode == 0, other.stderr
     assert run_cli("export", "--index", str(tmp_path / "other")).stdout == first
+
+
+def test_an_api_export_read_back_in_is_unchanged(searchsvc, write, tmp_path, client_for):
+    """/api/export adds each match's "score" (null when sorted by date): the search's ranking, not
+    post data. It used to make every post "updated", with its score stored in it."""
+    searchsvc("ingest", write("a.jsonl", posts(3)), SAMPLE_POSTS / "posts")
+    before = searchsvc("export").stdout
+    client = client_for(searchsvc.index)
+    for query in ("", "q=synthetic"):
+        exported = tmp_path / "api-export.jsonl"
+        exported.write_bytes(client.get(f"/api/export?format=jsonl&{query}").get_data())
+        scores = {type(json.loads(line)["score"]) for line in exported.read_text(encoding="utf-8").splitlines()}
+        assert scores == ({type(None)} if not query else {float})
+        result = searchsvc("ingest", exported)
+        assert result.exit_code == 0, result.output
+        count = 7 if not query else 3
+        assert result.stdout == f"Read 1 file: 0 new, 0 updated, {count} unchanged, 0 invalid, 0 skipped files\n"
+        assert result.stderr == (f"{exported}: note: {count} records have a top-level 'score', the ranking a "
+                                 "search export adds: it is not stored as post data\n")
+        assert searchsvc("export").stdout == before
+
+
+def test_a_score_that_is_text_or_a_list_is_post_data(searchsvc, write):
+    path = write("a.jsonl", "".join(json.dumps({"id": f"s{i}", "title": "T", "body": "B", "score": score}) + "\n"
+                                    for i, score in enumerate(["4 stars", [1, 2], 3.5])))
+    result = searchsvc("ingest", path)
+    assert result.exit_code == 0
+    assert result.stderr == (f"{path}: note: 1 record has a top-level 'score', the ranking a search export "
+                             "adds: it is not stored as post data\n")
+    assert [p.get("score") for p in searchsvc.export()] == ["4 stars", [1, 2], None]
+
+
+# A synthetic post by a fictional author, and a blog listing showing its start, as the seed's
+# listing shows posts (../shared/seed/): title, date line, the first lines of the body.
+FULL_POST = {"title": "A fictional river report", "date": "2021-03-09T10:00", "author": "Ada Fictional",
+             "body": "The river rose two metres overnight, and the\nold bridge was closed at dawn.\n\n"
+                     "A second paragraph that only the post itself carries.", "tags": ["water"]}
+LISTING = """Fictional River Blog
+
+A fictional river report
+Sa, 03/09/2021 - 10:00 -- Ada Fictional
+The river rose two metres overnight, and the old bridge…
+Read more
+
+A second fictional post
+Sa, 03/10/2021 - 09:00 -- Ada Fictional
+Only the listing carries this one.
+
+Subscribe to Fictional River Blog
+"""
+
+
+def test_a_listing_teaser_never_replaces_a_longer_body(searchsvc, write, tmp_path):
+    """Re-reading a scraped listing used to replace a full post by its teaser ("1 updated")."""
+    full = write("full.jsonl", json.dumps(FULL_POST) + "\n")
+    page = write("page.txt", LISTING)
+    searchsvc("ingest", full)
+    [stored] = searchsvc.export()
+    result = searchsvc("ingest", page)
+    assert result.exit_code == 0, result.output
+    assert result.stdout == ("Read 1 file: 1 new, 0 updated, 0 unchanged, 1 kept longer body, 0 invalid, "
+                             "0 skipped files\n")
+    assert result.stderr == (f"{page}:3: warning: post {stored['id']!r} is a teaser of the longer body in the "
+                             "index; kept the longer body\n")
+    assert [p for p in searchsvc.export() if p["id"] == stored["id"]] == [stored]
+    # In one run too, the teaser read after the post, and in a rebuild.
+    for options in ((), ("--rebuild",)):
+        other = Searchsvc(tmp_path / f"other{len(options)}")
+        result = other("ingest", *options, full, page)
+        assert result.stderr == (f"{page}:3: warning: post {stored['id']!r} is a teaser of the longer body at "
+                                 f"{full}:1; kept the longer body\n")
+        assert "2 new, 0 updated, 0 unchanged, 1 kept longer body" in result.stdout
+        assert [p for p in other.export() if p["id"] == stored["id"]] == [stored]
+
+
+def test_a_shorter_body_that_is_not_a_teaser_is_applied(searchsvc, write):
+    """Only a listing's body that is the start of the stored one is a teaser: a listing with other
+    words, or a shorter record from any other format, is a correction."""
+    searchsvc("ingest", write("full.jsonl", json.dumps(FULL_POST) + "\n"))
+    corrected = write("page.txt", LISTING.replace("two metres", "three metres"))
+    result = searchsvc("ingest", corrected)
+    assert result.stdout == "Read 1 file: 1 new, 1 updated, 0 unchanged, 0 invalid, 0 skipped files\n"
+    assert result.stderr == ""
+    bodies = {p["title"]: p["body"] for p in searchsvc.export()}
+    assert bodies["A fictional river report"] == "The river rose three metres overnight, and the old bridge…"
+    searchsvc("ingest", write("full2.jsonl", json.dumps(FULL_POST) + "\n"))
+    shorter = write("short.jsonl", json.dumps({**FULL_POST, "body": "The river rose two metres overnight."}) + "\n")
+    result = searchsvc("ingest", shorter)
+    assert result.stdout == "Read 1 file: 0 new, 1 updated, 0 unchanged, 0 invalid, 0 skipped files\n"
+    bodies = {p["title"]: p["body"] for p in searchsvc.export()}
+    assert bodies["A fictional river report"] == "The river rose two metres overnight."
+
+
+def test_the_seed_listing_after_its_posts_changes_nothing(searchsvc):
+    """The sample posts carry the same text as the seed listing: nothing to keep, nothing to update."""
+    searchsvc("ingest", SAMPLE_POSTS / "posts")
+    before = searchsvc.export()
+    result = searchsvc("ingest", SEED_LISTING)
+    assert result.stdout == "Read 1 file: 0 new, 0 updated, 4 unchanged, 0 invalid, 0 skipped files\n"
+    assert searchsvc.export() == before
 
 
 def test_export_to_a_file(searchsvc, tmp_path):

@@ -22,7 +22,8 @@ from searchsvc.index.info import index_info
 from searchsvc.index.snapshot import restore as restore_snapshot
 from searchsvc.index.snapshot import snapshot as take_snapshot
 from searchsvc.index.store import IndexStore
-from searchsvc.ingest.batch import IngestReport, read_batch, write_batch
+from searchsvc.ingest.batch import KEPT_LINES, IngestReport, read_batch, write_batch
+from searchsvc.ingest.bounded import Limits
 from searchsvc.ingest.delete import delete_posts
 from searchsvc.search.engine import Engine
 from searchsvc.search.request import DEFAULT_PER_PAGE, SORTS, request_from_params
@@ -94,7 +95,25 @@ def cli() -> None:
     """
 
 
-@cli.command()
+INGEST_HELP = f"""Add or update the posts in PATHS (files and directories, read recursively;
+    symbolic links to folders are followed, each folder read once).
+
+    Formats by extension: .jsonl .ndjson .json .csv .md (YAML front matter) .txt (the
+    blog listing format), each optionally gzip-compressed (.gz). Each record needs a title and a body; date, author,
+    url and id are optional. Invalid records are reported as FILE:LINE: reason on stderr
+    and the valid ones are still ingested; the exit code is then 1. So is a record, or a file
+    read whole (all but JSON Lines), of more than {settings.MAX_RECORD_BYTES.envvar}
+    ({settings.MAX_RECORD_BYTES.default}), and a .gz file inflating more than
+    {settings.MAX_GZIP_RATIO.envvar} ({settings.MAX_GZIP_RATIO.default}) times its size.
+
+    \b
+    Example:
+        searchsvc ingest sample_posts/
+        searchsvc ingest --rebuild archive.jsonl.gz
+    """
+
+
+@cli.command(help=INGEST_HELP)
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
 @index_option
 @click.option("--rebuild", is_flag=True,
@@ -108,23 +127,22 @@ def cli() -> None:
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def ingest(paths: tuple[str, ...], index_dir: str, rebuild: bool, strict: bool, dayfirst: bool,
            wait: float, quiet: bool) -> None:
-    """Add or update the posts in PATHS (files and directories, read recursively).
-
-    Formats by extension: .jsonl .ndjson .json .csv .md (YAML front matter) .txt (the
-    blog listing format), each optionally gzip-compressed (.gz). Each record needs a title and a body; date, author,
-    url and id are optional. Invalid records are reported as FILE:LINE: reason on stderr
-    and the valid ones are still ingested; the exit code is then 1.
-
-    \b
-    Example:
-        searchsvc ingest sample_posts/
-        searchsvc ingest --rebuild archive.jsonl.gz
-    """
     store = IndexStore(index_dir)
+    limits = Limits.from_environ()
     report = IngestReport()
     show_bar = not quiet and sys.stderr.isatty()
-    problems: list[str] = []
-    say = problems.append if show_bar else _to_stderr
+    # Behind a progress bar, lines wait for its end; at most KEPT_LINES of them.
+    held: list[str] = []
+    held_over = 0
+
+    def hold(line: str) -> None:
+        nonlocal held_over
+        if len(held) < KEPT_LINES:
+            held.append(line)
+        else:
+            held_over += 1
+
+    say = hold if show_bar else _to_stderr
     bar: Any = None
 
     def start_bar(sources: list[Any]) -> None:
@@ -137,12 +155,14 @@ def ingest(paths: tuple[str, ...], index_dir: str, rebuild: bool, strict: bool, 
     try:
         batch = read_batch(paths, report, dayfirst=dayfirst, notify=say,
                            progress=(lambda n: bar.update(n)) if show_bar else None,
-                           on_sources=start_bar)
+                           on_sources=start_bar, limits=limits)
     finally:
         if bar is not None:
             bar.__exit__(None, None, None)
-    for line in problems:
+    for line in held:
         _to_stderr(line)
+    if held_over:
+        _to_stderr(f"... and {held_over} more lines (--quiet shows them all, as they come)")
 
     if strict and not report.ok:
         raise click.ClickException(
@@ -150,7 +170,7 @@ def ingest(paths: tuple[str, ...], index_dir: str, rebuild: bool, strict: bool, 
         )
     if show_bar:
         click.echo("Writing index...", err=True)
-    write_batch(store, batch, report, rebuild=rebuild, wait=wait)
+    write_batch(store, batch, report, rebuild=rebuild, wait=wait, notify=_to_stderr)
     click.echo(report.summary(rebuild=rebuild))
     if not report.ok:
         sys.exit(1)

@@ -13,25 +13,35 @@ from dataclasses import dataclass, field
 
 from searchsvc.errors import DiskFull, IndexDamaged, InvalidRecord
 from searchsvc.index.columns import live_columns
-from searchsvc.index.schema import SCHEMA_VERSION
+from searchsvc.index.schema import SCHEMA_VERSION, record_from_stored
 from searchsvc.index.store import IndexStore
+from searchsvc.index.toc import PinnedIndex
 from searchsvc.index.writer import write_records
-from searchsvc.ingest.sources import Item, Problem, Skipped, SourceFile, discover, read_source
-from searchsvc.records import Record, record_from_mapping
+from searchsvc.ingest.bounded import DEFAULT_LIMITS, Limits
+from searchsvc.ingest.listing import is_teaser_of
+from searchsvc.ingest.sources import Item, Notice, Problem, Skipped, SourceFile, discover, read_source
+from searchsvc.records import EXPORT_RANKING, Record, has_export_ranking, record_from_mapping
 
 # Per writing process: the postings of about 20 MB of text stay in memory; beyond that
 # Whoosh sorts through temporary files, which made an ingest 1.6x slower.
 WRITER_MEMORY_MB = 512
 
 
+# Lines a report keeps (all are passed to `notify` as they come): a file of ten million bad
+# records must not keep ten million messages in memory.
+KEPT_LINES = 1000
+
+
 @dataclass
 class IngestReport:
-    """What one ingest run did; `problems` and `warnings` are the lines shown to people."""
+    """What one ingest run did; `problems` and `warnings` are the first KEPT_LINES of the lines
+    shown to people."""
 
     files: int = 0
     new: int = 0
     updated: int = 0
     unchanged: int = 0
+    kept_longer: int = 0
     removed: int = 0
     invalid: int = 0
     skipped_files: int = 0
@@ -49,6 +59,8 @@ class IngestReport:
             f"{self.updated} updated",
             f"{self.unchanged} unchanged",
         ]
+        if self.kept_longer:
+            parts.append(f"{self.kept_longer} kept longer body")
         if rebuild:
             parts.append(f"{self.removed} removed")
         parts += [f"{self.invalid} invalid", f"{self.skipped_files} skipped files"]
@@ -59,10 +71,12 @@ class IngestReport:
 
 @dataclass
 class Batch:
-    """Valid records of a run by id (the last one wins), and where each came from."""
+    """Valid records of a run by id (the last one wins), where each came from, and which of
+    them are from a blog listing (whose bodies may be teasers)."""
 
     records: dict[str, Record] = field(default_factory=dict)
     places: dict[str, str] = field(default_factory=dict)
+    from_listing: set[str] = field(default_factory=set)
 
 
 Notify = Callable[[str], None]
@@ -76,8 +90,13 @@ def read_batch(
     notify: Notify | None = None,
     progress: Callable[[int], None] | None = None,
     on_sources: Callable[[list[SourceFile]], None] | None = None,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> Batch:
-    """Read and validate every record under `paths`; problems go to `report` and `notify`."""
+    """Read and validate every record under `paths`; problems go to `report` and `notify`.
+
+    Memory: one record (or one file of a format read whole) at a time, at most
+    `limits.max_record_bytes`, besides the valid records kept for the commit.
+    """
     say = notify or (lambda line: None)
     sources: list[SourceFile] = []
     for found in discover(paths):
@@ -85,8 +104,9 @@ def read_batch(
             sources.append(found)
         elif isinstance(found, Skipped):
             report.skipped_files += 1
-            report.warnings.append(str(found))
-            say(str(found))
+            _warn(report, say, str(found))
+        elif isinstance(found, Notice):
+            _warn(report, say, str(found))
         else:
             _problem(report, say, str(found))
     report.files = len(sources)
@@ -95,15 +115,27 @@ def read_batch(
 
     batch = Batch()
     for source in sources:
-        for item in read_source(source, progress):
-            if isinstance(item, Problem):
-                _problem(report, say, str(item))
-                continue
-            _add(batch, item, report, say, dayfirst)
+        rankings = 0
+        try:
+            for item in read_source(source, progress, limits):
+                if isinstance(item, Problem):
+                    _problem(report, say, str(item))
+                    continue
+                rankings += has_export_ranking(item.data)
+                _add(batch, item, source.format, report, say, dayfirst)
+        except MemoryError:
+            # Within the bounds this takes a machine with less memory than they need; the
+            # records of the other files are still kept.
+            _problem(report, say, f"{source.path}: not enough memory to read it: its records may be up to "
+                                  f"{limits.record_size()}")
+        if rankings:
+            records = "1 record has" if rankings == 1 else f"{rankings} records have"
+            _warn(report, say, f"{source.path}: note: {records} a top-level {EXPORT_RANKING!r}, the ranking "
+                               "a search export adds: it is not stored as post data")
     return batch
 
 
-def _add(batch: Batch, item: Item, report: IngestReport, say: Notify, dayfirst: bool) -> None:
+def _add(batch: Batch, item: Item, fmt: str, report: IngestReport, say: Notify, dayfirst: bool) -> None:
     try:
         record = record_from_mapping(item.data, dayfirst=dayfirst)
     except InvalidRecord as e:
@@ -111,31 +143,54 @@ def _add(batch: Batch, item: Item, report: IngestReport, say: Notify, dayfirst: 
         return
     earlier = batch.places.get(record.id)
     if earlier is not None:
-        warning = f"{item.place}: warning: id {record.id!r} also at {earlier}; the last one wins"
-        report.warnings.append(warning)
-        say(warning)
+        if fmt == "listing" and is_teaser_of(record.body, batch.records[record.id].body):
+            report.kept_longer += 1
+            _warn(report, say, f"{item.place}: warning: post {record.id!r} is a teaser of the longer body at "
+                               f"{earlier}; kept the longer body")
+            return
+        _warn(report, say, f"{item.place}: warning: id {record.id!r} also at {earlier}; the last one wins")
         del batch.records[record.id]  # re-insert so the order is that of the winner
     batch.records[record.id] = record
     batch.places[record.id] = item.place
+    if fmt == "listing":
+        batch.from_listing.add(record.id)
+    else:
+        batch.from_listing.discard(record.id)
+
+
+def _warn(report: IngestReport, say: Notify, line: str) -> None:
+    if len(report.warnings) < KEPT_LINES:
+        report.warnings.append(line)
+    say(line)
 
 
 def _problem(report: IngestReport, say: Notify, line: str) -> None:
     report.invalid += 1
-    report.problems.append(line)
+    if len(report.problems) < KEPT_LINES:
+        report.problems.append(line)
     say(line)
 
 
 def write_batch(
-    store: IndexStore, batch: Batch, report: IngestReport, *, rebuild: bool, wait: float
+    store: IndexStore, batch: Batch, report: IngestReport, *, rebuild: bool, wait: float,
+    notify: Notify | None = None,
 ) -> None:
-    """Add new records, update changed ones, leave unchanged ones; or rebuild from the batch."""
+    """Add new records, update changed ones, leave unchanged ones; or rebuild from the batch.
+
+    A listing's teaser of a post the index holds with a longer body leaves that post as it
+    is (a warning to `notify`, counted in `report.kept_longer`).
+    """
+    say = notify or (lambda line: None)
     with store.locked(wait):
         if rebuild:
-            existing = _replaced_posts(store)
+            ix, existing = _replaced_index(store)
         else:
             ix = store.open_for_writing()
             existing = fingerprints(ix)
+        kept = _keep_longer_bodies(ix, batch, existing, report, say) if ix is not None and existing else set()
         for post_id, record in batch.records.items():
+            if post_id in kept:
+                continue
             known = existing.get(post_id)
             if known is None:
                 report.new += 1
@@ -168,23 +223,55 @@ def write_batch(
             ) from None
 
 
+def _keep_longer_bodies(ix, batch: Batch, existing: dict[str, bytes], report: IngestReport,
+                        say: Notify) -> set[str]:
+    """Put back the stored post wherever the batch has only a listing's teaser of its body.
+
+    A listing shows the start of each post; read again, it must not cut the posts short.
+    Only records from a listing, and only when their body is the start of the stored one
+    (listing.is_teaser_of), so a shorter correction from any other source is applied.
+    """
+    candidates = {post_id for post_id in batch.from_listing
+                  if post_id in existing and existing[post_id] != batch.records[post_id].fingerprint}
+    kept = set()
+    for post_id, stored in _stored(ix, candidates).items():
+        if is_teaser_of(batch.records[post_id].body, stored.body):
+            batch.records[post_id] = stored
+            kept.add(post_id)
+            report.kept_longer += 1
+            _warn(report, say, f"{batch.places[post_id]}: warning: post {post_id!r} is a teaser of the longer body "
+                               "in the index; kept the longer body")
+    return kept
+
+
+def _stored(ix, ids: Collection[str]) -> dict[str, Record]:
+    """The stored posts with these ids."""
+    if not ids:
+        return {}
+    with ix.reader() as reader:
+        return {post_id: record_from_stored(reader.stored_fields(docnum))
+                for docnum, post_id in live_columns(reader, "id") if post_id in ids}
+
+
 def _write(ix, records: Iterable[Record], wait: float, *, replace: Collection[str]) -> None:
     """One commit: posts whose id is in `replace` are updated in place, the rest added."""
     write_records(ix, list(records), replace=replace, wait=wait, limitmb=WRITER_MEMORY_MB)
 
 
-def _replaced_posts(store: IndexStore) -> dict[str, bytes]:
-    """The posts of the index a rebuild replaces, for its summary line only: read after every
-    byte of it was checked, and none when it is missing, damaged or of another schema version
-    (a rebuild is how such an index is replaced, so it never reads one)."""
+def _replaced_index(store: IndexStore) -> tuple[PinnedIndex | None, dict[str, bytes]]:
+    """The index a rebuild replaces and its posts' fingerprints, for the summary line and the
+    teaser rule only: read after every byte of it was checked, and none when it is missing,
+    damaged or of another schema version (a rebuild is how such an index is replaced, so it
+    never reads one)."""
     if store.is_empty():
-        return {}
+        return None, {}
     try:
         if store.marker().schema_version != SCHEMA_VERSION:
-            return {}
-        return fingerprints(store.open(full_check=True))
+            return None, {}
+        ix = store.open(full_check=True)
+        return ix, fingerprints(ix)
     except IndexDamaged:
-        return {}
+        return None, {}
 
 
 def fingerprints(ix) -> dict[str, bytes]:

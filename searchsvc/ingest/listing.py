@@ -16,6 +16,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+# A listing page is read whole and split into lines, which take up to 50 times their text when
+# short (a str object each): so a bound of its own. The seed's page is 2 KB; a blog's whole
+# archive of teasers, scraped into one file, is a few MB.
+MAX_LISTING_BYTES = 5_000_000
+
 # "Sa, 12/29/2020 - 13:24 -- Kanat": the day's abbreviation may be Turkish ("Per", "Çar").
 DATE_LINE = re.compile(
     r"^\s*(?:[^\W\d_]{1,12}\.?,\s*)?"
@@ -97,3 +102,19 @@ def _body(lines: list[str]) -> str:
         elif not CHROME.match(line):
             paragraphs[-1].append(line.strip())
     return "\n\n".join("\n".join(p) for p in paragraphs if p)
+
+
+# "…" or "..." where a blog cut the post short for its listing.
+_ELLIPSIS = re.compile(r"\s*(?:\.\.\.|…)\s*$")
+
+
+def is_teaser_of(teaser: str, body: str) -> bool:
+    """Whether `teaser`, a listing's body, is `body` cut short: the same text up to where it
+    stops (maybe mid-word, maybe with an ellipsis), line breaks and spacing aside.
+
+    A listing joins and drops lines differently from the post's own page, hence the
+    whitespace; a different word anywhere makes it a different text (a correction), not a teaser.
+    """
+    short = " ".join(_ELLIPSIS.sub("", teaser).split())
+    full = " ".join(body.split())
+    return bool(short) and len(full) > len(short) and full.startswith(short)

@@ -7,23 +7,24 @@ file never hides the good records around it.
 
 from __future__ import annotations
 
-import bisect
 import codecs
 import csv
-import gzip
-import io
 import json
 import os
+import re
 import sys
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, BinaryIO
+from typing import Any
 
 import yaml
 
-from searchsvc.ingest.listing import ListingProblem, parse_listing
+from searchsvc.ingest.bounded import DEFAULT_LIMITS, BoundedInput, Limits, TooLarge
+from searchsvc.ingest.listing import MAX_LISTING_BYTES, ListingProblem, parse_listing
+from searchsvc.records import leaves
+from searchsvc.settings import show_size
 
 FORMATS = {
     ".jsonl": "jsonl",
@@ -35,7 +36,8 @@ FORMATS = {
 }
 SUPPORTED = " ".join(FORMATS) + " (each optionally .gz)"
 
-csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # bodies of 300k characters are real
+# Bodies of 300k characters are real; a row is bounded by the file's bound (bounded.Limits).
+csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
 
 
 @dataclass(frozen=True)
@@ -83,25 +85,91 @@ class Skipped:
         return f"{self.path}: skipped: not a post file (formats: {SUPPORTED})"
 
 
+@dataclass(frozen=True)
+class Notice:
+    """A folder passed over on purpose (a warning, not an error): `FILE: message`."""
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}"
+
+
 Progress = Callable[[int], None]
 
 
-def discover(paths: Iterable[str]) -> Iterator[SourceFile | Skipped | Problem]:
+def discover(paths: Iterable[str]) -> Iterator[SourceFile | Skipped | Notice | Problem]:
     """Every file named, and every file below each directory named, in a stable order.
 
-    Hidden files and directories (".git", ".DS_Store") are passed over silently.
+    Hidden files and directories (".git", ".DS_Store") are passed over silently. Symbolic
+    links to folders are followed, and each folder is read once (a link back up the tree
+    would loop forever): a folder reached again is a Notice. A broken link is a Problem.
     """
+    seen: dict[tuple[int, int], str] = {}
     for given in paths:
         if os.path.isdir(given):
-            for root, dirs, files in os.walk(given):
-                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-                for name in sorted(files):
-                    if not name.startswith("."):
-                        yield _source(os.path.join(root, name))
+            yield from _walk(given, seen)
         elif os.path.exists(given):
             yield _source(given)
+        elif os.path.islink(given):
+            yield _broken_link(given)
         else:
             yield Problem(given, None, "no such file or directory")
+
+
+def _walk(top: str, seen: dict[tuple[int, int], str]) -> Iterator[SourceFile | Skipped | Notice | Problem]:
+    again = _visit(top, seen)
+    if again is not None:
+        yield again
+        return
+    unreadable: list[OSError] = []  # os.walk's onerror: folders it could not list
+    for root, dirs, files in os.walk(top, onerror=unreadable.append, followlinks=True):
+        yield from _unreadable(unreadable)
+        kept = []
+        # Real folders before links to them, so a folder is read (and named) where it is.
+        for name in sorted((d for d in dirs if not d.startswith(".")),
+                           key=lambda d: (os.path.islink(os.path.join(root, d)), d)):
+            again = _visit(os.path.join(root, name), seen)
+            if again is None:
+                kept.append(name)
+            else:
+                yield again
+        dirs[:] = kept
+        for name in sorted(files):
+            if not name.startswith("."):
+                path = os.path.join(root, name)
+                yield _broken_link(path) if not os.path.exists(path) else _source(path)
+    yield from _unreadable(unreadable)
+
+
+def _visit(folder: str, seen: dict[tuple[int, int], str]) -> Notice | None:
+    """None the first time a folder is reached (by any path), else why it is passed over."""
+    try:
+        info = os.stat(folder)
+    except OSError:
+        return None  # os.walk reports it when it fails to list it
+    first = seen.get((info.st_dev, info.st_ino))
+    if first is None:
+        seen[(info.st_dev, info.st_ino)] = folder
+        return None
+    if folder.startswith(first.rstrip(os.sep) + os.sep):
+        return Notice(folder, f"skipped: a symbolic link loop (this is {first}, a folder it is in)")
+    return Notice(folder, f"skipped: already read as {first}")
+
+
+def _unreadable(errors: list[OSError]) -> Iterator[Problem]:
+    while errors:
+        error = errors.pop(0)
+        yield Problem(str(error.filename), None, f"cannot read: {error.strerror}")
+
+
+def _broken_link(path: str) -> Problem:
+    try:
+        target = os.readlink(path)
+    except OSError:
+        return Problem(path, None, "no such file or directory")
+    return Problem(path, None, f"broken symbolic link: {target} does not exist")
 
 
 def format_of(path: str) -> str | None:
@@ -123,74 +191,158 @@ def _source(path: str) -> SourceFile | Skipped | Problem:
     return SourceFile(path, fmt, size)
 
 
-def read_source(source: SourceFile, progress: Progress | None = None) -> Iterator[Item | Problem]:
-    """The raw records of one file, and a Problem for each part that cannot be read."""
+def read_source(
+    source: SourceFile, progress: Progress | None = None, limits: Limits = DEFAULT_LIMITS
+) -> Iterator[Item | Problem]:
+    """The raw records of one file, and a Problem for each part that cannot be read.
+
+    JSON Lines is read a line at a time; the other formats are read whole, so a file of
+    theirs is at most `limits.max_record_bytes` (once decompressed).
+    """
     report = progress or (lambda n: None)
     try:
-        if source.format == "jsonl":
-            yield from _read_jsonl(source.path, report)
-            return
-        try:
-            text = _read_text(source.path)
-        except UnicodeDecodeError as e:
-            yield Problem(source.path, None, f"not UTF-8 text ({_where_undecodable(e)})")
-            return
-        finally:
-            report(source.size)
-        reader = {"json": _read_json, "csv": _read_csv, "markdown": _read_markdown,
-                  "listing": _read_listing}[source.format]
-        yield from reader(source.path, text)
+        with open(source.path, "rb") as raw:
+            stream = BoundedInput(raw, source.path, limits)
+            try:
+                if source.format == "jsonl":
+                    yield from _read_jsonl(source.path, stream, report)
+                    return
+                try:
+                    data = stream.read_whole(*_whole_file_bound(source.format, limits))
+                finally:
+                    report(source.size)
+            finally:
+                stream.close()
+    except TooLarge as e:
+        yield Problem(source.path, None, str(e))
+        return
     except (OSError, EOFError, zlib.error) as e:
         yield Problem(source.path, None, f"cannot read: {_os_reason(e)}")
+        return
+    try:
+        text, partly_utf8 = _decoded(data, source.format)
+    except UnicodeDecodeError as e:
+        yield Problem(source.path, None, f"not UTF-8 text ({_where_undecodable(e)})")
+        return
+    del data  # the text alone is in memory while the records are read
+    for found in READERS[source.format](source.path, text):
+        if partly_utf8 and isinstance(found, Item) and (byte := undecodable_byte(found.data)) is not None:
+            found = Problem(found.path, found.line, f"not UTF-8 text (byte 0x{byte:02x})")
+        yield found
 
 
-def _decompressed(raw: BinaryIO, path: str) -> BinaryIO:
-    """The file's content: `raw` itself, or read through gzip when the name ends in .gz."""
-    return gzip.open(raw, "rb") if path.lower().endswith(".gz") else raw  # type: ignore[return-value]
+def _whole_file_bound(fmt: str, limits: Limits) -> tuple[int, str]:
+    """How much of a file of `fmt` may be read whole, and how to say so."""
+    if fmt == "listing" and MAX_LISTING_BYTES < limits.max_record_bytes:
+        return MAX_LISTING_BYTES, f"{show_size(MAX_LISTING_BYTES)} for a listing page"
+    return limits.max_record_bytes, limits.record_size()
 
 
-def _read_text(path: str) -> str:
-    with open(path, "rb") as raw, _decompressed(raw, path) as f:
-        return f.read().decode("utf-8-sig")
+def _decoded(data: bytearray, fmt: str) -> tuple[str, bool]:
+    """The text, and whether some of it was not UTF-8.
+
+    A file of several records is read with its stray bytes kept as stand-ins
+    (surrogateescape), so they spoil only the records holding them; a Markdown file is one
+    record, and such bytes make it unreadable (UnicodeDecodeError).
+    """
+    try:
+        return data.decode("utf-8-sig"), False
+    except UnicodeDecodeError:
+        if fmt == "markdown":
+            raise
+    return data.decode("utf-8-sig", "surrogateescape"), True
 
 
-def _read_jsonl(path: str, report: Progress) -> Iterator[Item | Problem]:
-    """One JSON object per line; each bad line is a problem of its own."""
-    raw = open(path, "rb")
-    with raw, _decompressed(raw, path) as stream:
-        reported = 0
-        for number, line in enumerate(stream, start=1):
-            if number == 1 and line.startswith(codecs.BOM_UTF8):
-                line = line[len(codecs.BOM_UTF8):]
+# Stand-ins for the bytes that are not UTF-8 (surrogateescape): U+DC80..U+DCFF for 0x80..0xFF.
+_ESCAPED = re.compile("[\udc80-\udcff]")
+
+
+def undecodable_byte(data: Any) -> int | None:
+    """The first byte that was not UTF-8 in a record's keys and values, if any."""
+    for leaf in leaves(data):
+        if isinstance(leaf, str) and (escaped := _ESCAPED.search(leaf)):
+            return ord(escaped[0]) - 0xDC00
+    return None
+
+
+def _read_jsonl(path: str, stream: BoundedInput, report: Progress) -> Iterator[Item | Problem]:
+    """One JSON object per line; each bad line is a problem of its own. A line longer than a
+    record may be is skipped without being read whole; a .gz file that turns out to be a
+    decompression bomb is stopped, and the records before are kept."""
+    reported = 0
+    number = 0
+    try:
+        for number, line in enumerate(stream.lines(), start=1):
             if number % 256 == 0:
-                position = raw.tell()
+                position = stream.raw.tell()
                 report(position - reported)
                 reported = position
-            try:
-                text = line.decode("utf-8")
-            except UnicodeDecodeError as e:
-                yield Problem(path, number, f"not UTF-8 text (byte 0x{line[e.start]:02x})")
+            if line is None:
+                yield Problem(path, number, f"too large: the line is longer than {stream.limits.record_size()}")
                 continue
-            if not text.strip():
-                continue
-            try:
-                yield Item(path, number, json.loads(text))
-            except json.JSONDecodeError as e:
-                yield Problem(path, number, f"invalid JSON: {e.msg} (column {e.colno})")
-            except RecursionError:
-                yield Problem(path, number, "invalid JSON: nested too deeply")
-        report(os.path.getsize(path) - reported)
+            found = _parse_line(path, number, line)
+            del line  # a large record is in memory once, as its parsed value, while it is validated
+            if found is not None:
+                yield found
+    except TooLarge as e:
+        yield Problem(path, number + 1, str(e))
+    report(os.path.getsize(path) - reported)
+
+
+def _parse_line(path: str, number: int, line: bytes | bytearray) -> Item | Problem | None:
+    if number == 1 and line.startswith(codecs.BOM_UTF8):
+        line = line[len(codecs.BOM_UTF8):]
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError as e:
+        return Problem(path, number, f"not UTF-8 text (byte 0x{line[e.start]:02x})")
+    if not text.strip():
+        return None
+    if _json_values(text) > MAX_JSON_VALUES:
+        return Problem(path, number, f"too large: {TOO_MANY_VALUES} in one record")
+    try:
+        return Item(path, number, json.loads(text))
+    except json.JSONDecodeError as e:
+        return Problem(path, number, f"invalid JSON: {e.msg} (column {e.colno})")
+    except ValueError:
+        return Problem(path, number, f"invalid JSON: {_LONG_NUMBER}")
+    except RecursionError:
+        return Problem(path, number, "invalid JSON: nested too deeply")
+
+
+# Python refuses to convert longer whole numbers (a quadratic conversion: a denial of service).
+_LONG_NUMBER = f"a number of more than {sys.get_int_max_str_digits()} digits"
+# Strings, lists and objects in one JSON record, or in a JSON file read whole: a post holds a
+# dozen or two. Counted in the text before it is parsed, since each takes up to 28 times its
+# text as a Python object ("[]," is 3 bytes, a list 56 and its place in a list 8 more): at
+# most some 64 MB, however the JSON is made.
+MAX_JSON_VALUES = 1_000_000
+TOO_MANY_VALUES = f"more than {MAX_JSON_VALUES:,} strings, lists and objects"
+
+
+def _json_values(text: str) -> int:
+    """About how many strings, lists and objects a JSON text holds (a quote in a string is \\")."""
+    return (text.count('"') - text.count('\\"')) // 2 + text.count("[") + text.count("{")
 
 
 def _read_json(path: str, text: str) -> Iterator[Item | Problem]:
     """One object, or an array of objects; each element keeps the line it starts on."""
-    decoder = json.JSONDecoder()
-    newlines = [i for i, c in enumerate(text) if c == "\n"]
+    counted, lines = 0, 1
 
     def line_at(offset: int) -> int:
-        return bisect.bisect_left(newlines, offset) + 1
+        # Elements come in order, so the newlines are counted once, as we go: a list of
+        # every newline's offset took 2 GB for 50 MB of newlines.
+        nonlocal counted, lines
+        lines += text.count("\n", counted, offset)
+        counted = offset
+        return lines
 
-    start = _skip_space(text, 0)
+    if _json_values(text) > MAX_JSON_VALUES:
+        yield Problem(path, None, f"too large to read whole: {TOO_MANY_VALUES}; write it as JSON Lines, "
+                                  "which is read a line at a time")
+        return
+    decoder = json.JSONDecoder()
+    start = position = _skip_space(text, 0)
     try:
         if start < len(text) and text[start] == "[":
             position = _skip_space(text, start + 1)
@@ -200,6 +352,7 @@ def _read_json(path: str, text: str) -> Iterator[Item | Problem]:
             while True:
                 value, end = decoder.raw_decode(text, position)
                 yield Item(path, line_at(position), value)
+                del value
                 position = _skip_space(text, end)
                 if position < len(text) and text[position] == ",":
                     position = _skip_space(text, position + 1)
@@ -213,14 +366,17 @@ def _read_json(path: str, text: str) -> Iterator[Item | Problem]:
         yield Item(path, line_at(start), value)
     except json.JSONDecodeError as e:
         yield Problem(path, None, f"not valid JSON: {e.msg} at line {e.lineno} column {e.colno}")
+    except ValueError:
+        yield Problem(path, line_at(position), f"not valid JSON: {_LONG_NUMBER}")
     except RecursionError:
         yield Problem(path, None, "not valid JSON: nested too deeply")
 
 
+_SPACE = re.compile(r"[ \t\r\n]*")
+
+
 def _skip_space(text: str, position: int) -> int:
-    while position < len(text) and text[position] in " \t\r\n":
-        position += 1
-    return position
+    return _SPACE.match(text, position).end()  # type: ignore[union-attr] - it matches the empty string
 
 
 def _expect_end(text: str, position: int) -> None:
@@ -231,7 +387,7 @@ def _expect_end(text: str, position: int) -> None:
 
 def _read_csv(path: str, text: str) -> Iterator[Item | Problem]:
     """A header row, then one record a row; quoted fields may span lines."""
-    reader = csv.reader(io.StringIO(text, newline=""))
+    reader = csv.reader(_lines(text))
     header: list[str] | None = None
     start = 1
     try:
@@ -241,6 +397,9 @@ def _read_csv(path: str, text: str) -> Iterator[Item | Problem]:
                 continue
             if header is None:
                 header = [cell.strip() for cell in row]
+                if (byte := undecodable_byte(header)) is not None:
+                    yield Problem(path, line, f"not UTF-8 text (byte 0x{byte:02x}) in the header row")
+                    return
                 continue
             if len(row) != len(header):
                 yield Problem(path, line, f"row has {len(row)} fields, the header has {len(header)}")
@@ -250,38 +409,95 @@ def _read_csv(path: str, text: str) -> Iterator[Item | Problem]:
     except csv.Error as e:
         yield Problem(path, start, f"not valid CSV: {e}")
         return
+    except TooManyFields:
+        yield Problem(path, start, f"too large: more than {MAX_CSV_FIELDS:,} fields in a line; the rest of the "
+                                   "file is not read")
+        return
     if header is None:
         yield Problem(path, None, "no header row (expected columns such as title,date,author,body)")
 
 
+_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+")
+
+
+# Fields in one line of a CSV file: the csv module makes a row of them before we see it, each
+# up to 20 times its text ("ab," is 3 bytes, a str 51 and its place 8). No post has a line of a
+# million commas, even in its text.
+MAX_CSV_FIELDS = 1_000_000
+
+
+class TooManyFields(Exception):
+    """A CSV line of more than MAX_CSV_FIELDS fields."""
+
+
+def _lines(text: str) -> Iterator[str]:
+    """The lines of `text` with their endings (\\n, \\r\\n or \\r), one at a time: what
+    io.StringIO(text, newline="") gives the csv module, without a second copy of the file in
+    memory (StringIO keeps four bytes a character)."""
+    for match in _LINE.finditer(text):
+        if match[0].count(",") >= MAX_CSV_FIELDS:
+            raise TooManyFields
+        yield match[0]
+
+
+# The front matter is for a title, a date, an author, tags: this is far more than any. A
+# bound of its own, because YAML takes some 100 times its text in memory (a node per value).
+MAX_FRONT_MATTER = 1_000_000
+# A closing line of the front matter: "---" or "...", spaces around allowed.
+_FRONT_MATTER_END = re.compile(r"^[^\S\n]*(?:---|\.\.\.)[^\S\n]*$", re.MULTILINE)
+
+
 def _read_markdown(path: str, text: str) -> Iterator[Item | Problem]:
     """YAML front matter between `---` lines, then the Markdown body."""
-    lines = text.split("\n")
-    if not lines or lines[0].strip() != "---":
+    first = text.find("\n")
+    if (text if first < 0 else text[:first]).strip() != "---":
         yield Problem(path, 1, "no YAML front matter (the file must start with a '---' line)")
         return
-    for end in range(1, len(lines)):
-        if lines[end].strip() in ("---", "..."):
-            break
-    else:
+    # Searched, not split into lines: a list of every line took 8 bytes a line, and more.
+    end = _FRONT_MATTER_END.search(text, first + 1) if first >= 0 else None
+    if end is None:
         yield Problem(path, 1, "the YAML front matter has no closing '---' line")
         return
+    if end.start() - first > MAX_FRONT_MATTER:
+        yield Problem(path, 1, f"the YAML front matter is longer than {MAX_FRONT_MATTER // 10**6} MB: it is for "
+                               "the title, date, author and such (the post's text goes below it)")
+        return
     try:
-        meta = yaml.safe_load("\n".join(lines[1:end]))
+        # Without the newline before the closing line, so an error at its end names its line.
+        meta = yaml.load(text[first + 1:max(first + 1, end.start() - 1)], Loader=_FrontMatterLoader)
+        if isinstance(meta, dict):
+            record = {str(k): _from_yaml(k, v) for k, v in meta.items()}
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = mark.line + 2 if mark is not None else 1
         problem = getattr(e, "problem", None) or str(e)
         yield Problem(path, line, f"invalid YAML front matter: {problem}")
         return
+    except ValueError:
+        yield Problem(path, 2, f"invalid YAML front matter: {_LONG_NUMBER}")
+        return
+    except RecursionError:
+        yield Problem(path, 2, "invalid YAML front matter: nested too deeply")
+        return
     if not isinstance(meta, dict):
         yield Problem(path, 2, "the YAML front matter must be a mapping (key: value lines)")
         return
-    record = {str(k): _from_yaml(k, v) for k, v in meta.items()}
-    body = "\n".join(lines[end + 1:]).strip()
+    body = text[end.end():].strip()
     if body:
         record["body"] = body
     yield Item(path, 1, record)
+
+
+class _FrontMatterLoader(yaml.SafeLoader):
+    """YAML's safe loader without aliases: `*name` repeats a value by reference, so a few lines
+    of them nest into billions of values once copied out ("billion laughs")."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(None, None, "aliases (*name) are not read in front matter",
+                                              event.start_mark)
+        return super().compose_node(parent, index)
 
 
 def _from_yaml(key: Any, value: Any) -> Any:
@@ -305,6 +521,11 @@ def _read_listing(path: str, text: str) -> Iterator[Item | Problem]:
             yield Problem(path, found.line, found.message)
         else:
             yield Item(path, found.line, found.data)
+
+
+READERS: dict[str, Callable[[str, str], Iterator[Item | Problem]]] = {
+    "json": _read_json, "csv": _read_csv, "markdown": _read_markdown, "listing": _read_listing,
+}
 
 
 def _where_undecodable(error: UnicodeDecodeError) -> str:
