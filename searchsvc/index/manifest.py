@@ -83,11 +83,11 @@ def read(root: Path, generation: str) -> Manifest | None:
         if data["generation"] != generation:
             raise ValueError(f"it describes {data['generation']!r}")
         files = {str(name): FileSum(int(s["size"]), str(s["blake2b"])) for name, s in data["files"].items()}
-        if any("/" in name or name.startswith(".") for name in files):
+        if any(not name or "/" in name or name.startswith(".") for name in files):
             raise ValueError("it names a file outside its generation")
         return Manifest(generation, int(data["toc"]), files)
-    except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as e:
-        raise IndexDamaged(f"{path} is damaged ({e})") from None
+    except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError, RecursionError):
+        raise IndexDamaged(f"{path} is damaged (not a manifest searchsvc wrote)") from None
 
 
 def write(root: Path, manifest: Manifest) -> None:
@@ -123,14 +123,16 @@ def problems(folder: Path, manifest: Manifest, *, full: bool, names: Iterable[st
         expected = manifest.files[name]
         path = folder / name
         try:
+            if path.is_symlink() or not path.is_file():
+                yield f"{path} is missing" if not path.exists() and not path.is_symlink() else f"{path} is not a file"
+                continue
             size = path.stat().st_size
-        except FileNotFoundError:
-            yield f"{path} is missing"
-            continue
-        if size != expected.size:
-            yield f"{path} has {size:,} bytes, its commit wrote {expected.size:,}"
-        elif full and file_sum(path).blake2b != expected.blake2b:
-            yield f"{path} does not match its checksum (its bytes changed after its commit)"
+            if size != expected.size:
+                yield f"{path} has {size:,} bytes, its commit wrote {expected.size:,}"
+            elif full and file_sum(path).blake2b != expected.blake2b:
+                yield f"{path} does not match its checksum (its bytes changed after its commit)"
+        except OSError as e:
+            yield f"{path} cannot be read ({e.strerror or e})"
 
 
 def _self_sum(body: dict[str, Any]) -> str:

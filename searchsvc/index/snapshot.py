@@ -17,10 +17,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from searchsvc.errors import IndexDamaged, SearchsvcError
+from searchsvc.errors import IndexDamaged, IndexMissing, NotAnIndex, SearchsvcError
 from searchsvc.index import manifest as manifests
 from searchsvc.index.schema import SCHEMA_VERSION
-from searchsvc.index.store import IndexStore
+from searchsvc.index.store import MARKER, IndexStore
 
 ATTEMPTS = 5  # commits that may delete a file under a snapshot before it gives up
 
@@ -45,6 +45,21 @@ def snapshot(store: IndexStore, dest: Path, *, copy: bool = False) -> SnapshotRe
     started = time.perf_counter()
     if dest.exists() and any(dest.iterdir()):
         raise SnapshotError(f"{dest} already exists and is not empty: choose a new directory for the snapshot")
+    if dest.resolve().is_relative_to(store.root.resolve()):
+        raise SnapshotError(f"{dest} is inside the index at {store.root}, whose next ingest would delete it: "
+                            "choose a directory outside it")
+    made = not dest.exists()
+    try:
+        return _snapshot(store, dest, copy=copy, started=started)
+    except BaseException:
+        for leftover in dest.glob(".*.partial") if dest.is_dir() else ():
+            shutil.rmtree(leftover, ignore_errors=True)
+        if made and dest.is_dir() and not any(dest.iterdir()):
+            dest.rmdir()
+        raise
+
+
+def _snapshot(store: IndexStore, dest: Path, *, copy: bool, started: float) -> SnapshotResult:
     for _ in range(ATTEMPTS):
         marker = store.marker()
         if marker.schema_version != SCHEMA_VERSION:
@@ -59,18 +74,25 @@ def snapshot(store: IndexStore, dest: Path, *, copy: bool = False) -> SnapshotRe
         partial = dest / f".{marker.generation}.partial"
         shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir()
+        source = store.generation_path(marker.generation)
         try:
-            linked = _place(store.generation_path(marker.generation), partial, found, link=not copy)
+            linked = _place(source, partial, found, link=not copy)
         except FileNotFoundError:
             shutil.rmtree(partial)
+            if manifests.read(store.root, marker.generation) == found and store.marker() == marker:
+                bad = store.problems(marker.generation, full=False)  # nothing changed: a file is gone
+                raise IndexDamaged(f"the index at {store.root} is damaged: {'; '.join(bad)}; "
+                                   "rebuild it from your files with `searchsvc ingest --rebuild PATH...`") from None
             continue  # a commit replaced this one under us: snapshot the newer commit
-        _finish(partial, dest, found, store.root, marker.generation)
+        _finish(partial, dest, found, source, marker.generation)
         copied = IndexStore(dest)
         copied.make_current(marker.generation)
         try:
             copied.open()  # it opens as an index: its table of contents and segments can be read
         except IndexDamaged as e:
-            shutil.rmtree(dest, ignore_errors=True)
+            shutil.rmtree(dest / marker.generation, ignore_errors=True)
+            for name in (manifests.path_of(dest, marker.generation), dest / MARKER):
+                name.unlink(missing_ok=True)
             raise IndexDamaged(str(e).replace(str(dest), str(store.root))) from None
         size = sum(s.size for s in found.files.values())
         return SnapshotResult(str(dest.resolve()), marker.generation, len(found.files), size, linked,
@@ -83,10 +105,20 @@ def restore(store: IndexStore, source: Path, *, wait: float) -> str:
     the index owns its bytes), after checking every byte of it. Servers reading `store` switch to
     it at their next request. Returns the new generation's name."""
     snap = IndexStore(source)
-    marker = snap.marker()
+    try:
+        marker = snap.marker()
+    except (IndexMissing, NotAnIndex):
+        raise SnapshotError(f"{source} is not a snapshot (a `searchsvc snapshot` or index directory)") from None
     bad = snap.problems(marker.generation, full=True)
+    if not bad:
+        try:
+            snap.open(check_version=False)  # its table of contents and segments can be read
+        except IndexDamaged as e:
+            bad = [str(e)]
     if bad:
         raise IndexDamaged(f"the snapshot at {source} is damaged: {'; '.join(bad)}")
+    if (store.root / MARKER).exists():
+        store.marker()  # an index whose marker cannot be read is not written into
     if marker.schema_version != SCHEMA_VERSION:
         raise SnapshotError(f"the snapshot at {source} has schema version {marker.schema_version}, "
                             f"this searchsvc uses {SCHEMA_VERSION}")
@@ -99,8 +131,14 @@ def restore(store: IndexStore, source: Path, *, wait: float) -> str:
         shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir()
         _place(snap.generation_path(marker.generation), partial, found, link=False)
-        _finish(partial, store.root, manifests.Manifest(name, found.toc, found.files), store.root, name,
+        _finish(partial, store.root, manifests.Manifest(name, found.toc, found.files),
+                snap.generation_path(marker.generation), name,
                 target=target)
+        try:
+            store._open_generation(name)  # the copy opens before any reader is switched to it
+        except (IndexDamaged, OSError):
+            store.discard_generation(name)
+            raise
         store.make_current(name)
     return name
 
@@ -125,10 +163,10 @@ def _place(source: Path, partial: Path, found: manifests.Manifest, *, link: bool
 def _finish(partial: Path, root: Path, found: manifests.Manifest, origin: Path, generation: str,
             target: Path | None = None) -> None:
     """Check every byte placed in `partial`, then move it into place with its manifest, synced."""
-    bad = list(manifests.problems(partial, found, full=True))
+    bad = [problem.replace(str(partial), str(origin)) for problem in manifests.problems(partial, found, full=True)]
     if bad:
         shutil.rmtree(partial, ignore_errors=True)
-        raise IndexDamaged(f"the index at {origin} is damaged: {'; '.join(bad)}")
+        raise IndexDamaged(f"{origin} is damaged: {'; '.join(bad)}")
     manifests.sync_folder(partial)
     os.replace(partial, target or root / generation)
     manifests.write(root, found)

@@ -47,7 +47,7 @@ from searchsvc.index.toc import INDEX_NAME, TOC_FILE, PinnedIndex, toc_generatio
 MARKER = "searchsvc-index.json"
 FORMAT = "searchsvc-index"
 LOCK = ".lock"
-_GENERATION = re.compile(r"^g\d{6}$")
+_GENERATION = re.compile(r"g[0-9]{6}")  # used with fullmatch: no trailing newline, ASCII digits
 
 
 class _Replaced(Exception):
@@ -105,10 +105,11 @@ class IndexStore:
                 data.get("previous"),
                 str(data.get("created", "")),
             )
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
-            raise NotAnIndex(f"{path} is damaged or not a searchsvc marker") from None
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
+            raise NotAnIndex(f"{path} is damaged or not a searchsvc marker; if the folder is your index, "
+                             "`searchsvc restore SNAPSHOT --index` a new folder, or rebuild into one") from None
         for name in (marker.generation, marker.previous):
-            if name is not None and not _GENERATION.match(str(name)):
+            if name is not None and not _GENERATION.fullmatch(str(name)):
                 raise NotAnIndex(f"{path} names an invalid generation {name!r}")
         return marker
 
@@ -141,6 +142,10 @@ class IndexStore:
         for attempt in range(3):
             try:
                 return self._open_generation(marker.generation, legacy=not check_version, full_check=full_check)
+            except OSError as e:  # a folder or file we cannot read (permissions, a symlink loop)
+                where = e.filename or self.generation_path(marker.generation)
+                raise IndexDamaged(f"the index at {self.root} is damaged: {where} cannot be read ({e.strerror or e}); "
+                                   "rebuild it from your files with `searchsvc ingest --rebuild PATH...`") from None
             except _Replaced:
                 if attempt == 2:
                     raise IndexDamaged(f"the index at {self.root} changed three times while it was being opened; "
@@ -164,9 +169,9 @@ class IndexStore:
     def _open_generation(self, name: str, *, legacy: bool = False, full_check: bool = False) -> PinnedIndex:
         folder = self.generation_path(name)
         repair = "rebuild it from your files with `searchsvc ingest --rebuild PATH...`"
-        if not folder.is_dir():
-            raise IndexDamaged(f"the index at {self.root} is damaged: its current generation {name} is missing; "
-                               f"{repair}")
+        if not folder.is_dir() or folder.is_symlink():
+            what = "is not a folder of its own" if folder.is_symlink() or folder.exists() else "is missing"
+            raise IndexDamaged(f"the index at {self.root} is damaged: its current generation {name} {what}; {repair}")
         found = manifests.read(self.root, name)
         if found is None:
             tocs = toc_generations(folder)
@@ -180,7 +185,7 @@ class IndexStore:
                 raise IndexDamaged(f"the index at {self.root} is damaged: its manifest names no table of "
                                    f"contents; {repair}")
             bad = list(manifests.problems(folder, found, full=full_check))
-            if not full_check:  # the table of contents is unpickled: it must be the one committed
+            if not full_check and not bad:  # the table of contents is unpickled: it must be the one committed
                 bad += manifests.problems(folder, found, full=True, names=[toc_name(toc)])
             if bad:
                 if not (folder / toc_name(toc)).exists() and manifests.read(self.root, name) != found:
@@ -260,14 +265,34 @@ class IndexStore:
 
     def next_generation_name(self) -> str:
         """The name of a generation not yet made ("g000002" after "g000001")."""
-        taken = [int(p.name[1:]) for p in self.root.iterdir() if _GENERATION.match(p.name)]
-        return f"g{max(taken, default=0) + 1:06d}"
+        names = {p.name.removesuffix(manifests.SUFFIX) for p in self.root.iterdir()}
+        if (self.root / MARKER).exists():
+            marker = self.marker()
+            names |= {marker.generation, marker.previous or ""}
+        taken = [int(name[1:]) for name in names if _GENERATION.fullmatch(name)]
+        number = max(taken, default=0) + 1
+        if number > 999_999:
+            raise IndexDamaged(f"the index at {self.root} has no generation names left (g999999 is taken): "
+                               "move it aside and rebuild it")
+        return f"g{number:06d}"
+
+    def is_whole(self, name: str | None) -> bool:
+        """Whether generation `name` is a real folder holding every file of its manifest at
+        its committed size (what may be kept, or deleted as abandoned, depends on it)."""
+        if not name or not _GENERATION.fullmatch(name):
+            return False
+        folder = self.generation_path(name)
+        return folder.is_dir() and not folder.is_symlink() and not self.problems(name, full=False)
 
     def make_current(self, name: str) -> None:
         """Atomically point the marker at generation `name`, keeping the one it replaces."""
         if (self.root / MARKER).exists():
             old = self.marker()
-            previous, created = old.generation, old.created
+            # Keep the last whole generation as the fallback, not a missing or damaged one.
+            others = sorted((p.name for p in self.root.iterdir() if _GENERATION.fullmatch(p.name)), reverse=True)
+            candidates = [old.generation, old.previous, *others]
+            previous = next((g for g in candidates if g != name and self.is_whole(g)), None)
+            created = old.created
         else:
             previous, created = None, utc_timestamp()
         marker = Marker(SCHEMA_VERSION, name, previous, created)
@@ -289,7 +314,9 @@ class IndexStore:
             name, ix = self.new_generation()
             self.make_current(name)
             return ix
-        return self.open(check_version=not any_version)
+        # A commit merges old segments into new ones with fresh checksums: every byte it may read
+        # is checked first, or damage would be laundered into a segment that passes `check`.
+        return self.open(check_version=not any_version, full_check=True)
 
     def discard_generation(self, name: str) -> None:
         """Remove a generation that was never made current (a failed rebuild)."""
@@ -306,14 +333,14 @@ class IndexStore:
         try:
             marker = self.marker()
             current = manifests.read(self.root, marker.generation)
-        except (IndexMissing, NotAnIndex, IndexDamaged):
+        except (IndexMissing, NotAnIndex, IndexDamaged, OSError):
             return
-        if current is None or not self.generation_path(marker.generation).is_dir():
-            return
+        if current is None or not self.is_whole(marker.generation):
+            return  # a stale, missing or damaged commit: every file may be what recovers it
         keep = {marker.generation, marker.previous}
         for path in self.root.iterdir():
             generation = path.name.removesuffix(manifests.SUFFIX)
-            if _GENERATION.match(generation) and generation not in keep:
+            if _GENERATION.fullmatch(generation) and generation not in keep:
                 if path.is_dir():
                     shutil.rmtree(path, ignore_errors=True)
                 else:

@@ -22,6 +22,7 @@ from whoosh.index import _CURRENT_TOC_VERSION, _FLOAT_SIZE, _INT_SIZE, _LONG_SIZ
 
 INDEX_NAME = "MAIN"
 TOC_FILE = re.compile(r"^_MAIN_(\d+)\.toc$")
+_SEGMENT_ID = re.compile(r"[0-9a-z]{1,32}")
 # What Whoosh 2.7's segment list holds: its segments, their codec, field lengths, deletions.
 _ALLOWED = {
     ("whoosh.codec.whoosh3", "W3Segment"),
@@ -79,6 +80,10 @@ def read_toc(storage: FileStorage, schema: Schema, generation: int) -> TOC:
         stream.close()
     if not isinstance(segments, list) or not all(isinstance(s, W3Segment) for s in segments):
         raise BadTableOfContents("its segment list is not a list of segments")
+    for segment in segments:
+        # A segment names its files: they must be in this folder, named as Whoosh names them.
+        if getattr(segment, "indexname", None) != INDEX_NAME or not _SEGMENT_ID.fullmatch(str(segment.segid)):
+            raise BadTableOfContents("it names segment files outside its generation")
     return TOC(schema, segments, generation, version=_CURRENT_TOC_VERSION, release=release)
 
 

@@ -23,7 +23,7 @@ def delete_posts(store: IndexStore, ids: Iterable[str], *, wait: float) -> Delet
     wanted = list(dict.fromkeys(ids))
     store.open()  # fail early, before the lock, on a missing or foreign index
     with store.locked(wait):
-        ix = store.open()
+        ix = store.open(full_check=True)  # its commit may merge segments: only checked bytes
         with ix.searcher() as searcher:
             for post_id in wanted:
                 found = searcher.document_number(id=post_id) is not None
