@@ -276,7 +276,8 @@ def delete(ids: tuple[str, ...], index_dir: str, wait: float) -> None:
     report = delete_posts(IndexStore(index_dir), ids, wait=wait)
     for post_id in report.unknown:
         _to_stderr(f"not found: {post_id}")
-    click.echo(f"Deleted {len(report.deleted)} posts, {len(report.unknown)} not found")
+    click.echo(f"Deleted {len(report.deleted)} post{'' if len(report.deleted) == 1 else 's'}, "
+               f"{len(report.unknown)} not found")
     if report.unknown:
         sys.exit(1)
 

@@ -282,7 +282,11 @@ class IndexStore:
         if not name or not _GENERATION.fullmatch(name):
             return False
         folder = self.generation_path(name)
-        return folder.is_dir() and not folder.is_symlink() and not self.problems(name, full=False)
+        if not folder.is_dir() or folder.is_symlink():
+            return False
+        if not manifests.path_of(self.root, name).exists():
+            return bool(toc_generations(folder))  # built before manifests (an older schema): kept as it is
+        return not self.problems(name, full=False)
 
     def make_current(self, name: str) -> None:
         """Atomically point the marker at generation `name`, keeping the one it replaces."""

@@ -105,7 +105,8 @@ def _body(lines: list[str]) -> str:
 
 
 # "…" or "..." where a blog cut the post short for its listing.
-_ELLIPSIS = re.compile(r"\s*(?:\.\.\.|…)\s*$")
+# How excerpts end: "...", "…", WordPress's "[…]" and "[&hellip;]", "(...)".
+_ELLIPSIS = re.compile(r"\s*[\[(]?(?:\.\.\.|…|&hellip;)[\])]?\s*$")
 
 
 def is_teaser_of(teaser: str, body: str) -> bool:

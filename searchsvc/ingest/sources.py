@@ -12,6 +12,7 @@ import csv
 import json
 import os
 import re
+import stat
 import sys
 import zlib
 from collections.abc import Callable, Iterable, Iterator
@@ -185,10 +186,13 @@ def _source(path: str) -> SourceFile | Skipped | Problem:
     if fmt is None:
         return Skipped(path)
     try:
-        size = os.path.getsize(path)
+        st = os.stat(path)
     except OSError as e:
         return Problem(path, None, f"cannot read: {e.strerror}")
-    return SourceFile(path, fmt, size)
+    if not stat.S_ISREG(st.st_mode):
+        # A FIFO or a device (/dev/zero) would block the ingest or never end.
+        return Problem(path, None, "cannot read: not a regular file (a pipe, device or socket)")
+    return SourceFile(path, fmt, st.st_size)
 
 
 def read_source(

@@ -32,7 +32,9 @@ from searchsvc.index.store import MARKER, IndexStore
 from searchsvc.index.toc import PinnedIndex
 from searchsvc.search.ranking import weighting
 
-SIZE_CHECK_SECONDS = 1.0  # how often the open commit's file sizes are compared with its manifest
+# How often the open commit's file sizes are compared with its manifest (a stat a file), and a
+# damaged generation's folder is looked at for a repair.
+SIZE_CHECK_SECONDS = 0.2
 
 
 class Engine:
@@ -58,6 +60,8 @@ class Engine:
         self._failed_stamp: object = None
         self._verified: set[tuple[str, str, object]] = set()  # (generation, file, its sum) checked
         self._sizes_checked = 0.0
+        self._failed_files: object = None
+        self._failure_checked = 0.0
         self._marker_key: object = None
         self._generation: str | None = None
         self._searcher: Searcher | None = None
@@ -79,7 +83,7 @@ class Engine:
             # It is freed when its last user drops it; its segments are memory maps, and
             # their file handles were closed when they were mapped (compound.py).
             stamp = self._stamp()
-            if self._failure is not None and stamp == self._failed_stamp:
+            if self._failure is not None and stamp == self._failed_stamp and not self._files_changed():
                 raise self._failure
             if self._searcher is None or stamp != self._opened_stamp or self._sizes_changed():
                 try:
@@ -128,11 +132,32 @@ class Engine:
                                    stamp)
 
     def _fail(self, failure: SearchsvcError, stamp: object) -> None:
-        """Answer `failure` until the index changes; check every file again when it does (a
-        file checked before may be the one damaged since)."""
+        """Answer `failure` until the index changes, or a file of the generation does (copied
+        back from a backup); check every file again then (a file checked before may be the one
+        damaged since)."""
         self._failure, self._failed_stamp = failure, stamp
+        self._failed_files = self._files_stamp()
         self._searcher = None  # never a searcher over files whose check failed
         self._verified.clear()
+
+    def _files_stamp(self) -> object:
+        """Name, size, change time and inode of every file of the current generation."""
+        if self._generation is None:
+            return None
+        try:
+            with os.scandir(self.store.generation_path(self._generation)) as entries:
+                return sorted((e.name, e.stat().st_size, e.stat().st_mtime_ns, e.inode()) for e in entries)
+        except OSError:
+            return None
+
+    def _files_changed(self) -> bool:
+        """Whether a file of the failed generation changed since the failure (looked at once a
+        second at most: a damaged index is answered from memory in between)."""
+        now = time.monotonic()
+        if now - self._failure_checked < SIZE_CHECK_SECONDS:
+            return False
+        self._failure_checked = now
+        return self._files_stamp() != self._failed_files
 
     def _sizes_changed(self) -> bool:
         """Whether a file of the open commit changed size (cut or replaced under us), looked at
