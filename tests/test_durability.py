@@ -5,6 +5,7 @@ Each test reproduces a fault reported against the index before manifests."""
 from __future__ import annotations
 
 import json
+import os
 import random
 import re
 import shutil
@@ -308,3 +309,136 @@ def test_a_snapshot_taken_while_ingests_commit_is_always_one_whole_commit(tmp_pa
     finally:
         assert writer.wait(timeout=300) == 0
     assert len(sizes) >= 1
+
+
+# Found by a hostile review of the first version of this work.
+
+
+def test_an_ingest_never_launders_damage_into_fresh_checksums(tmp_path):
+    """A flipped bit in a segment, then a plain ingest that merges segments: the ingest refuses
+    (it used to merge the damaged posts into a new segment that passed `check`), and so does delete."""
+    searchsvc = _index(tmp_path)
+    folder, found = _current(searchsvc.index)
+    segment = folder / max((n for n in found.files if n.endswith(".seg")), key=lambda n: found.files[n].size)
+    _flip(segment, random.Random(7), 1)
+    extra = tmp_path / "one.jsonl"
+    extra.write_text(json.dumps({"id": "syn-x", "title": "Fictional", "body": "Synthetic."}) + "\n")
+    for command in (["ingest", extra], ["delete", "syn-x"]):
+        done = searchsvc(*command)
+        assert done.exit_code == 1 and f"{segment} does not match its checksum" in done.stderr, done.output
+    assert searchsvc("check").exit_code == 1
+
+
+def test_a_stale_manifest_or_a_symlinked_generation_deletes_nothing(tmp_path):
+    """An old manifest copied back over the current one, or the current generation replaced by a
+    symlink to the previous one: a failing ingest used to delete committed files of both."""
+    searchsvc = _index(tmp_path)
+    index = searchsvc.index
+    folder, _ = _current(index)
+    stale = manifests.path_of(index, folder.name).read_bytes()
+    extra = tmp_path / "one.jsonl"
+    extra.write_text(json.dumps({"id": "syn-y", "title": "Fictional", "body": "Synthetic."}) + "\n")
+    assert searchsvc("ingest", extra).exit_code == 0
+    manifests.path_of(index, folder.name).write_bytes(stale)
+    before = sorted(p.relative_to(index).as_posix() for p in index.rglob("*"))
+    assert searchsvc("ingest", extra).exit_code == 1
+    assert sorted(p.relative_to(index).as_posix() for p in index.rglob("*")) == before
+
+    other = _index(tmp_path, "other")
+    assert other("ingest", "--rebuild", SAMPLE_POSTS / "posts").exit_code == 0  # g000001 previous, g000002 current
+    current, _ = _current(other.index)
+    previous = other.index / "g000001"
+    kept = sorted(p.name for p in previous.iterdir())
+    shutil.rmtree(current)
+    current.symlink_to(previous, target_is_directory=True)
+    assert other("ingest", extra).exit_code == 1
+    assert sorted(p.name for p in previous.iterdir()) == kept
+
+
+def test_a_repair_keeps_the_last_whole_generation(tmp_path):
+    """The marker naming a missing generation while g000001 and g000002 are whole: a rebuild
+    used to record the missing one as previous and delete both whole ones."""
+    searchsvc = _index(tmp_path)
+    index = searchsvc.index
+    assert searchsvc("ingest", "--rebuild", SAMPLE_POSTS / "posts").exit_code == 0
+    marker = json.loads((index / MARKER).read_text())
+    (index / MARKER).write_text(json.dumps({**marker, "generation": "g000007", "previous": None}))
+    assert searchsvc("ingest", "--rebuild", SAMPLE_POSTS / "posts").exit_code == 0
+    marker = json.loads((index / MARKER).read_text())
+    assert (marker["generation"], marker["previous"]) == ("g000008", "g000002")
+    assert (index / "g000002").is_dir() and searchsvc("check").exit_code == 0
+
+
+def test_restore_refuses_a_snapshot_that_cannot_be_opened(tmp_path):
+    """A snapshot whose segment was replaced and whose manifest was recomputed to match: restore
+    used to switch the live index to it."""
+    searchsvc = _index(tmp_path)
+    snapshot = tmp_path / "snapshot"
+    assert searchsvc("snapshot", snapshot, "--copy").exit_code == 0
+    folder, found = _current(snapshot)
+    name = next(n for n in found.files if n.endswith(".seg"))
+    (folder / name).write_bytes(random.Random(3).randbytes(found.files[name].size))
+    files = {**found.files, name: manifests.file_sum(folder / name)}
+    manifests.write(snapshot, manifests.Manifest(found.generation, found.toc, files))
+    before = (searchsvc.index / MARKER).read_text()
+    restored = searchsvc("restore", snapshot)
+    assert restored.exit_code == 1 and f"the snapshot at {snapshot} is damaged" in restored.stderr, restored.output
+    assert (searchsvc.index / MARKER).read_text() == before and searchsvc("check").exit_code == 0
+
+
+def test_unreadable_files_are_damage_not_a_500(tmp_path, client_for):
+    """A segment that is a symlink loop, a manifest naming a folder: 503 `index_damaged` naming
+    the file, and `check` says damaged (they used to give 500 and bare OS errors)."""
+    searchsvc = _index(tmp_path)
+    folder, found = _current(searchsvc.index)
+    segment = folder / next(n for n in found.files if n.endswith(".seg"))
+    segment.unlink()
+    segment.symlink_to(segment)
+    response = client_for(searchsvc.index).get("/api/search?q=uyghur")
+    assert (response.status_code, response.get_json()["error"]["code"]) == (503, "index_damaged")
+    assert str(segment) in response.get_json()["error"]["message"]
+    checked = searchsvc("check")
+    assert checked.exit_code == 1 and f"damaged: {segment} is not a file" in checked.stderr
+
+
+def test_a_forged_segment_may_not_name_files_outside_its_generation(tmp_path, client_for):
+    """A real segment object whose index name is an absolute path, with a matching manifest:
+    Whoosh would open files outside the generation, which no checksum covers."""
+    searchsvc = _index(tmp_path)
+    folder, found = _current(searchsvc.index)
+    from whoosh.filedb.filestore import FileStorage as Storage
+
+    from searchsvc.index.schema import build_schema
+    from searchsvc.index.toc import read_toc
+
+    toc = read_toc(Storage(str(folder)), build_schema(), found.toc)
+    for segment in toc.segments:
+        segment.indexname = str(tmp_path / "outside" / "MAIN")
+    name = f"_MAIN_{found.toc}.toc"
+    (folder / name).unlink()
+    toc.write(Storage(str(folder)), "MAIN")
+    manifests.write(searchsvc.index, manifests.Manifest(found.generation, found.toc,
+                                                        {**found.files, name: manifests.file_sum(folder / name)}))
+    response = client_for(searchsvc.index).get("/healthz")
+    assert (response.status_code, response.get_json()["error"]["code"]) == (503, "index_damaged")
+    assert "outside its generation" in response.get_json()["error"]["message"]
+
+
+def test_a_snapshot_inside_the_index_is_refused(tmp_path):
+    searchsvc = _index(tmp_path)
+    inside = searchsvc.index / "g000009"
+    done = searchsvc("snapshot", inside)
+    assert done.exit_code == 1 and "inside the index" in done.stderr and not inside.exists()
+
+
+def test_a_pipe_among_the_input_files_is_reported_not_waited_on(tmp_path):
+    searchsvc = Searchsvc(tmp_path / "index")
+    posts = tmp_path / "posts"
+    posts.mkdir()
+    (posts / "good.jsonl").write_text(json.dumps({"id": "syn-z", "title": "Fictional", "body": "Synthetic."}) + "\n")
+    os.mkfifo(posts / "pipe.jsonl")
+    done = subprocess.run([sys.executable, "-m", "searchsvc", "ingest", "--index", str(searchsvc.index), str(posts)],
+                          capture_output=True, text=True, timeout=60)  # it used to wait on the pipe for ever
+    assert done.returncode == 1
+    assert f"{posts / 'pipe.jsonl'}: cannot read: not a regular file (a pipe, device or socket)" in done.stderr
+    assert [p["id"] for p in searchsvc.export()] == ["syn-z"]
