@@ -67,9 +67,7 @@ def _snapshot(store: IndexStore, dest: Path, *, copy: bool, started: float) -> S
                                 f"rebuild it first (this searchsvc uses version {SCHEMA_VERSION})")
         found = manifests.read(store.root, marker.generation)
         if found is None:
-            raise IndexDamaged(f"the index at {store.root} is damaged: "
-                               f"{manifests.path_of(store.root, marker.generation)} is missing; "
-                               "rebuild it from your files with `searchsvc ingest --rebuild PATH...`")
+            raise store.damaged(f"{manifests.path_of(store.root, marker.generation)} is missing")
         dest.mkdir(parents=True, exist_ok=True)
         partial = dest / f".{marker.generation}.partial"
         shutil.rmtree(partial, ignore_errors=True)
@@ -81,8 +79,7 @@ def _snapshot(store: IndexStore, dest: Path, *, copy: bool, started: float) -> S
             shutil.rmtree(partial)
             if manifests.read(store.root, marker.generation) == found and store.marker() == marker:
                 bad = store.problems(marker.generation, full=False)  # nothing changed: a file is gone
-                raise IndexDamaged(f"the index at {store.root} is damaged: {'; '.join(bad)}; "
-                                   "rebuild it from your files with `searchsvc ingest --rebuild PATH...`") from None
+                raise store.damaged(*bad) from None
             continue  # a commit replaced this one under us: snapshot the newer commit
         _finish(partial, dest, found, source, marker.generation)
         copied = IndexStore(dest)

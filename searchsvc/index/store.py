@@ -144,8 +144,7 @@ class IndexStore:
                 return self._open_generation(marker.generation, legacy=not check_version, full_check=full_check)
             except OSError as e:  # a folder or file we cannot read (permissions, a symlink loop)
                 where = e.filename or self.generation_path(marker.generation)
-                raise IndexDamaged(f"the index at {self.root} is damaged: {where} cannot be read ({e.strerror or e}); "
-                                   "rebuild it from your files with `searchsvc ingest --rebuild PATH...`") from None
+                raise self.damaged(f"{where} cannot be read ({e.strerror or e})") from None
             except _Replaced:
                 if attempt == 2:
                     raise IndexDamaged(f"the index at {self.root} changed three times while it was being opened; "
@@ -154,6 +153,12 @@ class IndexStore:
 
     def generation_path(self, name: str) -> Path:
         return self.root / name
+
+    def damaged(self, *problems: str) -> IndexDamaged:
+        """The error for this index with `problems`, saying how to repair it (one wording for
+        every command, the server and the snapshots)."""
+        return IndexDamaged(f"the index at {self.root} is damaged: {'; '.join(problems)}; "
+                            "rebuild it from your files with `searchsvc ingest --rebuild PATH...`")
 
     def problems(self, name: str, *, full: bool) -> list[str]:
         """What is wrong with generation `name` (empty: nothing): its manifest, and each file of
@@ -168,29 +173,26 @@ class IndexStore:
 
     def _open_generation(self, name: str, *, legacy: bool = False, full_check: bool = False) -> PinnedIndex:
         folder = self.generation_path(name)
-        repair = "rebuild it from your files with `searchsvc ingest --rebuild PATH...`"
         if not folder.is_dir() or folder.is_symlink():
             what = "is not a folder of its own" if folder.is_symlink() or folder.exists() else "is missing"
-            raise IndexDamaged(f"the index at {self.root} is damaged: its current generation {name} {what}; {repair}")
+            raise self.damaged(f"its current generation {name} {what}")
         found = manifests.read(self.root, name)
         if found is None:
             tocs = toc_generations(folder)
             if not legacy or not tocs:
-                raise IndexDamaged(f"the index at {self.root} is damaged: {manifests.path_of(self.root, name)} "
-                                   f"is missing; {repair}")
+                raise self.damaged(f"{manifests.path_of(self.root, name)} is missing")
             toc = tocs[-1]  # an index from before manifests: export it, or rebuild over it
         else:
             toc = found.toc
             if toc_name(toc) not in found.files:
-                raise IndexDamaged(f"the index at {self.root} is damaged: its manifest names no table of "
-                                   f"contents; {repair}")
+                raise self.damaged("its manifest names no table of contents")
             bad = list(manifests.problems(folder, found, full=full_check))
             if not full_check and not bad:  # the table of contents is unpickled: it must be the one committed
                 bad += manifests.problems(folder, found, full=True, names=[toc_name(toc)])
             if bad:
                 if not (folder / toc_name(toc)).exists() and manifests.read(self.root, name) != found:
                     raise _Replaced()
-                raise IndexDamaged(f"the index at {self.root} is damaged: {'; '.join(bad)}; {repair}")
+                raise self.damaged(*bad)
         ix = PinnedIndex(FileStorage(str(folder)), build_schema(), toc, root=self.root, name=name, manifest=found)
         problem = None
         # Whoosh leaves a damaged segment's file to the garbage collector: it is closed when

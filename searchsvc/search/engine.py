@@ -26,7 +26,7 @@ from typing import Any
 
 from whoosh.searching import Searcher
 
-from searchsvc.errors import IndexDamaged, SearchsvcError
+from searchsvc.errors import SearchsvcError
 from searchsvc.index import manifest as manifests
 from searchsvc.index.store import MARKER, IndexStore
 from searchsvc.index.toc import PinnedIndex
@@ -73,7 +73,8 @@ class Engine:
 
         Raises IndexMissing, NotAnIndex, IndexVersionMismatch or IndexDamaged when the index
         cannot be read. A damaged index is answered from memory until its marker or manifest
-        changes (a repair): every request costs two stat calls, not a new check.
+        changes (a repair) or a file of its generation does: every request costs two stat calls,
+        and a look at the generation's folder every SIZE_CHECK_SECONDS, not a new check.
         """
         with self._lock:
             if self._pinned and self._searcher is not None:
@@ -110,8 +111,7 @@ class Engine:
         unchecked = [name for name, s in ix.manifest.files.items() if (ix.name, name, s) not in self._verified]
         bad = list(manifests.problems(folder, ix.manifest, full=True, names=unchecked))
         if bad:
-            raise IndexDamaged(f"the index at {self.store.root} is damaged: {'; '.join(bad)}; rebuild it from "
-                               "your files with `searchsvc ingest --rebuild PATH...`")
+            raise self.store.damaged(*bad)
         self._verified.update((ix.name, name, ix.manifest.files[name]) for name in unchecked)
 
     def _verify_often(self) -> None:
@@ -127,9 +127,7 @@ class Engine:
             if bad:
                 with self._lock:
                     if self._opened_stamp == stamp:
-                        self._fail(IndexDamaged(f"the index at {self.store.root} is damaged: {'; '.join(bad)}; "
-                                                "rebuild it from your files with `searchsvc ingest --rebuild PATH...`"),
-                                   stamp)
+                        self._fail(self.store.damaged(*bad), stamp)
 
     def _fail(self, failure: SearchsvcError, stamp: object) -> None:
         """Answer `failure` until the index changes, or a file of the generation does (copied
@@ -145,14 +143,18 @@ class Engine:
         if self._generation is None:
             return None
         try:
+            found = []
             with os.scandir(self.store.generation_path(self._generation)) as entries:
-                return sorted((e.name, e.stat().st_size, e.stat().st_mtime_ns, e.inode()) for e in entries)
+                for entry in entries:
+                    st = entry.stat()
+                    found.append((entry.name, st.st_size, st.st_mtime_ns, st.st_ino))
+            return sorted(found)
         except OSError:
             return None
 
     def _files_changed(self) -> bool:
-        """Whether a file of the failed generation changed since the failure (looked at once a
-        second at most: a damaged index is answered from memory in between)."""
+        """Whether a file of the failed generation changed since the failure (looked at every
+        SIZE_CHECK_SECONDS at most: a damaged index is answered from memory in between)."""
         now = time.monotonic()
         if now - self._failure_checked < SIZE_CHECK_SECONDS:
             return False
@@ -161,7 +163,7 @@ class Engine:
 
     def _sizes_changed(self) -> bool:
         """Whether a file of the open commit changed size (cut or replaced under us), looked at
-        most once a second: a cut segment must give a 503, not a wrong answer with a 200."""
+        every SIZE_CHECK_SECONDS at most: a cut segment must give a 503, not a wrong answer with a 200."""
         now = time.monotonic()
         if self._ix is None or self._ix.manifest is None or now - self._sizes_checked < SIZE_CHECK_SECONDS:
             return False
