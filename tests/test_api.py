@@ -245,6 +245,7 @@ def _get(url: str) -> tuple[int, dict]:
             return e.code, json.loads(e.read())
 
 
+@pytest.mark.slow  # real processes: kept out of the fast tier, run by CI
 def test_serve_answers_over_http_and_sees_new_posts_without_restart(tmp_path):
     index = tmp_path / "index"
     assert Searchsvc(index)("ingest", SAMPLE_POSTS / "posts").exit_code == 0

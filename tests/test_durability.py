@@ -52,6 +52,7 @@ def _flip(path: Path, rng: random.Random, count: int) -> None:
     path.write_bytes(bytes(data))
 
 
+@pytest.mark.slow  # real processes: kept out of the fast tier, run by CI
 def test_every_file_of_a_commit_is_synced_before_the_manifest_commits_it(tmp_path):
     """strace of a first ingest and of an incremental one: each file the manifest names, and the
     generation folder, is fsynced before the manifest's rename; the index folder after it."""

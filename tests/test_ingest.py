@@ -273,6 +273,7 @@ def test_second_writer_proceeds_when_the_first_finishes(searchsvc, write, index_
     assert out == "Read 1 file: 1 new, 0 updated, 0 unchanged, 0 invalid, 0 skipped files\n"
 
 
+@pytest.mark.slow  # real processes: kept out of the fast tier, run by CI
 def test_killed_rebuild_leaves_the_old_index_untouched(searchsvc, index_dir, tmp_path):
     searchsvc("ingest", SAMPLE_POSTS / "posts")
     before = searchsvc("export").stdout

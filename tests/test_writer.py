@@ -101,6 +101,7 @@ def test_split_by_size_keeps_order_and_balances():
     assert split_by_size(records[:1], 4) == [records[:1]]
 
 
+@pytest.mark.slow  # real processes: kept out of the fast tier, run by CI
 def test_parallel_ingest_equals_serial_ingest(tmp_path, monkeypatch):
     """A batch big enough for helper processes (lowered threshold) gives the same posts,
     in the same order, with the same search results, as one process."""
