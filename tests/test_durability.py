@@ -118,7 +118,7 @@ def test_a_forged_index_never_runs_code(tmp_path, client_for, with_manifest):
     sentinel = tmp_path / "pwned"
     forged = tmp_path / "forged"
     (forged / "g000001").mkdir(parents=True)
-    (forged / MARKER).write_text(json.dumps({"format": "searchsvc-index", "schema_version": 3,
+    (forged / MARKER).write_text(json.dumps({"format": "searchsvc-index", "schema_version": 4,
                                              "generation": "g000001", "previous": None, "created": ""}))
     _forge_toc(forged / "g000001", 1, [_Exploit(str(sentinel))])
     if with_manifest:

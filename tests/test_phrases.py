@@ -1,4 +1,5 @@
-"""Our exact-phrase check finds exactly what Whoosh's span matching finds, with the same scores."""
+"""Our exact-phrase checks (the matcher in phrases.py, the position merge in vectors.py) find
+exactly what Whoosh's span matching finds, with the same scores."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import pytest
 from whoosh import query as wq
 
 from searchsvc.index.store import IndexStore
-from searchsvc.search.collect import rank_and_collect
+from searchsvc.search.collect import rank_and_collect, rank_with_matchers
 from searchsvc.search.deadline import Deadline
 from searchsvc.search.engine import Engine
 from searchsvc.search.phrases import ExactPhrase
@@ -37,11 +38,11 @@ def test_same_matches_and_scores_as_whoosh(engine, text):
     assert any(isinstance(leaf, ExactPhrase) for leaf in ours.leaves())
     theirs = _whoosh_phrases(ours)
     assert not any(isinstance(leaf, ExactPhrase) for leaf in theirs.leaves())
-    matched_a, top_a = rank_and_collect(searcher, ours, None, 30, Deadline(None))
-    matched_b, top_b = rank_and_collect(searcher, theirs, None, 30, Deadline(None))
-    assert matched_a == matched_b
-    assert [(top_a.docnum(i), top_a.score(i)) for i in range(top_a.scored_length())] == [
-        (top_b.docnum(i), top_b.score(i)) for i in range(top_b.scored_length())
-    ]
+    matched_a, top_a = rank_with_matchers(searcher, ours, None, 30, Deadline(None))
+    matched_b, top_b = rank_with_matchers(searcher, theirs, None, 30, Deadline(None))
+    with engine.reading(searcher):
+        matched_c, top_c = rank_and_collect(engine, searcher, ours, None, 30, Deadline(None))  # vectorised
+    assert matched_a.tolist() == matched_b.tolist() == matched_c.tolist()
+    assert top_a == top_b == top_c
     if text in ('"executive order"', '"national emergency"'):
         assert len(matched_a) > 100

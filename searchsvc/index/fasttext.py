@@ -9,9 +9,9 @@ positions and encoded postings are exactly the analyser's.
 
 from __future__ import annotations
 
+import sys
+from array import array
 from collections import defaultdict
-from itertools import chain
-from pickle import dumps
 from typing import Any
 
 from whoosh import fields, formats
@@ -20,8 +20,41 @@ from whoosh.system import pack_uint
 from searchsvc.index.analysis import CJK, TOKEN, TermFunction, term_spans
 
 
+class ArrayPositions(formats.Positions):
+    """Whoosh's Positions format, each posting's positions stored as raw little-endian uint32
+    instead of a pickled list of deltas: the vectorised search (index/postings.py) joins a
+    term's values into one array without decoding each, and Whoosh's matchers decode them here."""
+
+    def encode(self, poslist: list[int]) -> bytes:
+        return _encode_positions(poslist)
+
+    def decode_positions(self, valuestring: bytes) -> list[int]:
+        found = array("I", valuestring)
+        if not _LITTLE:
+            found.byteswap()
+        return found.tolist()
+
+    def decode_frequency(self, valuestring: bytes) -> int:
+        return len(valuestring) >> 2
+
+    def decode_weight(self, valuestring: bytes) -> float:
+        return (len(valuestring) >> 2) * self.field_boost
+
+    def combine(self, vs: list[bytes]) -> bytes:
+        found: set[int] = set()
+        for v in vs:
+            found.update(self.decode_positions(v))
+        return self.encode(sorted(found))
+
+
 class FastText(fields.TEXT):
-    """A TEXT field whose `index` skips the token pipeline (same terms, same postings)."""
+    """A TEXT field whose `index` skips the token pipeline (same terms as the analyser), with
+    its positions stored as ArrayPositions."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        if isinstance(self.format, formats.Positions):
+            self.format = ArrayPositions(field_boost=self.format.field_boost)
 
     def __getstate__(self) -> dict[str, Any]:
         # Whoosh pickles the schema into its table of contents; the cache stays out.
@@ -42,7 +75,7 @@ class FastText(fields.TEXT):
             positions[term].append(pos)
         fmt = self.format
         boost = fmt.field_boost
-        # Positions for phrase fields, a frequency for the others (`spell`): Whoosh's encodings.
+        # Positions for phrase fields (ArrayPositions), a frequency for the others (`spell`).
         encode = _encode_positions if isinstance(fmt, formats.Positions) else _encode_frequency
         # Every token has boost 1.0, so a term's weight is its frequency times the field's.
         return [
@@ -51,9 +84,14 @@ class FastText(fields.TEXT):
         ]
 
 
+_LITTLE = sys.byteorder == "little"
+
+
 def _encode_positions(found: list[int]) -> bytes:
-    """formats.Positions.encode, with the deltas taken in one comprehension."""
-    return pack_uint(len(found)) + dumps([b - a for a, b in zip(chain((0,), found), found, strict=False)], 2)
+    positions = array("I", found)
+    if not _LITTLE:
+        positions.byteswap()
+    return positions.tobytes()
 
 
 def _encode_frequency(found: list[int]) -> bytes:

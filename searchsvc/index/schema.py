@@ -16,7 +16,7 @@ from searchsvc.index.analysis import text_analyzer, word_analyzer
 from searchsvc.index.fasttext import FastText
 from searchsvc.records import Record
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4  # 4: positions as raw uint32 (fasttext.ArrayPositions), postings arrays (postings.py)
 
 # What the query language searches when no field is named.
 DEFAULT_FIELDS = ("text", "title")

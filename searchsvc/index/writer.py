@@ -30,6 +30,7 @@ from whoosh.writing import PostingPool, SegmentWriter
 
 from searchsvc.index.commit import commit
 from searchsvc.index.fasttext import terms
+from searchsvc.index.postings import ARRAY_FIELDS, EXTENSION, PostingsBuilder
 from searchsvc.index.schema import SPELL_FIELD, build_schema, document_from_record
 from searchsvc.index.toc import PinnedIndex
 
@@ -64,14 +65,24 @@ class PostWriter(SegmentWriter):
         self.pool = LeanPool(self._tempstorage, self.newsegment, limitmb=limitmb)
         self.pool.fieldnames = set(self.schema.names())
         self._lengths: dict[tuple[int, str], int] = {}
+        # The same one-byte codes per document, for the postings arrays (postings.py).
+        self._length_codes: dict[str, bytearray] = {name: bytearray() for name in ARRAY_FIELDS}
         pdw = self.perdocwriter
         add_field = pdw.add_field
         lengths = self._lengths
+        codes = self._length_codes
 
         def remember(fieldname: str, fieldobj: Any, value: Any, length: int) -> None:
             if length:
                 # The length column keeps one lossy byte; remember what it will read back.
-                lengths[(pdw._docnum, fieldname)] = byte_to_length(length_to_byte(length))
+                code = length_to_byte(length)
+                lengths[(pdw._docnum, fieldname)] = byte_to_length(code)
+                column = codes.get(fieldname)
+                if column is not None:
+                    docnum = pdw._docnum
+                    if len(column) <= docnum:
+                        column.extend(bytes(docnum + 1 - len(column)))
+                    column[docnum] = code
             add_field(fieldname, fieldobj, value, length)
 
         pdw.add_field = remember
@@ -101,31 +112,55 @@ class PostWriter(SegmentWriter):
         for term, count in self._spell_count.items():
             add((SPELL_FIELD, term.encode("utf-8"), self._spell_first[term], float(count), pack_uint(count)))
         self.perdocwriter.close()
-        _write_postings(self.fieldwriter, self.schema, self._lengths, self.pool.iter_postings())
+        arrays = PostingsBuilder()
+        _write_postings(self.fieldwriter, self.schema, self._lengths, self.pool.iter_postings(), arrays)
         self.fieldwriter.close()
+        doc_count = self.docnum
+        codes = {name: bytes(column[:doc_count]) + bytes(max(0, doc_count - len(column)))
+                 for name, column in self._length_codes.items()}
+        # Inside the segment: Whoosh puts every file of the segment in its compound file.
+        with self.newsegment.create_file(self.storage, EXTENSION) as out:
+            arrays.write(out, doc_count, codes)
 
 
-def _write_postings(fieldwriter: Any, schema: Any, lengths: dict[tuple[int, str], int], items: Any) -> None:
+def _write_postings(fieldwriter: Any, schema: Any, lengths: dict[tuple[int, str], int], items: Any,
+                    arrays: PostingsBuilder | None = None) -> None:
     """Whoosh's FieldWriter.add_postings for sorted postings, without its per-posting checks
     and calls: the postings go straight into the block of Whoosh's own posting writer
     (`whoosh.codec.whoosh3.W3PostingsWriter.add_posting`, pinned by the version we depend
-    on; a test compares the bytes written with Whoosh's)."""
+    on; a test compares the bytes written with Whoosh's). The postings of ARRAY_FIELDS also
+    go to `arrays`, a term at a time."""
     lastfn = lasttext = None
     block = None
+    keep = False  # whether this field's postings go to `arrays` too
+    docs: list[int] = []
+    freqs: list[float] = []
+    values: list[bytes] = []
     for fieldname, btext, docnum, weight, value in items:
         if fieldname != lastfn:
             if lasttext is not None:
                 fieldwriter.finish_term()
+                if keep:
+                    arrays.add_term(lasttext, docs, freqs, values)
+                    docs, freqs, values = [], [], []
             if lastfn is not None:
                 fieldwriter.finish_field()
             fieldwriter.start_field(fieldname, schema[fieldname])
+            keep = arrays is not None and arrays.start_field(fieldname)
             block = fieldwriter._postwriter
             lastfn, lasttext = fieldname, None
         if btext != lasttext:
             if lasttext is not None:
                 fieldwriter.finish_term()
+                if keep:
+                    arrays.add_term(lasttext, docs, freqs, values)
+                    docs, freqs, values = [], [], []
             fieldwriter.start_term(btext)
             lasttext = btext
+        if keep:
+            docs.append(docnum)
+            freqs.append(weight)
+            values.append(value)
         if len(block._ids) >= block._blocklimit:
             block._write_block()
         block._ids.append(docnum)
@@ -142,6 +177,8 @@ def _write_postings(fieldwriter: Any, schema: Any, lengths: dict[tuple[int, str]
                 block._maxlength = length
     if lasttext is not None:
         fieldwriter.finish_term()
+        if keep:
+            arrays.add_term(lasttext, docs, freqs, values)
     if lastfn is not None:
         fieldwriter.finish_field()
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import numpy as np
 from whoosh.searching import Searcher
 
 from searchsvc.errors import BadQuery
 from searchsvc.search.collect import matching
 from searchsvc.search.deadline import Deadline
+from searchsvc.search.engine import Engine
 from searchsvc.search.query import parse_query, respell_words
 from searchsvc.search.request import SearchRequest
 from searchsvc.search.results import Suggestion
@@ -17,7 +19,7 @@ SUGGEST_BELOW = 3  # offer "did you mean" when fewer hits than this
 SUGGEST_SECONDS = 0.5
 
 
-def suggest(searcher: Searcher, request: SearchRequest, allowed: set[int] | None, total: int,
+def suggest(engine: Engine, searcher: Searcher, request: SearchRequest, allowed: np.ndarray | None, total: int,
             deadline: Deadline) -> Suggestion | None:
     """Respell words the index does not know (spelling.py), within SUGGEST_SECONDS and what is
     left of the request's time; offer the result only if it finds more of the posts the filters
@@ -34,5 +36,5 @@ def suggest(searcher: Searcher, request: SearchRequest, allowed: set[int] | None
         query = parse_query(corrected, request.operator)
     except BadQuery:  # respelled words may be longer: past 1,000 characters it is no suggestion
         return None
-    found_total = len(matching(searcher, query, allowed, budget))
+    found_total = len(matching(engine, searcher, query, allowed, budget))
     return Suggestion(corrected, found_total) if found_total > total else None

@@ -1,13 +1,14 @@
-"""Per-document values (author, date, month, the date orders) read from the columns once per
-index version: the filters (filters.py), the date orders (here) and the facets (facets.py) are
-then plain list and set work over document numbers, never a Whoosh query or sort."""
+"""Per-document values (author, month, date, the date orders) read from the columns once per
+index version, as numpy arrays over document numbers: the filters (filters.py), the date orders
+(here) and the facets (facets.py) are then array work over the matches, never a Whoosh query
+or sort, nor a Python loop per match (a `Counter` over 50,000 matches took 5 ms)."""
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
 from datetime import datetime
 
+import numpy as np
 from whoosh.searching import Searcher
 from whoosh.util.times import long_to_datetime
 
@@ -17,15 +18,16 @@ from searchsvc.search.engine import Engine
 
 @dataclass(frozen=True)
 class DocValues:
-    """Author and month of every document number, and the orders of the live ones."""
+    """Author, month and date of every document number, and the orders of the live ones."""
 
-    authors: list[str | None]
-    months: list[str | None]  # "YYYY-MM", None when undated
-    dates: list[int]  # the raw dates of dated documents, ascending ...
-    dated_docs: list[int]  # ... and their document numbers, in the same order
-    docs_by_author: dict[str, list[int]]
-    newest_first: list[int]  # every document, newest first, undated last, ties by id
-    oldest_first: list[int]  # every document, oldest first, undated last, ties by id
+    live: np.ndarray  # bool: not deleted
+    author_codes: np.ndarray  # int32 index into author_names, -1 without an author
+    author_names: list[str]
+    month_codes: np.ndarray  # int32 index into month_names ("YYYY-MM"), -1 undated
+    month_names: list[str]
+    dates: np.ndarray  # uint64 raw dates, UNDATED when undated or deleted
+    newest_rank: np.ndarray  # int64 place of each live document newest first (undated last, ties by id)
+    oldest_rank: np.ndarray  # ... oldest first; deleted documents: the document count
 
 
 def doc_values(engine: Engine, searcher: Searcher) -> DocValues:
@@ -40,25 +42,47 @@ def doc_values(engine: Engine, searcher: Searcher) -> DocValues:
 def _read(searcher: Searcher) -> DocValues:
     reader = searcher.reader()
     total = reader.doc_count_all()
-    if reader.doc_count() == 0:
-        return DocValues([None] * total, [None] * total, [], [], {}, [], [])
+    live = np.zeros(total, dtype=bool)
+    if reader.doc_count():
+        live[np.fromiter(reader.all_doc_ids(), dtype=np.int64)] = True
     authors_column = column(reader, "author_key")
     dates_column = column(reader, "date")
-    live = set(reader.all_doc_ids())  # deleted documents are in no order or index
-    authors = [authors_column[d] or None for d in range(total)]
-    raw_dates = [dates_column[d] if d in live else UNDATED for d in range(total)]
-    months = [None if raw == UNDATED else _month(long_to_datetime(raw)) for raw in raw_dates]
-    dated = sorted((raw, d) for d, raw in enumerate(raw_dates) if raw != UNDATED)
-    by_author: dict[str, list[int]] = {}
-    for d, author in enumerate(authors):
-        if author and d in live:
-            by_author.setdefault(author, []).append(d)
-    ids = column(reader, "id")
-    id_of = [ids[d] for d in range(total)]
-    undated = sorted((d for d in live if raw_dates[d] == UNDATED), key=id_of.__getitem__)
-    newest = sorted((d for _, d in dated), key=lambda d: (-raw_dates[d], id_of[d])) + undated
-    oldest = sorted((d for _, d in dated), key=lambda d: (raw_dates[d], id_of[d])) + undated
-    return DocValues(authors, months, [raw for raw, _ in dated], [d for _, d in dated], by_author, newest, oldest)
+    ids_column = column(reader, "id")
+    live_docs = np.flatnonzero(live).tolist()
+    dates = np.full(total, UNDATED, dtype=np.uint64)
+    author_codes = np.full(total, -1, dtype=np.int32)
+    month_codes = np.full(total, -1, dtype=np.int32)
+    author_index: dict[str, int] = {}
+    month_index: dict[str, int] = {}
+    month_of: dict[int, int] = {}  # raw date -> month code (many posts share a day)
+    for d in live_docs:
+        author = authors_column[d]
+        if author:
+            author_codes[d] = author_index.setdefault(author, len(author_index))
+        raw = dates_column[d]
+        if raw != UNDATED:
+            dates[d] = raw
+            code = month_of.get(raw)
+            if code is None:
+                code = month_of[raw] = month_index.setdefault(_month(long_to_datetime(raw)), len(month_index))
+            month_codes[d] = code
+    ids = [ids_column[d] for d in live_docs]
+    dated = np.asarray([dates[d] != UNDATED for d in live_docs], dtype=bool)
+    live_array = np.asarray(live_docs, dtype=np.int64)
+    raw = dates[live_array]
+    id_rank = np.empty(len(ids), dtype=np.int64)
+    id_rank[sorted(range(len(ids)), key=ids.__getitem__)] = np.arange(len(ids))
+    # Undated last, then by date, ties by id; newest first reverses the dates only.
+    oldest = live_array[np.lexsort((id_rank, raw, ~dated))]
+    newest = live_array[np.lexsort((id_rank, np.iinfo(np.uint64).max - raw, ~dated))]
+    return DocValues(live, author_codes, list(author_index), month_codes, list(month_index), dates,
+                     _ranks(newest, total), _ranks(oldest, total))
+
+
+def _ranks(order: np.ndarray, total: int) -> np.ndarray:
+    ranks = np.full(total, total, dtype=np.int64)
+    ranks[order] = np.arange(len(order))
+    return ranks
 
 
 def _month(value: datetime) -> str:
@@ -66,8 +90,11 @@ def _month(value: datetime) -> str:
     return f"{value.year:04d}-{value.month:02d}"
 
 
-def in_date_order(values: DocValues, sort: str, matching: set[int], limit: int | None) -> list[int]:
-    """The first `limit` matches, newest or oldest first, undated last, ties by id: from the
-    per-version orders, instead of a Whoosh sort that reads a column for every match."""
-    order = values.newest_first if sort == "newest" else values.oldest_first
-    return list(itertools.islice((d for d in order if d in matching), limit))
+def in_date_order(values: DocValues, sort: str, matching: np.ndarray, limit: int | None) -> list[int]:
+    """The first `limit` matches, newest or oldest first, undated last, ties by id: a partial
+    sort of the matches by their place in the per-version order."""
+    ranks = (values.newest_rank if sort == "newest" else values.oldest_rank)[matching]
+    if limit is not None and limit < len(matching):
+        first = np.argpartition(ranks, limit - 1)[:limit] if limit > 0 else np.empty(0, dtype=np.int64)
+        return matching[first[np.argsort(ranks[first])]].tolist()
+    return matching[np.argsort(ranks)].tolist()

@@ -4,24 +4,29 @@ from __future__ import annotations
 
 from collections import Counter
 
+import numpy as np
+
 from searchsvc.search.docvalues import DocValues
 from searchsvc.search.results import FacetValue
 
 
-def count(values: DocValues, matching: set[int]) -> tuple[dict[str, list[FacetValue]], dict[str, int]]:
+def count(values: DocValues, matching: np.ndarray) -> tuple[dict[str, list[FacetValue]], dict[str, int]]:
     """Counts by author and by year over all matches (posts without one count under null),
-    and by month for the timeline."""
-    if not matching:
+    and by month for the timeline: one `bincount` per facet over the matches' codes."""
+    if not len(matching):
         return {"author": [], "year": []}, {}
-    authors: Counter[str | None] = Counter(values.authors[d] for d in matching)
-    all_months: Counter[str | None] = Counter(values.months[d] for d in matching)
-    undated = all_months.pop(None, 0)
-    months: Counter[str] = Counter(all_months)  # type: ignore[arg-type]
+    # Code -1 (none) counts in slot 0, code i in slot i + 1.
+    per_author = np.bincount(values.author_codes[matching] + 1, minlength=len(values.author_names) + 1).tolist()
+    per_month = np.bincount(values.month_codes[matching] + 1, minlength=len(values.month_names) + 1).tolist()
+    authors: dict[str | None, int] = {values.author_names[i]: n for i, n in enumerate(per_author[1:]) if n}
+    if per_author[0]:
+        authors[None] = per_author[0]
+    months = {values.month_names[i]: n for i, n in enumerate(per_month[1:]) if n}
     years: Counter[int | None] = Counter()
     for month, n in months.items():
         years[int(month[:4])] += n
-    if undated:
-        years[None] = undated
+    if per_month[0]:
+        years[None] = per_month[0]
     by_author = sorted(authors.items(), key=lambda kv: (-kv[1], kv[0] is None, kv[0] or ""))
     by_year = sorted(years.items(), key=lambda kv: (kv[0] is None, kv[0] or 0))
     counts = {

@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import replace
 
+import numpy as np
 from whoosh import query as wq
 from whoosh.searching import Searcher
 
@@ -51,7 +52,8 @@ def _search(engine: Engine, searcher: Searcher, request: SearchRequest) -> Searc
     query = _query(searcher, request, deadline)
     values = docvalues.doc_values(engine, searcher)
     allowed = filters.allowed_docs(values, request)
-    matching, ranked = _ranked(searcher, values, query, allowed, request, request.page * request.per_page, deadline)
+    matching, ranked = _ranked(engine, searcher, values, query, allowed, request,
+                               request.page * request.per_page, deadline)
     counts, months = facets.count(values, matching)
     terms = query_terms(searcher, query)
     deadline.check()
@@ -61,7 +63,7 @@ def _search(engine: Engine, searcher: Searcher, request: SearchRequest) -> Searc
         # The answer is complete without a suggestion: past the deadline, say it was skipped.
         try:
             deadline.check()
-            suggestion = did_you_mean.suggest(searcher, request, allowed, len(matching), deadline)
+            suggestion = did_you_mean.suggest(engine, searcher, request, allowed, len(matching), deadline)
         except SearchTimeout:
             skipped = ("did_you_mean",)
     return SearchResult(
@@ -87,7 +89,7 @@ def iter_matches(engine: Engine, request: SearchRequest) -> tuple[int, str, Iter
         query = _query(searcher, request, deadline)
         values = docvalues.doc_values(engine, searcher)
         allowed = filters.allowed_docs(values, request)
-        matching, ranked = _ranked(searcher, values, query, allowed, request, None, deadline)
+        matching, ranked = _ranked(engine, searcher, values, query, allowed, request, None, deadline)
 
     def records() -> Iterator[tuple[Record, float | None]]:
         for start in range(0, len(ranked), EXPORT_BATCH):
@@ -108,17 +110,16 @@ def _query(searcher: Searcher, request: SearchRequest, deadline: Deadline) -> wq
     return query
 
 
-def _ranked(searcher: Searcher, values: docvalues.DocValues, query: wq.Query, allowed: set[int] | None,
-            request: SearchRequest, limit: int | None,
-            deadline: Deadline) -> tuple[set[int], list[tuple[int, float | None]]]:
-    """Every matching document number, and the first `limit` of them (None: all) in the
-    request's order with their scores (None when ordered by date)."""
-    if allowed is not None and not allowed:
-        return set(), []  # Whoosh would search unfiltered on an empty filter
+def _ranked(engine: Engine, searcher: Searcher, values: docvalues.DocValues, query: wq.Query,
+            allowed: np.ndarray | None, request: SearchRequest, limit: int | None,
+            deadline: Deadline) -> tuple[np.ndarray, list[tuple[int, float | None]]]:
+    """Every matching document number (ascending), and the first `limit` of them (None: all)
+    in the request's order with their scores (None when ordered by date)."""
+    if allowed is not None and not allowed.any():
+        return np.empty(0, dtype=np.int64), []  # Whoosh would search unfiltered on an empty filter
     if request.effective_sort == "relevance" and not isinstance(query, wq.Every):
-        top = searcher.doc_count_all() if limit is None else limit
-        matching, results = collect.rank_and_collect(searcher, query, allowed, top, deadline)
-        return matching, [(results.docnum(n), round(results.score(n), 4)) for n in range(results.scored_length())]
-    matching = collect.matching(searcher, query, allowed, deadline)
+        matching, ranked = collect.rank_and_collect(engine, searcher, query, allowed, limit, deadline)
+        return matching, list(ranked)
+    matching = collect.matching(engine, searcher, query, allowed, deadline)
     order = docvalues.in_date_order(values, request.effective_sort, matching, limit)
     return matching, [(docnum, None) for docnum in order]

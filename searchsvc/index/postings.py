@@ -1,0 +1,218 @@
+"""Each segment's postings again, as flat arrays numpy reads in place: what the vectorised
+search (search/vectors.py) scores, while Whoosh's own postings stay for Whoosh's matchers.
+
+Why a second copy beside Whoosh's postings, and not a Whoosh codec of our own: Whoosh decodes
+a block of postings per Python call (36% of a 46 ms request at 100k posts was posting-block
+decoding) and no codec changes that Whoosh's matchers walk them one posting at a time. Arrays
+scored by numpy need no matcher at all. They are written in the same pass over the sorted
+postings that writes Whoosh's (writer.PostWriter), as one more file inside the segment's
+compound file (`MAIN_<segment>.vec`): the manifest checksums it and a merge or clean-up keeps
+or deletes it with its segment, with nothing added to the commit. ARCHITECTURE.md gives the
+size it costs.
+
+The file, all numbers little-endian, every array at a multiple of 8 bytes:
+
+    b"SSVEC1\\n\\0", a JSON header's length (uint64), the JSON header, then the arrays.
+
+For each field with positions (`text`, `title`, `author`), sorted by term bytes as Whoosh's:
+
+    terms      uint8   the term bytes, one after another
+    term_ends  uint64  where each term's bytes end in `terms`
+    post_ends  int64   where each term's postings end
+    docs       int32   segment document numbers, ascending within a term
+    freqs      float32 the term's weight in the document (its frequency: field boost 1)
+    pos_ends   int64   where each posting's positions end in `positions`
+    positions  uint32  word positions, ascending within a posting
+    lengths    uint8   every document's field length as Whoosh's one-byte code
+"""
+
+from __future__ import annotations
+
+import json
+import mmap
+import struct
+import sys
+from array import array
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+from whoosh.util.numeric import byte_to_length
+
+MAGIC = b"SSVEC1\n\0"
+EXTENSION = ".vec"
+# The fields the vectorised search scores (positions: phrases too). `spell` is Whoosh's only.
+ARRAY_FIELDS = ("author", "text", "title")
+_ARRAYS = (("terms", "u1"), ("term_ends", "<u8"), ("post_ends", "<i8"), ("docs", "<i4"), ("freqs", "<f4"),
+           ("pos_ends", "<i8"), ("positions", "<u4"), ("lengths", "u1"))
+# Whoosh's one-byte field length code -> the length its scorer uses.
+LENGTH_OF_BYTE = np.array([byte_to_length(b) for b in range(256)], dtype=np.float64)
+_LITTLE = sys.byteorder == "little"
+
+
+class PostingsBuilder:
+    """Collects one segment's postings of ARRAY_FIELDS in Whoosh's order (field, term, document),
+    then writes them. Positions arrive as the posting values FastText encodes: raw uint32."""
+
+    def __init__(self) -> None:
+        self._fields: dict[str, dict[str, Any]] = {}
+        self._current: dict[str, Any] | None = None
+
+    def start_field(self, fieldname: str) -> bool:
+        """Begin a field's postings; False when the field is not one kept as arrays."""
+        if fieldname not in ARRAY_FIELDS:
+            self._current = None
+            return False
+        self._current = self._fields[fieldname] = {
+            "terms": bytearray(), "term_ends": array("Q"), "post_ends": array("q"), "docs": array("i"),
+            "freqs": array("f"), "pos_ends": array("q"), "positions": bytearray(),
+        }
+        return True
+
+    def add_term(self, btext: bytes, docs: list[int], freqs: list[float], values: list[bytes]) -> None:
+        field = self._current
+        assert field is not None
+        field["terms"] += btext
+        field["term_ends"].append(len(field["terms"]))
+        field["docs"].extend(docs)
+        field["freqs"].extend(freqs)
+        field["post_ends"].append(len(field["docs"]))
+        ends = field["pos_ends"]
+        end = (ends[-1] if ends else 0)
+        positions = field["positions"]
+        for value in values:
+            end += len(value) >> 2
+            ends.append(end)
+        positions += b"".join(values)
+
+    def write(self, out: BinaryIO, doc_count: int, lengths: dict[str, bytes]) -> None:
+        """The file for a segment of `doc_count` documents; `lengths` are each field's
+        one-byte length codes (missing: 0, an empty field)."""
+        arrays: list[tuple[str, bytes]] = []
+        header: dict[str, Any] = {"docs": doc_count, "fields": {}}
+        offset = 0
+        for name in ARRAY_FIELDS:
+            field = self._fields.get(name) or {"terms": b"", "term_ends": array("Q"), "post_ends": array("q"),
+                                               "docs": array("i"), "freqs": array("f"), "pos_ends": array("q"),
+                                               "positions": b""}
+            field = dict(field, lengths=lengths.get(name, bytes(doc_count)))
+            entries = {}
+            for key, _ in _ARRAYS:
+                data = field[key]
+                if isinstance(data, array) and not _LITTLE:
+                    data = array(data.typecode, data)
+                    data.byteswap()
+                raw = bytes(data) if not isinstance(data, array) else data.tobytes()
+                entries[key] = [offset, len(raw)]
+                arrays.append((f"{name}.{key}", raw))
+                offset += len(raw) + (-len(raw) % 8)
+            header["fields"][name] = entries
+        text = json.dumps(header).encode("utf-8")
+        text += b" " * (-(len(MAGIC) + 8 + len(text)) % 8)
+        out.write(MAGIC + struct.pack("<Q", len(text)) + text)
+        for _, raw in arrays:
+            out.write(raw)
+            out.write(bytes(-len(raw) % 8))
+
+
+class BadPostings(Exception):
+    """A postings file that is not one we wrote (the manifest's checksums make this a bug)."""
+
+
+@dataclass
+class FieldPostings:
+    terms: bytes | memoryview
+    term_ends: np.ndarray
+    post_ends: np.ndarray
+    docs: np.ndarray
+    freqs: np.ndarray
+    pos_ends: np.ndarray
+    positions: np.ndarray
+    lengths: np.ndarray
+
+    def term_number(self, btext: bytes) -> int | None:
+        """The term's number in this field, by bisection over the sorted term bytes."""
+        low, high = 0, len(self.term_ends)
+        ends = self.term_ends
+        terms = self.terms
+        while low < high:
+            middle = (low + high) // 2
+            start = int(ends[middle - 1]) if middle else 0
+            found = bytes(terms[start:int(ends[middle])])
+            if found < btext:
+                low = middle + 1
+            elif found > btext:
+                high = middle
+            else:
+                return middle
+        return None
+
+    def postings(self, number: int) -> tuple[np.ndarray, np.ndarray, int, int]:
+        """(document numbers, frequencies, first posting, end) of term `number`."""
+        start = int(self.post_ends[number - 1]) if number else 0
+        end = int(self.post_ends[number])
+        return self.docs[start:end], self.freqs[start:end], start, end
+
+    def positions_of(self, posting: int) -> np.ndarray:
+        start = int(self.pos_ends[posting - 1]) if posting else 0
+        return self.positions[start:int(self.pos_ends[posting])]
+
+
+class SegmentPostings:
+    """The arrays of one segment, read in place from the segment file's memory map."""
+
+    def __init__(self, buffer: Any, doc_count: int):
+        view = memoryview(buffer)
+        if bytes(view[:len(MAGIC)]) != MAGIC:
+            raise BadPostings("not a postings file")
+        (size,) = struct.unpack("<Q", view[len(MAGIC):len(MAGIC) + 8])
+        base = len(MAGIC) + 8 + size
+        try:
+            header = json.loads(bytes(view[len(MAGIC) + 8:base]))
+        except ValueError as exc:
+            raise BadPostings("unreadable header") from exc
+        if header.get("docs") != doc_count:
+            raise BadPostings(f"{header.get('docs')} documents, the segment has {doc_count}")
+        self.doc_count = doc_count
+        self.fields: dict[str, FieldPostings] = {}
+        for name, entries in header["fields"].items():
+            arrays = {}
+            for key, dtype in _ARRAYS:
+                offset, length = entries[key]
+                itemsize = np.dtype(dtype).itemsize
+                if offset < 0 or length < 0 or base + offset + length > len(view) or length % itemsize:
+                    raise BadPostings(f"{name}.{key} lies outside the file")
+                arrays[key] = np.frombuffer(view, dtype=dtype, count=length // itemsize, offset=base + offset)
+            self.fields[name] = FieldPostings(
+                terms=view[base + entries["terms"][0]:base + entries["terms"][0] + entries["terms"][1]],
+                **{k: v for k, v in arrays.items() if k != "terms"},
+            )
+            if len(self.fields[name].lengths) != doc_count:
+                raise BadPostings(f"{name}: {len(self.fields[name].lengths)} lengths for {doc_count} documents")
+
+
+def open_segment_postings(segreader: Any) -> SegmentPostings | None:
+    """The arrays of a Whoosh segment reader's segment, or None if it has none (a segment
+    written by Whoosh's own writer): the search then uses Whoosh's matchers."""
+    segment = segreader.segment()
+    name = segment.make_filename(EXTENSION)
+    doc_count = segment.doc_count_all()
+    if segment.is_compound():
+        compound = segreader._storage.a  # whoosh.filedb.compound.CompoundStorage
+        if not compound.file_exists(name):
+            return None
+        offset, length = compound.range(name)
+        path = Path(segreader._storage.b.folder) / segment.make_filename(segment.COMPOUND_EXT)
+    else:
+        folder = Path(segreader._storage.folder)
+        path = folder / name
+        if not path.exists():
+            return None
+        offset, length = 0, path.stat().st_size
+    with open(path, "rb") as f:
+        # Our own map, not Whoosh's: Whoosh closes its map when a searcher is replaced, and the
+        # arrays may still be in use. The pages are the same page cache for every worker.
+        mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    return SegmentPostings(memoryview(mapped)[offset:offset + length], doc_count)
+
