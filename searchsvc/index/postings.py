@@ -1,27 +1,24 @@
-"""Each segment's postings again, as flat arrays numpy reads in place: what the vectorised
-search (search/vectors.py) scores, while Whoosh's own postings stay for Whoosh's matchers.
+"""Each segment's postings as flat arrays that numpy reads in place, in the segment's postings
+file (`.pst`, inside its compound file): what the vectorised search (search/vectors.py) scores,
+and what Whoosh's own matchers read through our codec (codec.py).
 
-Why a second copy beside Whoosh's postings, and not a Whoosh codec of our own: Whoosh decodes
-a block of postings per Python call (36% of a 46 ms request at 100k posts was posting-block
-decoding) and no codec changes that Whoosh's matchers walk them one posting at a time. Arrays
-scored by numpy need no matcher at all. They are written in the same pass over the sorted
-postings that writes Whoosh's (writer.PostWriter), as one more file inside the segment's
-compound file (`MAIN_<segment>.vec`): the manifest checksums it and a merge or clean-up keeps
-or deletes it with its segment, with nothing added to the commit. ARCHITECTURE.md gives the
-size it costs.
+Why arrays and not Whoosh's posting blocks: Whoosh decodes a block of postings per Python call
+(36% of a 46 ms request at 100k posts was posting-block decoding), and its matchers walk them one
+posting at a time. Arrays scored by numpy need no matcher at all, and an ingest writes them
+with numpy instead of a zlib-compressed pickled block per 128 postings.
 
 The file, all numbers little-endian, every array at a multiple of 8 bytes:
 
     b"SSVEC1\\n\\0", a JSON header's length (uint64), the JSON header, then the arrays.
 
-For each field with positions (`text`, `title`, `author`), sorted by term bytes as Whoosh's:
+For each indexed field, its terms sorted by their bytes as Whoosh sorts them:
 
     terms      uint8   the term bytes, one after another
     term_ends  uint64  where each term's bytes end in `terms`
     post_ends  int64   where each term's postings end
     docs       int32   segment document numbers, ascending within a term
     freqs      float32 the term's weight in the document (its frequency: field boost 1)
-    pos_ends   int64   where each posting's positions end in `positions`
+    pos_ends   int64   where each posting's positions end in `positions` (positional fields)
     positions  uint32  word positions, ascending within a posting
     lengths    uint8   every document's field length as Whoosh's one-byte code
 """
@@ -29,20 +26,17 @@ For each field with positions (`text`, `title`, `author`), sorted by term bytes 
 from __future__ import annotations
 
 import json
-import mmap
 import struct
 import sys
 from array import array
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
 from whoosh.util.numeric import byte_to_length
 
 MAGIC = b"SSVEC1\n\0"
-EXTENSION = ".vec"
-# The fields the vectorised search scores (positions: phrases too). `spell` is Whoosh's only.
+# The fields the vectorised search scores (with positions: phrases too).
 ARRAY_FIELDS = ("author", "text", "title")
 _ARRAYS = (("terms", "u1"), ("term_ends", "<u8"), ("post_ends", "<i8"), ("docs", "<i4"), ("freqs", "<f4"),
            ("pos_ends", "<i8"), ("positions", "<u4"), ("lengths", "u1"))
@@ -51,40 +45,38 @@ LENGTH_OF_BYTE = np.array([byte_to_length(b) for b in range(256)], dtype=np.floa
 _LITTLE = sys.byteorder == "little"
 
 
+def _empty_field() -> dict[str, Any]:
+    return {"terms": bytearray(), "term_ends": array("Q"), "post_ends": array("q"), "docs": array("i"),
+            "freqs": array("f"), "pos_ends": array("q"), "positions": bytearray()}
+
+
 class PostingsBuilder:
-    """Collects one segment's postings of ARRAY_FIELDS in Whoosh's order (field, term, document),
-    then writes them. Positions arrive as the posting values FastText encodes: raw uint32."""
+    """Collects one segment's postings in Whoosh's order (field, term, document), then writes
+    them. Positions arrive as the posting values ArrayPositions encodes: raw uint32."""
 
     def __init__(self) -> None:
-        self._fields: dict[str, dict[str, Any]] = {}
-        self._current: dict[str, Any] | None = None
+        self.fields: dict[str, dict[str, Any]] = {}
+        self._current: dict[str, Any] = {}
+        self._positional = False
 
-    def start_field(self, fieldname: str) -> bool:
-        """Begin a field's postings; False when the field is not one kept as arrays."""
-        if fieldname not in ARRAY_FIELDS:
-            self._current = None
-            return False
-        self._current = self._fields[fieldname] = {
-            "terms": bytearray(), "term_ends": array("Q"), "post_ends": array("q"), "docs": array("i"),
-            "freqs": array("f"), "pos_ends": array("q"), "positions": bytearray(),
-        }
-        return True
+    def start_field(self, fieldname: str, positional: bool) -> None:
+        self._current = self.fields[fieldname] = _empty_field()
+        self._positional = positional
 
     def add_term(self, btext: bytes, docs: list[int], freqs: list[float], values: list[bytes]) -> None:
         field = self._current
-        assert field is not None
         field["terms"] += btext
         field["term_ends"].append(len(field["terms"]))
         field["docs"].extend(docs)
         field["freqs"].extend(freqs)
         field["post_ends"].append(len(field["docs"]))
-        ends = field["pos_ends"]
-        end = (ends[-1] if ends else 0)
-        positions = field["positions"]
-        for value in values:
-            end += len(value) >> 2
-            ends.append(end)
-        positions += b"".join(values)
+        if self._positional:
+            ends = field["pos_ends"]
+            end = ends[-1] if ends else 0
+            for value in values:
+                end += len(value) >> 2
+                ends.append(end)
+            field["positions"] += b"".join(values)
 
     def write(self, out: BinaryIO, doc_count: int, lengths: dict[str, bytes]) -> None:
         """The file for a segment of `doc_count` documents; `lengths` are each field's
@@ -92,10 +84,7 @@ class PostingsBuilder:
         arrays: list[tuple[str, bytes]] = []
         header: dict[str, Any] = {"docs": doc_count, "fields": {}}
         offset = 0
-        for name in ARRAY_FIELDS:
-            field = self._fields.get(name) or {"terms": b"", "term_ends": array("Q"), "post_ends": array("q"),
-                                               "docs": array("i"), "freqs": array("f"), "pos_ends": array("q"),
-                                               "positions": b""}
+        for name, field in self.fields.items():
             field = dict(field, lengths=lengths.get(name, bytes(doc_count)))
             entries = {}
             for key, _ in _ARRAYS:
@@ -162,7 +151,7 @@ class FieldPostings:
 class SegmentPostings:
     """The arrays of one segment, read in place from the segment file's memory map."""
 
-    def __init__(self, buffer: Any, doc_count: int):
+    def __init__(self, buffer: Any, doc_count: int | None):
         view = memoryview(buffer)
         if bytes(view[:len(MAGIC)]) != MAGIC:
             raise BadPostings("not a postings file")
@@ -172,6 +161,8 @@ class SegmentPostings:
             header = json.loads(bytes(view[len(MAGIC) + 8:base]))
         except ValueError as exc:
             raise BadPostings("unreadable header") from exc
+        if doc_count is None:
+            doc_count = header.get("docs")
         if header.get("docs") != doc_count:
             raise BadPostings(f"{header.get('docs')} documents, the segment has {doc_count}")
         self.doc_count = doc_count
@@ -190,29 +181,3 @@ class SegmentPostings:
             )
             if len(self.fields[name].lengths) != doc_count:
                 raise BadPostings(f"{name}: {len(self.fields[name].lengths)} lengths for {doc_count} documents")
-
-
-def open_segment_postings(segreader: Any) -> SegmentPostings | None:
-    """The arrays of a Whoosh segment reader's segment, or None if it has none (a segment
-    written by Whoosh's own writer): the search then uses Whoosh's matchers."""
-    segment = segreader.segment()
-    name = segment.make_filename(EXTENSION)
-    doc_count = segment.doc_count_all()
-    if segment.is_compound():
-        compound = segreader._storage.a  # whoosh.filedb.compound.CompoundStorage
-        if not compound.file_exists(name):
-            return None
-        offset, length = compound.range(name)
-        path = Path(segreader._storage.b.folder) / segment.make_filename(segment.COMPOUND_EXT)
-    else:
-        folder = Path(segreader._storage.folder)
-        path = folder / name
-        if not path.exists():
-            return None
-        offset, length = 0, path.stat().st_size
-    with open(path, "rb") as f:
-        # Our own map, not Whoosh's: Whoosh closes its map when a searcher is replaced, and the
-        # arrays may still be in use. The pages are the same page cache for every worker.
-        mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-    return SegmentPostings(memoryview(mapped)[offset:offset + length], doc_count)
-

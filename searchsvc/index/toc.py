@@ -27,6 +27,7 @@ _SEGMENT_ID = re.compile(r"[0-9a-z]{1,32}")
 _ALLOWED = {
     ("whoosh.codec.whoosh3", "W3Segment"),
     ("whoosh.codec.whoosh3", "W3Codec"),
+    ("searchsvc.index.codec", "ArrayCodec"),
     ("collections", "defaultdict"),
     ("builtins", "int"),
     ("builtins", "set"),

@@ -25,12 +25,12 @@ from typing import TYPE_CHECKING, Any
 from whoosh.filedb.filestore import FileStorage
 from whoosh.index import clean_files
 from whoosh.system import pack_uint
-from whoosh.util.numeric import byte_to_length, length_to_byte
+from whoosh.util.numeric import length_to_byte
 from whoosh.writing import PostingPool, SegmentWriter
 
+from searchsvc.index.codec import ArrayCodec, ArrayFieldWriter
 from searchsvc.index.commit import commit
 from searchsvc.index.fasttext import terms
-from searchsvc.index.postings import ARRAY_FIELDS, EXTENSION, PostingsBuilder
 from searchsvc.index.schema import SPELL_FIELD, build_schema, document_from_record
 from searchsvc.index.toc import PinnedIndex
 
@@ -49,8 +49,9 @@ class LeanPool(PostingPool):
 
 
 class PostWriter(SegmentWriter):
-    """SegmentWriter that keeps the field lengths it writes for its postings pass, and
-    writes the `spell` field as one posting per word per segment.
+    """SegmentWriter with our codec (codec.ArrayCodec: postings as arrays), which keeps the
+    field lengths it writes for the postings, and writes the `spell` field as one posting per
+    word per segment.
 
     "Did you mean" asks only whether a word occurs and how often (`doc_frequency`,
     `frequency`), never which posts hold it, so `spell` needs no posting per post: each
@@ -59,30 +60,24 @@ class PostWriter(SegmentWriter):
     """
 
     def __init__(self, ix: Any, *, limitmb: int = 128, **kwargs: Any):
-        super().__init__(ix, limitmb=limitmb, **kwargs)
+        super().__init__(ix, limitmb=limitmb, codec=ArrayCodec(), **kwargs)
         self._ix = ix
         # SegmentWriter ignores its `poolclass` argument.
         self.pool = LeanPool(self._tempstorage, self.newsegment, limitmb=limitmb)
         self.pool.fieldnames = set(self.schema.names())
-        self._lengths: dict[tuple[int, str], int] = {}
-        # The same one-byte codes per document, for the postings arrays (postings.py).
-        self._length_codes: dict[str, bytearray] = {name: bytearray() for name in ARRAY_FIELDS}
+        # Each field's one-byte length code per document, for the postings (postings.py).
+        self._length_codes: dict[str, bytearray] = defaultdict(bytearray)
         pdw = self.perdocwriter
         add_field = pdw.add_field
-        lengths = self._lengths
         codes = self._length_codes
 
         def remember(fieldname: str, fieldobj: Any, value: Any, length: int) -> None:
             if length:
-                # The length column keeps one lossy byte; remember what it will read back.
-                code = length_to_byte(length)
-                lengths[(pdw._docnum, fieldname)] = byte_to_length(code)
-                column = codes.get(fieldname)
-                if column is not None:
-                    docnum = pdw._docnum
-                    if len(column) <= docnum:
-                        column.extend(bytes(docnum + 1 - len(column)))
-                    column[docnum] = code
+                column = codes[fieldname]
+                docnum = pdw._docnum
+                if len(column) <= docnum:
+                    column.extend(bytes(docnum + 1 - len(column)))
+                column[docnum] = length_to_byte(length)
             add_field(fieldname, fieldobj, value, length)
 
         pdw.add_field = remember
@@ -112,75 +107,33 @@ class PostWriter(SegmentWriter):
         for term, count in self._spell_count.items():
             add((SPELL_FIELD, term.encode("utf-8"), self._spell_first[term], float(count), pack_uint(count)))
         self.perdocwriter.close()
-        arrays = PostingsBuilder()
-        _write_postings(self.fieldwriter, self.schema, self._lengths, self.pool.iter_postings(), arrays)
-        self.fieldwriter.close()
-        doc_count = self.docnum
-        codes = {name: bytes(column[:doc_count]) + bytes(max(0, doc_count - len(column)))
-                 for name, column in self._length_codes.items()}
-        # Inside the segment: Whoosh puts every file of the segment in its compound file.
-        with self.newsegment.create_file(self.storage, EXTENSION) as out:
-            arrays.write(out, doc_count, codes)
+        fieldwriter = self.fieldwriter
+        fieldwriter.set_lengths(self._length_codes)
+        _write_postings(fieldwriter, self.schema, self.pool.iter_postings())
+        fieldwriter.close(self.docnum)
 
 
-def _write_postings(fieldwriter: Any, schema: Any, lengths: dict[tuple[int, str], int], items: Any,
-                    arrays: PostingsBuilder | None = None) -> None:
-    """Whoosh's FieldWriter.add_postings for sorted postings, without its per-posting checks
-    and calls: the postings go straight into the block of Whoosh's own posting writer
-    (`whoosh.codec.whoosh3.W3PostingsWriter.add_posting`, pinned by the version we depend
-    on; a test compares the bytes written with Whoosh's). The postings of ARRAY_FIELDS also
-    go to `arrays`, a term at a time."""
+def _write_postings(fieldwriter: ArrayFieldWriter, schema: Any, items: Any) -> None:
+    """Sorted postings (field, term, docnum, weight, value) to the field writer a term at a
+    time, without Whoosh's per-posting calls."""
     lastfn = lasttext = None
-    block = None
-    keep = False  # whether this field's postings go to `arrays` too
     docs: list[int] = []
     freqs: list[float] = []
     values: list[bytes] = []
     for fieldname, btext, docnum, weight, value in items:
-        if fieldname != lastfn:
+        if btext != lasttext or fieldname != lastfn:
             if lasttext is not None:
-                fieldwriter.finish_term()
-                if keep:
-                    arrays.add_term(lasttext, docs, freqs, values)
-                    docs, freqs, values = [], [], []
-            if lastfn is not None:
-                fieldwriter.finish_field()
-            fieldwriter.start_field(fieldname, schema[fieldname])
-            keep = arrays is not None and arrays.start_field(fieldname)
-            block = fieldwriter._postwriter
-            lastfn, lasttext = fieldname, None
-        if btext != lasttext:
-            if lasttext is not None:
-                fieldwriter.finish_term()
-                if keep:
-                    arrays.add_term(lasttext, docs, freqs, values)
-                    docs, freqs, values = [], [], []
-            fieldwriter.start_term(btext)
+                fieldwriter.add_term(lasttext, docs, freqs, values)
+                docs, freqs, values = [], [], []
+            if fieldname != lastfn:
+                fieldwriter.start_field(fieldname, schema[fieldname])
+                lastfn = fieldname
             lasttext = btext
-        if keep:
-            docs.append(docnum)
-            freqs.append(weight)
-            values.append(value)
-        if len(block._ids) >= block._blocklimit:
-            block._write_block()
-        block._ids.append(docnum)
-        block._weights.append(weight)
-        if weight > block._maxweight:
-            block._maxweight = weight
-        if value:
-            block._values.append(value)
-        length = lengths.get((docnum, fieldname))
-        if length:
-            if block._minlength is None or length < block._minlength:
-                block._minlength = length
-            if length > block._maxlength:
-                block._maxlength = length
+        docs.append(docnum)
+        freqs.append(weight)
+        values.append(value)
     if lasttext is not None:
-        fieldwriter.finish_term()
-        if keep:
-            arrays.add_term(lasttext, docs, freqs, values)
-    if lastfn is not None:
-        fieldwriter.finish_field()
+        fieldwriter.add_term(lasttext, docs, freqs, values)
 
 
 # Below this much text a second process costs more (start-up, imports) than it saves.

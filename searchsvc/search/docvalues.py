@@ -21,10 +21,12 @@ class DocValues:
     """Author, month and date of every document number, and the orders of the live ones."""
 
     live: np.ndarray  # bool: not deleted
-    author_codes: np.ndarray  # int32 index into author_names, -1 without an author
+    author_codes: np.ndarray  # int32 index into author_names (sorted), -1 without an author
     author_names: list[str]
-    month_codes: np.ndarray  # int32 index into month_names ("YYYY-MM"), -1 undated
+    month_codes: np.ndarray  # int32 index into month_names ("YYYY-MM", ascending), -1 undated
     month_names: list[str]
+    year_codes: np.ndarray  # int32 index into years (ascending), -1 undated
+    years: list[int]
     dates: np.ndarray  # uint64 raw dates, UNDATED when undated or deleted
     newest_rank: np.ndarray  # int64 place of each live document newest first (undated last, ties by id)
     oldest_rank: np.ndarray  # ... oldest first; deleted documents: the document count
@@ -66,6 +68,11 @@ def _read(searcher: Searcher) -> DocValues:
             if code is None:
                 code = month_of[raw] = month_index.setdefault(_month(long_to_datetime(raw)), len(month_index))
             month_codes[d] = code
+    author_codes, author_names = _sorted_codes(author_codes, author_index)
+    month_codes, month_names = _sorted_codes(month_codes, month_index)
+    years = sorted({int(month[:4]) for month in month_names})
+    year_of_month = np.asarray([years.index(int(month[:4])) for month in month_names] + [-1], dtype=np.int32)
+    year_codes = year_of_month[month_codes]  # -1 picks the last entry: undated
     ids = [ids_column[d] for d in live_docs]
     dated = np.asarray([dates[d] != UNDATED for d in live_docs], dtype=bool)
     live_array = np.asarray(live_docs, dtype=np.int64)
@@ -75,8 +82,18 @@ def _read(searcher: Searcher) -> DocValues:
     # Undated last, then by date, ties by id; newest first reverses the dates only.
     oldest = live_array[np.lexsort((id_rank, raw, ~dated))]
     newest = live_array[np.lexsort((id_rank, np.iinfo(np.uint64).max - raw, ~dated))]
-    return DocValues(live, author_codes, list(author_index), month_codes, list(month_index), dates,
+    return DocValues(live, author_codes, author_names, month_codes, month_names, year_codes, years, dates,
                      _ranks(newest, total), _ranks(oldest, total))
+
+
+def _sorted_codes(codes: np.ndarray, index: dict[str, int]) -> tuple[np.ndarray, list[str]]:
+    """`codes` renumbered so the names they stand for are in ascending order (-1 stays -1):
+    facets then list them in order without sorting."""
+    names = sorted(index)
+    renumber = np.empty(len(index) + 1, dtype=np.int32)
+    renumber[[index[name] for name in names]] = np.arange(len(names), dtype=np.int32)
+    renumber[-1] = -1
+    return renumber[codes], names
 
 
 def _ranks(order: np.ndarray, total: int) -> np.ndarray:

@@ -29,7 +29,8 @@ import numpy as np
 from whoosh import query as wq
 from whoosh.searching import Searcher
 
-from searchsvc.index.postings import ARRAY_FIELDS, LENGTH_OF_BYTE, SegmentPostings, open_segment_postings
+from searchsvc.index.codec import open_segment_postings
+from searchsvc.index.postings import ARRAY_FIELDS, LENGTH_OF_BYTE, SegmentPostings
 from searchsvc.search.deadline import Deadline
 from searchsvc.search.phrases import ExactPhrase
 from searchsvc.search.ranking import BM25, K1, B
