@@ -19,12 +19,14 @@ from __future__ import annotations
 import os
 import re
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
 from whoosh.analysis import Analyzer, Filter, StemFilter, Token, Tokenizer
+from whoosh.lang import stemmer_for_language
+from whoosh.lang.snowball.english import EnglishStemmer
 
 VARIANTS_ENV = "SEARCHSVC_VARIANTS"
 
@@ -199,12 +201,18 @@ class TermFunction:
 
     def __init__(self, analyzer: Analyzer):
         self.stem = None
+        self.english = False  # the stem is Whoosh's English Snowball (what `word_prefixes` knows)
         self.mapping: dict[str, str] = {}
         for item in getattr(analyzer, "items", [analyzer]):
             if isinstance(item, AsciiStemFilter):
                 self.stem = item._stem
+                stemfn = stemmer_for_language(item.lang) if item.lang else item.stemfn
+                self.english = type(getattr(stemfn, "__self__", None)) is EnglishStemmer
             elif isinstance(item, VariantFilter):
                 self.mapping = item.mapping
+        self.variants_of: dict[str, list[str]] = {}
+        for variant, canonical in self.mapping.items():
+            self.variants_of.setdefault(canonical, []).append(variant)
         self.cache: dict[str, str] = {}
 
     def __call__(self, word: str) -> str:
@@ -217,6 +225,48 @@ class TermFunction:
             if len(self.cache) < 500_000:
                 self.cache[word] = term
         return term
+
+    def word_prefixes(self, terms: Iterable[str]) -> set[str] | None:
+        """Lowercase prefixes such that every all-ASCII word whose term is one of `terms` begins,
+        lowercased, with one of them: where to look for such words without analysing every word.
+
+        Says nothing of words with a non-ASCII letter ("Ürümqi" is "urumqi"): a caller looks at
+        those itself. None when no prefix can be promised (a stemmer other than English Snowball,
+        or a stem as short as its possible ending).
+        """
+        if self.stem is not None and not self.english:
+            return None
+        prefixes = set()
+        for term in terms:
+            stems = self.variants_of.get(term, [])
+            if self.mapping.get(term, term) == term:
+                stems = [term, *stems]
+            for stem in stems:
+                if not stem.isascii():
+                    continue  # an ASCII word's stem is ASCII: only other words give this one
+                prefix = english_stem_prefix(stem) if self.stem is not None else stem
+                if not prefix:
+                    return None
+                prefixes.add(prefix)
+        return prefixes
+
+
+def english_stem_prefix(stem: str) -> str:
+    """What every lowercase ASCII word that Whoosh's English Snowball stemmer makes `stem` begins with.
+
+    The stemmer only cuts and replaces endings, so a stem is a prefix of its word followed by the
+    letters a step put in, if any: "e" (hoping -> hope, making -> make), "i" (happy -> happi,
+    clarify -> clarifi), "le" (-bility -> -ble), which a later step cuts to "l" (possibility ->
+    possibl), and the special words' "y" (skies -> sky) and "ie" (dying -> die). Its "Y" for a
+    consonant y is turned back into "y", and our words have no apostrophes. So cutting those
+    endings off a stem that has them leaves a prefix of every word it came from (tests check it on
+    the words of the corpora and on made-up words with every ending the stemmer knows).
+    """
+    if stem.endswith(("le", "ie")):
+        return stem[:-2]
+    if stem.endswith(("e", "i", "l", "y")):
+        return stem[:-1]
+    return stem
 
 
 def term_spans(text: str, term_of: TermFunction) -> Iterator[tuple[int, int, str]]:
