@@ -2,8 +2,8 @@
 settings, driven by wrk, in the same run.
 
     python benchmarks/serving.py --index /tmp/ixp          # Zipf mix; our index built there if missing
-    python benchmarks/serving.py --distinct 4000 --index /tmp/ixp --peers fts5,tantivy
-    python benchmarks/serving.py --distinct 4000 --copies 10 --index /tmp/ix100k --peers-dir /tmp/peers100k \\
+    python benchmarks/serving.py --distinct 20000 --index /tmp/ixp --peers fts5,tantivy
+    python benchmarks/serving.py --distinct 20000 --copies 10 --index /tmp/ix100k --peers-dir /tmp/peers100k \\
         --peers fts5,tantivy                               # 104,190 posts
     python benchmarks/serving.py --duration 60 --connections 32
     python benchmarks/serving.py --smoke --json            # 300 documents, a few seconds a server
@@ -86,12 +86,13 @@ def request_paths(post_ids: list[str], rng: random.Random) -> list[str]:
 
 def distinct_paths(original: list[dict], n: int, seed: int) -> list[str]:
     """n distinct API searches of every class, shuffled (fewer if the corpus cannot make them)."""
-    per_class = math.ceil(n / len(CLASSES))
+    # A fifth more a class than an even share: a small corpus has too few rare or common words for some.
+    per_class = math.ceil(1.2 * n / len(CLASSES))
     while True:
         made = queries(original, per_class, seed)
         if len(made) >= n or per_class > 4 * n:
             break
-        per_class += math.ceil((n - len(made)) / len(CLASSES))
+        per_class += 2 * math.ceil((n - len(made)) / len(CLASSES))
     paths = ["/api/search?" + urlencode(params) for _, params in made]
     random.Random(seed).shuffle(paths)
     return paths[:n]
