@@ -27,6 +27,7 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 import serving as bench
+from _corpus import PRESIDENTIAL, load
 
 
 def mix(post_ids: list[str], rng: random.Random) -> list[str]:
@@ -46,7 +47,7 @@ def mix(post_ids: list[str], rng: random.Random) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--corpus", type=Path, default=bench.PRESIDENTIAL)
+    parser.add_argument("--corpus", type=Path, default=PRESIDENTIAL)
     parser.add_argument("--index", type=Path, help="an existing searchsvc index of the same corpus")
     parser.add_argument("--minutes", type=float, default=10)
     parser.add_argument("--workers", type=int, default=2)
@@ -61,12 +62,12 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        source, _, post_ids = bench.build(args.corpus, tmp, 300 if args.smoke else None)
+        original = load(args.corpus, 300 if args.smoke else None)
+        post_ids = [str(r["id"]) for r in original]
         index = args.index
         if index is None:
             index = tmp / "index"
-            subprocess.run([sys.executable, "-m", "searchsvc", "ingest", "--quiet", "--index", str(index),
-                            str(source)], check=True, stdout=subprocess.DEVNULL)
+            bench.ingest_ours(original, 1, index, tmp)
         paths = mix(post_ids, random.Random(11))
         script = tmp / "soak.lua"
         script.write_text(bench.lua_script(paths), encoding="utf-8")

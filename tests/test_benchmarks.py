@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -10,9 +11,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def smoke(script: str) -> dict:
+def smoke(script: str, *options: str) -> dict:
     """Run a benchmark in its smoke mode and return its JSON summary."""
-    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), "--smoke", "--json"],
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), "--smoke", "--json", *options],
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
@@ -26,21 +27,48 @@ def test_quality_benchmark_smoke():
     assert 0.8 < summary["recall@100"] <= 1.0
 
 
+CLASSES = {"rare word", "common word", "2-word AND", "3-word AND", "phrase", "word + date range",
+           "date range, newest", "word, newest", "2-word OR", "prefix*"}
+
+
 def test_search_benchmark_smoke():
     summary = smoke("search.py")
-    assert summary["documents"] == 300
-    assert set(summary["classes"]) == {"rare word", "common word", "2-word AND", "3-word AND", "phrase",
-                                       "word + date range", "date range, newest", "word, newest"}
-    assert summary["all"]["ours_p50_ms"] > 0 and summary["all"]["fts5_p50_ms"] > 0
+    assert summary["documents"] == 300 and summary["queries"] == 30 and summary["dropped"] == []
+    assert set(summary["classes"]) == CLASSES
+    assert all(row["queries"] == 3 for row in summary["classes"].values())
+    everything = summary["all"]
+    assert everything["ours_p50_ms"] > 0 and everything["fts5_p50_ms"] > 0 and everything["tantivy_p50_ms"] > 0
+    assert everything["ours_per_tantivy"] > 0 and everything["ours_per_fts5"] > 0
+    # Same posts, same queries: the engines mostly agree on how many posts match (stemmers differ a little).
+    assert everything["same_total_as_ours"]["tantivy"] >= 0.8 and everything["same_total_as_ours"]["fts5"] >= 0.8
+    assert all(row["mb"] > 0 and row["build_s"] > 0 for row in summary["indexes"].values())
+
+
+def test_search_benchmark_queries_are_distinct_and_deterministic():
+    spec = importlib.util.spec_from_file_location("_corpus", ROOT / "benchmarks" / "_corpus.py")
+    _corpus = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(_corpus)
+    records = _corpus.load(_corpus.PRESIDENTIAL, 300)
+    made = _corpus.queries(records, 30)
+    assert made == _corpus.queries(records, 30)
+    assert len(made) == 300 and {cls for cls, _ in made} == CLASSES
+    assert len({tuple(sorted(params.items())) for _, params in made}) == 300
 
 
 def test_ingest_benchmark_smoke():
     summary = smoke("ingest.py")
     assert summary["documents"] == 300
     assert set(summary["variants"]) == {
-        "searchsvc", "searchsvc re-ingest", "whoosh procs=2, our schema", "whoosh procs=2", "whoosh serial", "fts5"
+        "searchsvc", "searchsvc re-ingest", "whoosh procs=2, our schema", "whoosh procs=2", "whoosh serial", "fts5",
+        "tantivy",
     }
     assert all(v["seconds"] > 0 and v["peak_mb"] > 0 for v in summary["variants"].values())
+
+
+def test_ingest_benchmark_copies_smoke():
+    summary = smoke("ingest.py", "--copies", "2", "--skip-whoosh")
+    assert summary["documents"] == 600 and summary["copies"] == 2
+    assert set(summary["variants"]) == {"searchsvc", "searchsvc re-ingest", "fts5", "tantivy"}
 
 
 def test_serving_benchmark_smoke():
@@ -49,7 +77,18 @@ def test_serving_benchmark_smoke():
     ours = summary["searchsvc"]
     assert ours["requests"] > 0 and ours["non_2xx"] == 0 and ours["socket_errors"] == 0
     assert len(ours["worker_mb_start"]["private"]) == len(ours["worker_mb_end"]["rss"]) == 2
-    assert summary["fts5_baseline"]["requests"] > 0
+    assert summary["fts5_baseline"]["requests"] > 0 and summary["tantivy_baseline"] is None
+
+
+def test_serving_benchmark_distinct_smoke():
+    summary = smoke("serving.py", "--distinct", "300", "--peers", "fts5,tantivy")
+    assert summary["mix"] == "distinct" and summary["distinct_requests"] == 300
+    for name in ("searchsvc", "fts5_baseline", "tantivy_baseline"):
+        row = summary[name]
+        assert row["requests"] > 0 and row["non_2xx"] == 0 and row["socket_errors"] == 0
+        # A query is sent again only once the whole list has been sent.
+        assert row["repeats"] >= row["requests"] - 300
+    assert summary["throughput_ratio_to_fts5"] > 0 and summary["throughput_ratio_to_tantivy"] > 0
 
 
 def test_soak_benchmark_smoke():
