@@ -84,7 +84,6 @@ class ArrayFieldWriter:
         self._storage = storage
         self._segment = segment
         self._postings = PostingsBuilder()
-        self._fieldids: dict[str, int] = {}
         self._lengths: dict[str, bytearray] = {}
         self._fieldname: str | None = None
         self._term: tuple[bytes, list[int], list[float], list[bytes]] | None = None
@@ -94,7 +93,6 @@ class ArrayFieldWriter:
 
     def start_field(self, fieldname: str, fieldobj: Any) -> None:
         self._fieldname = fieldname
-        self._fieldids.setdefault(fieldname, len(self._fieldids))
         self._postings.start_field(fieldname, isinstance(fieldobj.format, formats.Positions))
 
     def start_term(self, btext: bytes) -> None:
@@ -142,6 +140,10 @@ class ArrayFieldWriter:
     def add_term(self, btext: bytes, docs: list[int], freqs: list[float], values: list[bytes]) -> None:
         self._postings.add_term(btext, docs, freqs, values)
 
+    def add_field_arrays(self, fieldname: str, arrays: dict[str, Any]) -> None:
+        """A whole field's postings as arrays (inversion.Inverter.postings)."""
+        self._postings.set_field(fieldname, arrays)
+
     def set_lengths(self, lengths: dict[str, bytes]) -> None:
         """Every document's one-byte length code per field (our writer knows them all)."""
         self._lengths = {name: bytearray(codes) for name, codes in lengths.items()}
@@ -154,8 +156,10 @@ class ArrayFieldWriter:
         with self._segment.create_file(self._storage, W3Codec.POSTS_EXT) as out:
             self._postings.write(out, doc_count, lengths)
         table = filetables.OrderedHashWriter(self._segment.create_file(self._storage, W3Codec.TERMS_EXT))
-        table.extras["fieldmap"] = dict(self._fieldids)
-        for fieldname, fieldid in self._fieldids.items():
+        # Fields numbered in name order, as Whoosh's writer does: its terms are listed in that order.
+        fieldids = {name: number for number, name in enumerate(sorted(self._postings.fields))}
+        table.extras["fieldmap"] = fieldids
+        for fieldname, fieldid in fieldids.items():
             _write_term_infos(table, _FIELD_ID.pack(fieldid), self._postings.fields[fieldname],
                               lengths.get(fieldname, bytes(doc_count)))
         table.close()

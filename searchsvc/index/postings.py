@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import json
 import struct
-import sys
 from array import array
 from dataclasses import dataclass
 from typing import Any, BinaryIO
@@ -42,7 +41,6 @@ _ARRAYS = (("terms", "u1"), ("term_ends", "<u8"), ("post_ends", "<i8"), ("docs",
            ("pos_ends", "<i8"), ("positions", "<u4"), ("lengths", "u1"))
 # Whoosh's one-byte field length code -> the length its scorer uses.
 LENGTH_OF_BYTE = np.array([byte_to_length(b) for b in range(256)], dtype=np.float64)
-_LITTLE = sys.byteorder == "little"
 
 
 def _empty_field() -> dict[str, Any]:
@@ -78,31 +76,40 @@ class PostingsBuilder:
                 ends.append(end)
             field["positions"] += b"".join(values)
 
+    def set_field(self, fieldname: str, arrays: dict[str, Any]) -> None:
+        """A whole field's postings at once (inversion.Inverter.postings)."""
+        self.fields[fieldname] = arrays
+
     def write(self, out: BinaryIO, doc_count: int, lengths: dict[str, bytes]) -> None:
         """The file for a segment of `doc_count` documents; `lengths` are each field's
         one-byte length codes (missing: 0, an empty field)."""
-        arrays: list[tuple[str, bytes]] = []
+        arrays: list[bytes] = []
         header: dict[str, Any] = {"docs": doc_count, "fields": {}}
         offset = 0
         for name, field in self.fields.items():
             field = dict(field, lengths=lengths.get(name, bytes(doc_count)))
             entries = {}
-            for key, _ in _ARRAYS:
-                data = field[key]
-                if isinstance(data, array) and not _LITTLE:
-                    data = array(data.typecode, data)
-                    data.byteswap()
-                raw = bytes(data) if not isinstance(data, array) else data.tobytes()
+            for key, dtype in _ARRAYS:
+                raw = _little_endian(field[key], key, dtype)
                 entries[key] = [offset, len(raw)]
-                arrays.append((f"{name}.{key}", raw))
+                arrays.append(raw)
                 offset += len(raw) + (-len(raw) % 8)
             header["fields"][name] = entries
         text = json.dumps(header).encode("utf-8")
         text += b" " * (-(len(MAGIC) + 8 + len(text)) % 8)
         out.write(MAGIC + struct.pack("<Q", len(text)) + text)
-        for _, raw in arrays:
+        for raw in arrays:
             out.write(raw)
             out.write(bytes(-len(raw) % 8))
+
+
+def _little_endian(data: Any, key: str, dtype: str) -> bytes:
+    """An array's bytes as the file stores them. `positions` given as bytes are the posting
+    values, little-endian already; array.array and numpy arrays are in this machine's order."""
+    if isinstance(data, (bytes, bytearray, memoryview)) and (key in ("terms", "positions", "lengths")):
+        return bytes(data)
+    native = np.frombuffer(data, dtype=np.dtype(dtype).newbyteorder("=")) if isinstance(data, array) else data
+    return np.asarray(native).astype(dtype, copy=False).tobytes()
 
 
 class BadPostings(Exception):

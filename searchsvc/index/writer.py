@@ -17,7 +17,7 @@ from __future__ import annotations
 import gc
 import multiprocessing
 import os
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Collection, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import ExitStack, contextmanager
@@ -33,6 +33,8 @@ from whoosh.writing import PostingPool, SegmentWriter
 from searchsvc.index.codec import ArrayCodec, ArrayFieldWriter
 from searchsvc.index.commit import commit
 from searchsvc.index.fasttext import terms
+from searchsvc.index.inversion import Inverter
+from searchsvc.index.postings import ARRAY_FIELDS
 from searchsvc.index.schema import SPELL_FIELD, build_schema, document_from_record
 from searchsvc.index.toc import PinnedIndex
 
@@ -85,20 +87,50 @@ class PostWriter(SegmentWriter):
         pdw.add_field = remember
         self._spell_terms = self.schema[SPELL_FIELD].term_function()
         self._spell_first: dict[str, int] = {}
-        self._spell_count: dict[str, int] = defaultdict(int)
+        self._spell_count: Counter[str] = Counter()
+        self._inverter = Inverter({name: self.schema[name].term_function() for name in ARRAY_FIELDS})
 
     def add_document(self, **fields: Any) -> None:
+        """Whoosh's SegmentWriter.add_document for our schema (no boosts, vectors or custom
+        stored values), with the positional fields' words handed to the Inverter."""
+        self._check_state()
+        docnum = self.docnum
         words = fields.pop(SPELL_FIELD, None)
         if words:
             # Before the other fields: `text` is the same string and reuses its words.
+            found = terms(words, self._spell_terms)
+            self._spell_count.update(found)
             first = self._spell_first
-            count = self._spell_count
-            docnum = self.docnum
-            for term in terms(words, self._spell_terms):
-                count[term] += 1
-                if term not in first:
-                    first[term] = docnum
-        super().add_document(**fields)
+            for term in set(found) - first.keys():
+                first[term] = docnum
+        perdocwriter = self.perdocwriter
+        schema = self.schema
+        add_post = self.pool.add
+        inverted = self._inverter.fields
+        perdocwriter.start_doc(docnum)
+        try:
+            for fieldname in sorted(fields):
+                value = fields[fieldname]
+                if value is None:
+                    continue
+                field = schema[fieldname]
+                length = 0
+                if fieldname in inverted:
+                    length = self._inverter.add(fieldname, docnum, value)
+                elif field.indexed:
+                    for tbytes, freq, weight, vbytes in field.index(value):
+                        if field.scorable:
+                            length += freq
+                        add_post((fieldname, tbytes, docnum, weight, vbytes))
+                perdocwriter.add_field(fieldname, field, value if field.stored else None, length)
+                if field.column_type:
+                    perdocwriter.add_column_value(fieldname, field.column_type, field.to_column_value(value))
+        except Exception:
+            perdocwriter.cancel_doc()
+            raise
+        perdocwriter.finish_doc()
+        self._added = True
+        self.docnum += 1
 
     def _commit_toc(self, segments: list[Any]) -> None:
         # Whoosh's version writes the table of contents unsynced and deletes the old files at once.
@@ -111,18 +143,27 @@ class PostWriter(SegmentWriter):
         self.perdocwriter.close()
         fieldwriter = self.fieldwriter
         fieldwriter.set_lengths(self._length_codes)
-        _write_postings(fieldwriter, self.schema, self.pool.iter_postings())
+        _write_postings(fieldwriter, self.schema, self.pool.iter_postings(), self._inverter)
+        for fieldname in sorted(self._inverter.fields):
+            arrays = self._inverter.postings(fieldname)
+            if arrays is not None:
+                fieldwriter.add_field_arrays(fieldname, arrays)
         fieldwriter.close(self.docnum)
 
 
-def _write_postings(fieldwriter: ArrayFieldWriter, schema: Any, items: Any) -> None:
+def _write_postings(fieldwriter: ArrayFieldWriter, schema: Any, items: Any, inverter: Inverter) -> None:
     """Sorted postings (field, term, docnum, weight, value) to the field writer a term at a
-    time, without Whoosh's per-posting calls."""
+    time, without Whoosh's per-posting calls; those of the inverted fields (from merged
+    segments) to the inverter."""
     lastfn = lasttext = None
     docs: list[int] = []
     freqs: list[float] = []
     values: list[bytes] = []
+    inverted = inverter.fields
     for fieldname, btext, docnum, weight, value in items:
+        if fieldname in inverted:
+            inverter.add_merged(fieldname, btext, docnum, value)
+            continue
         if btext != lasttext or fieldname != lastfn:
             if lasttext is not None:
                 fieldwriter.add_term(lasttext, docs, freqs, values)
