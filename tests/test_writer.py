@@ -128,3 +128,60 @@ def test_parallel_ingest_equals_serial_ingest(tmp_path, monkeypatch):
     # Updating posts written by a helper replaces them (no duplicates).
     again = parallel("ingest", source)
     assert again.stdout == "Read 1 file: 0 new, 0 updated, 400 unchanged, 0 invalid, 0 skipped files\n"
+
+
+def test_postings_after_ingests_deletes_and_merges_are_the_analysis_of_the_stored_posts(tmp_path):
+    """Ground truth: an index grown by ten ingests, updates and deletes (Whoosh merges its
+    segments along the way, from their arrays) holds, for every live post, exactly the terms,
+    frequencies and positions the analyser gives its stored text, and no posting of a deleted
+    or replaced post."""
+    from whoosh.codec.whoosh3 import W3Codec
+
+    from searchsvc.index.codec import open_segment_postings
+
+    records = _records()[:200]
+    searchsvc = Searchsvc(tmp_path / "index")
+    for part in range(10):
+        batch = records[part * 20:(part + 1) * 20]
+        if part >= 2:  # updates of earlier posts, with changed text
+            batch += [record_from_mapping({**r.to_json(), "body": r.body + " revised lighthouse"})
+                      for r in records[(part - 2) * 20:(part - 2) * 20 + 3]]
+        source = tmp_path / f"part{part}.jsonl"
+        source.write_text("".join(json.dumps(r.to_json()) + "\n" for r in batch), encoding="utf-8")
+        assert searchsvc("ingest", source).exit_code == 0
+        if part % 3 == 2:
+            assert searchsvc("delete", records[part * 20].id).exit_code == 0
+    ix = IndexStore(searchsvc.index).open()
+    schema = build_schema()
+    with ix.reader() as reader:
+        leaves = reader.leaf_readers()
+        assert len(leaves) < 10  # some segments were merged
+        expected: dict[tuple[str, int], dict[bytes, list[int]]] = {}
+        found: dict[tuple[str, int], dict[bytes, list[int]]] = {}
+        live = set(reader.all_doc_ids())
+        for docnum in live:
+            stored = reader.stored_fields(docnum)
+            values = {"title": stored["title"], "text": stored["title"] + "\n" + stored["body"],
+                      "author": stored.get("author")}
+            for fieldname in PHRASE_FIELDS:
+                if values[fieldname]:
+                    items = schema[fieldname].index(values[fieldname])
+                    expected[(fieldname, docnum)] = {
+                        term: list(schema[fieldname].format.decode_positions(value)) for term, _, _, value in items}
+        for segreader, offset in leaves:
+            assert isinstance(segreader.segment().codec(), W3Codec)
+            arrays = open_segment_postings(segreader)
+            deleted = set(segreader.segment().deleted_docs())
+            for fieldname in PHRASE_FIELDS:
+                field = arrays.fields[fieldname]
+                ends = field.term_ends.tolist()
+                for number, (start, end) in enumerate(zip([0, *ends[:-1]], ends, strict=True)):
+                    term = bytes(field.terms[start:end])
+                    docs, _, first, last = field.postings(number)
+                    for posting, doc in zip(range(first, last), docs.tolist(), strict=True):
+                        if doc in deleted:
+                            continue
+                        found.setdefault((fieldname, offset + doc), {})[term] = field.positions_of(posting).tolist()
+    assert found == expected
+    titles = {reader_doc["id"] for reader_doc in ix.searcher().documents()}
+    assert len(titles) == len(live)

@@ -25,9 +25,10 @@ class _Field:
         self.tokens = array("i")  # term numbers of new documents, document after document
         self.docs = array("i")  # the new documents with words in this field ...
         self.counts = array("i")  # ... and how many words each has
-        self.old_tokens = array("i")  # merged postings: term number, document, position per word
-        self.old_docs = array("i")
-        self.old_positions = array("I")
+        # Merged postings, as chunks of arrays: term number, document, position per word.
+        self.old_tokens: list[np.ndarray] = []
+        self.old_docs: list[np.ndarray] = []
+        self.old_positions: list[np.ndarray] = []
 
 
 class Inverter:
@@ -60,13 +61,35 @@ class Inverter:
         return len(numbers)
 
     def add_merged(self, fieldname: str, btext: bytes, docnum: int, value: bytes) -> None:
-        """A posting of a merged segment (its value: ArrayPositions' raw uint32 positions)."""
+        """A posting of a merged segment without arrays (its value: ArrayPositions' raw
+        little-endian uint32 positions)."""
         field = self.fields[fieldname]
-        positions = array("I", value)
+        positions = np.frombuffer(value, dtype="<u4").astype(np.uint32)
         (number,) = self._numbered([btext.decode("utf-8")])
-        field.old_tokens.extend([number] * len(positions))
-        field.old_docs.extend([docnum] * len(positions))
-        field.old_positions.extend(positions)
+        field.old_tokens.append(np.full(len(positions), number, dtype=np.int32))
+        field.old_docs.append(np.full(len(positions), docnum, dtype=np.int32))
+        field.old_positions.append(positions)
+
+    def add_merged_arrays(self, fieldname: str, arrays: Any, new_numbers: np.ndarray) -> None:
+        """A merged segment's postings of the field, from its arrays (postings.FieldPostings);
+        `new_numbers` gives each of its documents' number here, -1 for a deleted one."""
+        field = self.fields[fieldname]
+        if not len(arrays.docs):
+            return
+        ends = arrays.term_ends.tolist()
+        raw = bytes(arrays.terms)
+        names = [raw[start:end].decode("utf-8") for start, end in zip([0, *ends[:-1]], ends, strict=True)]
+        post_ends = arrays.post_ends.astype(np.int64)
+        per_term = np.diff(post_ends, prepend=0)
+        posting_terms = np.repeat(np.asarray(self._numbered(names), dtype=np.int32), per_term)
+        pos_ends = arrays.pos_ends.astype(np.int64)
+        counts = np.diff(pos_ends, prepend=0)
+        docs = new_numbers[arrays.docs]
+        live = docs >= 0
+        field.old_tokens.append(np.repeat(posting_terms[live], counts[live]))
+        field.old_docs.append(np.repeat(docs[live].astype(np.int32), counts[live]))
+        positions = arrays.positions.astype(np.uint32)
+        field.old_positions.append(positions if live.all() else positions[np.repeat(live, counts)])
 
     def postings(self, fieldname: str) -> dict[str, Any] | None:
         """The field's postings as the arrays of postings.py (None: no words at all)."""
@@ -76,11 +99,9 @@ class Inverter:
         if not total and not len(field.old_tokens):
             return None
         starts = np.cumsum(counts) - counts
-        tokens = np.concatenate([np.frombuffer(field.old_tokens, dtype=np.int32),
-                                 np.frombuffer(field.tokens, dtype=np.int32)])
-        docs = np.concatenate([np.frombuffer(field.old_docs, dtype=np.int32),
-                               np.repeat(np.frombuffer(field.docs, dtype=np.int32), counts)])
-        positions = np.concatenate([np.frombuffer(field.old_positions, dtype=np.uint32),
+        tokens = np.concatenate([*field.old_tokens, np.frombuffer(field.tokens, dtype=np.int32)])
+        docs = np.concatenate([*field.old_docs, np.repeat(np.frombuffer(field.docs, dtype=np.int32), counts)])
+        positions = np.concatenate([*field.old_positions,
                                     (np.arange(total, dtype=np.int64) - np.repeat(starts, counts)).astype(np.uint32)])
         # Terms in Whoosh's order: by their UTF-8 bytes.
         present = np.unique(tokens)

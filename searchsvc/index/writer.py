@@ -24,13 +24,14 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from whoosh.filedb.filestore import FileStorage
 from whoosh.index import clean_files
 from whoosh.system import pack_uint
 from whoosh.util.numeric import length_to_byte
 from whoosh.writing import PostingPool, SegmentWriter
 
-from searchsvc.index.codec import ArrayCodec, ArrayFieldWriter
+from searchsvc.index.codec import ArrayCodec, ArrayFieldWriter, open_segment_postings
 from searchsvc.index.commit import commit
 from searchsvc.index.fasttext import terms
 from searchsvc.index.inversion import Inverter
@@ -131,6 +132,37 @@ class PostWriter(SegmentWriter):
         perdocwriter.finish_doc()
         self._added = True
         self.docnum += 1
+
+    def add_postings_to_pool(self, reader: Any, startdoc: int, docmap: dict[int, int] | None) -> None:
+        """A merged segment's postings: the inverted fields' straight from its arrays to the
+        Inverter (numpy, no tuple per posting), the others through Whoosh's pool."""
+        arrays = open_segment_postings(reader) if hasattr(reader, "segment") else None
+        if arrays is None:
+            super().add_postings_to_pool(reader, startdoc, docmap)
+            return
+        if docmap is None:
+            new_numbers = np.arange(startdoc, startdoc + arrays.doc_count, dtype=np.int64)
+        else:
+            new_numbers = np.full(arrays.doc_count, -1, dtype=np.int64)
+            new_numbers[list(docmap)] = list(docmap.values())
+        add = self.pool.add
+        for fieldname, field in arrays.fields.items():
+            if fieldname not in self.schema:
+                continue
+            if fieldname in self._inverter.fields:
+                self._inverter.add_merged_arrays(fieldname, field, new_numbers)
+                continue
+            docs = new_numbers[field.docs].tolist()
+            freqs = field.freqs.tolist()
+            ends = field.term_ends.tolist()
+            raw = bytes(field.terms)
+            start = 0
+            for term_start, term_end, post_end in zip([0, *ends[:-1]], ends, field.post_ends.tolist(), strict=True):
+                btext = raw[term_start:term_end]
+                for posting in range(start, post_end):
+                    if docs[posting] >= 0:
+                        add((fieldname, btext, docs[posting], freqs[posting], pack_uint(int(freqs[posting]))))
+                start = post_end
 
     def _commit_toc(self, segments: list[Any]) -> None:
         # Whoosh's version writes the table of contents unsynced and deletes the old files at once.
