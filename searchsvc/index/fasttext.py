@@ -116,9 +116,15 @@ def terms(text: str, term_of: TermFunction) -> list[str]:
     """The terms the analyser gives for `text`, in order (CJK runs as bigrams)."""
     found = words(text)
     if CJK.search(text) is None:
-        # Most words were seen before: one C-level pass over the cache, then the rest.
-        out = list(map(term_of.cache.get, found))
+        # Most words were seen before: one C-level pass over the cache; the new words are
+        # analysed once each, then a second pass (not a Python step per word of the text).
+        cache = term_of.cache
+        out = list(map(cache.get, found))
         if None in out:
-            out = [term_of(word) if term is None else term for term, word in zip(out, found, strict=True)]
+            for word in set(found).difference(cache):
+                term_of(word)
+            out = list(map(cache.get, found))
+            if None in out:  # the cache is full
+                out = [term_of(word) if term is None else term for term, word in zip(out, found, strict=True)]
         return out
     return [term for _, _, term in term_spans(text, term_of)]

@@ -44,7 +44,7 @@ class Inverter:
         get = self._numbers.get
         numbers = list(map(get, found))
         if None in numbers:
-            for term in set(found) - self._numbers.keys():
+            for term in set(found).difference(self._numbers):  # looks up each new word (not the whole dict)
                 self._numbers[term] = len(self._terms)
                 self._terms.append(term)
             numbers = list(map(self._numbers.__getitem__, found))

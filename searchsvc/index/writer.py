@@ -102,12 +102,15 @@ class PostWriter(SegmentWriter):
             found = terms(words, self._spell_terms)
             self._spell_count.update(found)
             first = self._spell_first
-            for term in set(found) - first.keys():
+            for term in set(found).difference(first):  # per word of the post, not per known word
                 first[term] = docnum
         perdocwriter = self.perdocwriter
         schema = self.schema
         add_post = self.pool.add
-        inverted = self._inverter.fields
+        # `text` first: it is the string `spell` just split into words (fasttext.words keeps one).
+        inverted = {name: self._inverter.add(name, docnum, fields[name])
+                    for name in sorted(self._inverter.fields, key=lambda name: name != "text")
+                    if fields.get(name) is not None}
         perdocwriter.start_doc(docnum)
         try:
             for fieldname in sorted(fields):
@@ -117,7 +120,7 @@ class PostWriter(SegmentWriter):
                 field = schema[fieldname]
                 length = 0
                 if fieldname in inverted:
-                    length = self._inverter.add(fieldname, docnum, value)
+                    length = inverted[fieldname]
                 elif field.indexed:
                     for tbytes, freq, weight, vbytes in field.index(value):
                         if field.scorable:
