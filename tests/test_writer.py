@@ -128,6 +128,18 @@ def test_parallel_ingest_equals_serial_ingest(tmp_path, monkeypatch):
     # Updating posts written by a helper replaces them (no duplicates).
     again = parallel("ingest", source)
     assert again.stdout == "Read 1 file: 0 new, 0 updated, 400 unchanged, 0 invalid, 0 skipped files\n"
+    # A segment holds at most SEGMENT_MAX_CHARS of text (its inversion is in memory): more
+    # parts than processes, the same posts and answers.
+    capped = Searchsvc(tmp_path / "capped")
+    monkeypatch.setattr("searchsvc.index.writer.SEGMENT_MAX_CHARS", 300_000)
+    assert capped("ingest", source).exit_code == 0
+    assert len(list((tmp_path / "capped").glob("g*/*.seg"))) >= 4
+    assert capped.export() == serial.export()
+    for query in ("treaty", '"armed forces"'):
+        a, c = (json.loads(x("search", query, "--json", "--per-page", "20").stdout) for x in (serial, capped))
+        a.pop("took_ms")
+        c.pop("took_ms")
+        assert a == c, query
 
 
 def test_postings_after_ingests_deletes_and_merges_are_the_analysis_of_the_stored_posts(tmp_path):

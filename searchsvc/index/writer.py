@@ -216,6 +216,9 @@ def _write_postings(fieldwriter: ArrayFieldWriter, schema: Any, items: Any, inve
 
 # Below this much text a second process costs more (start-up, imports) than it saves.
 PARALLEL_MIN_CHARS = 4_000_000
+# At most this much text per segment: a process inverts a whole segment in memory
+# (inversion.py), about 8 bytes per character at its peak.
+SEGMENT_MAX_CHARS = 48_000_000
 
 
 def write_records(
@@ -229,11 +232,12 @@ def write_records(
 ) -> None:
     """One commit: posts whose id is in `replace` are replaced, the rest added.
 
-    A large batch is split into contiguous parts by size; helper processes each write one
-    part as a segment of its own while this process writes the last part, so the segments
-    keep the batch's order. The commit (the table of contents) is only ever written here,
-    under the caller's lock: a failure anywhere leaves the previous commit as it was, and
-    the unfinished segments' files are deleted at once (`_abandon`).
+    A large batch is split into contiguous parts by size (at least one per process, at most
+    SEGMENT_MAX_CHARS each); helper processes each write parts as segments of their own while
+    this process writes the last part, so the segments keep the batch's order. The commit (the
+    table of contents) is only ever written here, under the caller's lock: a failure anywhere
+    leaves the previous commit as it was, and the unfinished segments' files are deleted at
+    once (`_abandon`).
     """
     with _collector_paused():
         _write_records(ix, records, replace=replace, wait=wait, limitmb=limitmb, workers=workers)
@@ -257,7 +261,8 @@ def _write_records(
 ) -> None:
     if workers is None:
         workers = default_workers(records)
-    parts = split_by_size(records, workers)
+    size = sum(len(r.body) + len(r.title) for r in records)
+    parts = split_by_size(records, max(workers, -(-size // SEGMENT_MAX_CHARS)))
     writer = PostWriter(ix, timeout=wait, limitmb=limitmb)
     try:
         for record in records:
@@ -272,7 +277,8 @@ def _write_records(
                 context = multiprocessing.get_context("spawn")
                 pool = stack.enter_context(
                     ProcessPoolExecutor(
-                        len(parts) - 1, mp_context=context, initializer=_die_with_parent, initargs=(os.getpid(),)
+                        max(1, min(workers - 1, len(parts) - 1)), mp_context=context,
+                        initializer=_die_with_parent, initargs=(os.getpid(),)
                     )
                 )
                 limit = writer.pool.limit // 2**20
