@@ -41,7 +41,7 @@ def rank_and_collect(engine: Engine, searcher: Searcher, query: wq.Query, allowe
     found = _vectorised(engine, searcher, query, allowed, deadline)
     if found is not None:
         docs, scores = found
-        return docs, top_by_score(docs, scores[docs], limit)
+        return docs, top_by_score(docs, scores, limit)
     return rank_with_matchers(searcher, query, allowed, limit, deadline)
 
 
@@ -95,7 +95,7 @@ def top_by_score(docs: np.ndarray, scores: np.ndarray, limit: int | None) -> Ran
 
 def _vectorised(engine: Engine, searcher: Searcher, query: wq.Query, allowed: np.ndarray | None,
                 deadline: Deadline) -> tuple[np.ndarray, np.ndarray] | None:
-    """(matches, dense scores) from the postings arrays, or None when they cannot answer."""
+    """(matches, their scores) from the postings arrays, or None when they cannot answer."""
     arrays = engine.kept("vectors")
     if arrays is None:
         arrays = vectors.open_vectors(searcher) or False  # False: this version has none
@@ -103,12 +103,13 @@ def _vectorised(engine: Engine, searcher: Searcher, query: wq.Query, allowed: np
     if arrays is False:
         return None
     try:
-        found, scores = vectors.evaluate(arrays, searcher, query, deadline)
+        docs, scores = vectors.evaluate(arrays, searcher, query, deadline)
     except vectors.NotVectorised:
         return None
     if allowed is not None:
-        found &= allowed
-    return np.flatnonzero(found), scores
+        keep = allowed[docs]
+        docs, scores = docs[keep], scores[keep]
+    return docs, scores
 
 
 def _as_set(allowed: np.ndarray) -> set[int]:

@@ -2,10 +2,11 @@
 with numpy, every matching document at once, instead of Whoosh's matchers one posting at a
 time (36 ms of a 46 ms request at 100k posts went to them).
 
-A query is worked out one segment at a time, as Whoosh does (a prefix expands to the words of
-that segment), into two dense arrays over the segment's documents: which match, and their
-scores. The rules are Whoosh's, so the scores are the same as its matchers' within float
-rounding (tests/test_vectors.py compares both on hundreds of generated queries):
+A word, a phrase or an expansion is looked up in each segment, as Whoosh does (a prefix expands
+to the words of that segment); the parts are then combined over the whole index as sorted
+arrays of matching documents and their scores. The rules are Whoosh's, so the scores are the
+same as its matchers' within float rounding (tests/test_vectors.py compares both on hundreds
+of generated queries):
 
 - a word scores BM25 (ranking.BM25: the index's idf and average field length, the document's
   one-byte field length), times its boost;
@@ -23,6 +24,7 @@ A query with any other part raises NotVectorised and the caller runs Whoosh's ma
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from math import log
 from typing import Any
 
 import numpy as np
@@ -60,6 +62,18 @@ class VectorIndex:
     segments: list[Segment]
     doc_count: int
     live: np.ndarray  # bool per global document number
+    global_norms: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def global_norm(self, fieldname: str, avgfl: float) -> np.ndarray:
+        """`norm` of every segment, over global document numbers: one BM25 pass per word,
+        not one per word and segment (20 segments made that per-call overhead most of a
+        3-word search)."""
+        norm = self.global_norms.get(fieldname)
+        if norm is None:
+            norm = self.global_norms[fieldname] = np.concatenate(
+                [self.norm(segment, fieldname, avgfl) if fieldname in segment.postings.fields
+                 else np.zeros(segment.doc_count) for segment in self.segments] or [np.zeros(0)])
+        return norm
 
     def norm(self, segment: Segment, fieldname: str, avgfl: float) -> np.ndarray:
         """K1 * ((1 - B) + B * fl / avgfl) per document: BM25's length part, in Whoosh's
@@ -113,192 +127,288 @@ class _Stats:
         return value
 
 
-def evaluate(vectors: VectorIndex, searcher: Searcher, query: wq.Query,
-             deadline: Deadline) -> tuple[np.ndarray, np.ndarray]:
-    """(matches, scores): a bool and a float64 array over every global document number,
-    deleted documents not matching. NotVectorised for a query the arrays cannot answer."""
-    matches = np.zeros(vectors.doc_count, dtype=bool)
-    scores = np.zeros(vectors.doc_count, dtype=np.float64)
-    stats = _Stats(searcher)
-    for segment in vectors.segments:
-        deadline.check()
-        found, score = _Evaluation(vectors, segment, stats, deadline).run(query, scored=True)
-        end = segment.offset + segment.doc_count
-        matches[segment.offset:end] = found
-        scores[segment.offset:end] = score
-    matches &= vectors.live
-    scores[~matches] = 0.0
-    return matches, scores
+Result = tuple[np.ndarray, np.ndarray]  # matching global document numbers (ascending), their scores
+
+
+def _empty() -> Result:
+    return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64)
+
+
+def evaluate(vectors: VectorIndex, searcher: Searcher, query: wq.Query, deadline: Deadline) -> Result:
+    """(documents, scores): every global document number `query` matches, ascending, deleted
+    ones left out, and each one's score. NotVectorised for a query the arrays cannot answer.
+
+    Matches are kept sparse, as sorted document numbers: an AND looks up the other parts'
+    documents only at the smallest part's, so no step costs the size of the index except an
+    OR of large parts (a dense array: cheaper than sorting them)."""
+    docs, scores = _Evaluation(vectors, _Stats(searcher), deadline).run(query)
+    live = vectors.live[docs]
+    return (docs, scores) if live.all() else (docs[live], scores[live])
+
+
+def _contains(sorted_docs: np.ndarray, docs: np.ndarray) -> np.ndarray:
+    """Which of `docs` are in `sorted_docs` (a bool per element of `docs`)."""
+    if not len(sorted_docs):
+        return np.zeros(len(docs), dtype=bool)
+    at = np.searchsorted(sorted_docs, docs)
+    at[at == len(sorted_docs)] = 0
+    return sorted_docs[at] == docs
 
 
 class _Evaluation:
-    """One query over one segment."""
+    """One query over every segment."""
 
-    def __init__(self, vectors: VectorIndex, segment: Segment, stats: _Stats, deadline: Deadline):
+    def __init__(self, vectors: VectorIndex, stats: _Stats, deadline: Deadline):
         self.vectors = vectors
-        self.segment = segment
-        self.n = segment.doc_count
+        self.n = vectors.doc_count
         self.stats = stats
         self.deadline = deadline
         self.schema = stats.searcher.schema
 
-    def run(self, q: wq.Query, scored: bool) -> tuple[np.ndarray, np.ndarray]:
-        """(matches, scores) of `q` over this segment's documents; scores are 0 where it
-        does not match. `scored` False: Whoosh's unweighted context (a multi-word expansion)."""
+    def run(self, q: wq.Query) -> Result:
         self.deadline.tick()
         kind = type(q)
         if kind is wq.Term:
-            return self._term(q.fieldname, q.text, q.boost, scored)
+            return self._word(q.fieldname, q.text, q.boost)
         if kind is wq.Or:
-            return self._boosted(self._or(q.subqueries, scored), q.boost)
+            return _boosted(self._or([self.run(sub) for sub in q.subqueries]), q.boost)
         if kind is wq.And:
-            return self._boosted(self._and(q.subqueries, scored), q.boost)
+            return _boosted(self._and(q.subqueries), q.boost)
         if kind is wq.AndNot:
-            found, score = self.run(q.a, scored)
-            excluded, _ = self.run(q.b, False)
-            found = found & ~excluded
-            return self._boosted((found, np.where(found, score, 0.0)), q.boost)
-        if kind is ExactPhrase and q.slop == 1 and q.fieldname in ARRAY_FIELDS:
-            return self._phrase(q, scored)
+            docs, scores = self.run(q.a)
+            keep = ~_contains(self.run(q.b)[0], docs)
+            return _boosted((docs[keep], scores[keep]), q.boost)
         if kind is wq.Not:
             # Whoosh's InverseMatcher: every other document, each scoring 1.
-            excluded, _ = self.run(q.query, False)
-            found = ~excluded
-            return found, found.astype(np.float64)
+            docs = np.arange(self.n, dtype=np.int64)
+            docs = docs[~_contains(self.run(q.query)[0], docs)]
+            return docs, np.ones(len(docs))
+        if kind is ExactPhrase and q.slop == 1 and q.fieldname in ARRAY_FIELDS:
+            return self._per_segment(lambda segment: self._phrase(segment, q))
         if kind is wq.Every:
-            return np.ones(self.n, dtype=bool), np.full(self.n, float(q.boost))
+            return np.arange(self.n, dtype=np.int64), np.full(self.n, float(q.boost))
         if isinstance(q, wq.MultiTerm) and q.field() in ARRAY_FIELDS:
-            return self._expansion(q, scored)
+            return self._per_segment(lambda segment: self._expansion(segment, q))
         if q is wq.NullQuery or isinstance(q, type(wq.NullQuery)):
-            return self._none()
+            return _empty()
         raise NotVectorised(type(q).__name__)
 
-    def _none(self) -> tuple[np.ndarray, np.ndarray]:
-        return np.zeros(self.n, dtype=bool), np.zeros(self.n, dtype=np.float64)
+    def _per_segment(self, evaluate_in: Any) -> Result:
+        """A leaf's matches in every segment (segment document numbers), made global."""
+        parts = []
+        for segment in self.vectors.segments:
+            docs, scores = evaluate_in(segment)
+            if len(docs):
+                parts.append((docs.astype(np.int64) + segment.offset, scores))
+        if not parts:
+            return _empty()
+        if len(parts) == 1:
+            return parts[0]
+        return np.concatenate([d for d, _ in parts]), np.concatenate([s for _, s in parts])
 
-    @staticmethod
-    def _boosted(result: tuple[np.ndarray, np.ndarray], boost: float) -> tuple[np.ndarray, np.ndarray]:
-        return result if boost == 1.0 else (result[0], result[1] * boost)
+    def _or(self, results: list[Result]) -> Result:
+        """Every document of any part, the scores of the parts that match it added in order."""
+        results = [r for r in results if len(r[0])]
+        if not results:
+            return _empty()
+        merged = results[0]
+        for part in results[1:]:
+            merged = _union(merged, part)
+        return merged
 
-    def _or(self, subqueries: list[wq.Query], scored: bool) -> tuple[np.ndarray, np.ndarray]:
-        found, score = self._none()
-        for sub in subqueries:
-            f, s = self.run(sub, scored)
-            found |= f
-            score += s
-        return found, score
-
-    def _and(self, subqueries: list[wq.Query], scored: bool) -> tuple[np.ndarray, np.ndarray]:
+    def _and(self, subqueries: list[wq.Query]) -> Result:
+        """The documents every part matches (looked up at the smallest part's), the parts'
+        scores added in order; a NOT part excludes its documents and adds 1 (as in Whoosh)."""
         if not subqueries:
-            return self._none()
-        found = np.ones(self.n, dtype=bool)
-        score = np.zeros(self.n, dtype=np.float64)
-        for sub in subqueries:
-            f, s = self.run(sub, scored)
-            found &= f
-            score += s
-        score[~found] = 0.0
-        return found, score
+            return _empty()
+        positive = [type(sub) is not wq.Not for sub in subqueries]
+        if not any(positive):
+            results = [self.run(sub) for sub in subqueries]
+        else:
+            results = [self.run(sub if keep else sub.query) for sub, keep in zip(subqueries, positive, strict=True)]
+        included = [r for r, keep in zip(results, positive, strict=True) if keep or not any(positive)]
+        docs = min((r[0] for r in included), key=len)
+        for (part, _), keep in zip(results, positive, strict=True):
+            if not len(docs):
+                return _empty()
+            if keep or not any(positive):
+                docs = docs[_contains(part, docs)]
+            else:
+                docs = docs[~_contains(part, docs)]
+        scores = np.zeros(len(docs), dtype=np.float64)
+        for (part, part_scores), keep in zip(results, positive, strict=True):
+            if keep or not any(positive):
+                scores += part_scores[np.searchsorted(part, docs)]
+            else:
+                scores += 1.0
+        return docs, scores
 
-    def _postings(self, fieldname: str, text: Any) -> tuple[np.ndarray, np.ndarray, int, bytes] | None:
+    def _postings(self, segment: Segment, fieldname: str,
+                  text: Any) -> tuple[np.ndarray, np.ndarray, int, bytes] | None:
         if fieldname not in ARRAY_FIELDS or fieldname not in self.schema:
             raise NotVectorised(fieldname)
         try:
             btext = self.schema[fieldname].to_bytes(text)
         except ValueError:
             return None
-        arrays = self.segment.postings.fields[fieldname]
-        number = arrays.term_number(btext)
+        arrays = segment.postings.fields.get(fieldname)
+        number = arrays.term_number(btext) if arrays is not None else None
         if number is None:
             return None
         docs, freqs, start, _ = arrays.postings(number)
         return docs, freqs, start, btext
 
-    def _bm25(self, fieldname: str, btext: bytes, docs: np.ndarray, freqs: np.ndarray) -> np.ndarray:
+    def _bm25(self, segment: Segment, fieldname: str, btext: bytes, docs: np.ndarray,
+              freqs: np.ndarray) -> np.ndarray:
         stats = self.stats
         idf = stats.idf(fieldname, btext)
-        norm = self.vectors.norm(self.segment, fieldname, stats.avgfl(fieldname))
+        norm = self.vectors.norm(segment, fieldname, stats.avgfl(fieldname))
         tf = freqs.astype(np.float64)
         return idf * ((tf * (K1 + 1)) / (tf + norm[docs]))
 
-    def _term(self, fieldname: str, text: Any, boost: float, scored: bool) -> tuple[np.ndarray, np.ndarray]:
-        found, score = self._none()
-        postings = self._postings(fieldname, text)
-        if postings is None:
-            return found, score
-        docs, freqs, _, btext = postings
-        found[docs] = True
-        if scored:
-            score[docs] = self._bm25(fieldname, btext, docs, freqs)
-        else:
-            score[docs] = freqs  # Whoosh's unweighted matchers score a posting by its weight
-        return self._boosted((found, score), boost)
+    def _word(self, fieldname: str, text: Any, boost: float) -> Result:
+        """A word over every segment at once: its postings gathered, then scored in one pass
+        (the idf from the same postings: Whoosh's document frequency counts them all)."""
+        if fieldname not in ARRAY_FIELDS or fieldname not in self.schema:
+            raise NotVectorised(fieldname)
+        try:
+            btext = self.schema[fieldname].to_bytes(text)
+        except ValueError:
+            return _empty()
+        docs, freqs, offsets = [], [], []
+        for segment in self.vectors.segments:
+            arrays = segment.postings.fields.get(fieldname)
+            number = arrays.term_number(btext) if arrays is not None else None
+            if number is not None:
+                found, found_freqs, _, _ = arrays.postings(number)
+                docs.append(found)
+                freqs.append(found_freqs)
+                offsets.append(segment.offset)
+        if not docs:
+            return _empty()
+        counts = [len(d) for d in docs]
+        n = sum(counts)
+        total = self.n
+        idf = log(1 + (total - n + 0.5) / (n + 0.5))  # ranking.BM25.idf, in its order of operations
+        all_docs = np.concatenate(docs).astype(np.int64) + np.repeat(np.asarray(offsets, dtype=np.int64), counts)
+        tf = np.concatenate(freqs).astype(np.float64)
+        norm = self.vectors.global_norm(fieldname, self.stats.avgfl(fieldname))
+        return _boosted((all_docs, idf * ((tf * (K1 + 1)) / (tf + norm[all_docs]))), boost)
 
-    def _expansion(self, q: wq.MultiTerm, scored: bool) -> tuple[np.ndarray, np.ndarray]:
+    def _term(self, segment: Segment, fieldname: str, text: Any, boost: float) -> Result:
+        postings = self._postings(segment, fieldname, text)
+        if postings is None:
+            return _empty()
+        docs, freqs, _, btext = postings
+        return _boosted((docs, self._bm25(segment, fieldname, btext, docs, freqs)), boost)
+
+    def _expansion(self, segment: Segment, q: wq.MultiTerm) -> Result:
         fieldname = q.field()
-        words = [word for word in q._btexts(self.segment.reader) if word]
+        words = [word for word in q._btexts(segment.reader) if word]
         if not words:
-            return self._none()
+            return _empty()
         if len(words) == 1:
-            return self._term(fieldname, words[0], 1.0, scored)
-        found, score = self._none()
+            return self._term(segment, fieldname, words[0], 1.0)
+        found = np.zeros(segment.doc_count, dtype=bool)
+        summed = np.zeros(segment.doc_count, dtype=np.float64)
         for word in words:
             self.deadline.tick()
-            f, s = self._term(fieldname, word, 1.0, scored)
-            found |= f
-            score += s
+            docs, scores = self._term(segment, fieldname, word, 1.0)
+            found[docs] = True
+            summed[docs] += scores
+        docs = np.flatnonzero(found)
         # Whoosh's MultiTerm asks for a constant score by taking the weighting away, which
         # only the preloading Or honours: it is chosen for many words or a small segment.
-        preloaded = len(words) >= _UNWEIGHTED_CLAUSES or (len(words) > 2 and self.n <= _UNWEIGHTED_DOCS)
+        preloaded = len(words) >= _UNWEIGHTED_CLAUSES or (len(words) > 2 and segment.doc_count <= _UNWEIGHTED_DOCS)
         if q.constantscore and preloaded:
-            return found, found.astype(np.float64)
-        return self._boosted((found, score), q.boost)
+            return docs, np.ones(len(docs))
+        return _boosted((docs, summed[docs]), q.boost)
 
-    def _phrase(self, q: ExactPhrase, scored: bool) -> tuple[np.ndarray, np.ndarray]:
+    def _phrase(self, segment: Segment, q: ExactPhrase) -> Result:
         """The words' postings intersected by document, then their positions merged: a
         document matches when word i stands at p + i for some p."""
         fieldname = q.fieldname
-        arrays = self.segment.postings.fields[fieldname]
+        arrays = segment.postings.fields.get(fieldname)
         words = []
         for word in q.words:
-            postings = self._postings(fieldname, word)
+            postings = self._postings(segment, fieldname, word)
             if postings is None:
-                return self._none()  # a word no post holds: no match
+                return _empty()  # a word no post of this segment holds: no match here
             words.append(postings)
-        # Documents holding every word, smallest list first.
+        # Documents holding every word, from the rarest word's.
         docs = min((p[0] for p in words), key=len)
         for p in words:
-            docs = docs[np.isin(docs, p[0], assume_unique=True)]
+            docs = docs[_contains(p[0], docs)]
             if not len(docs):
-                return self._none()
+                return _empty()
         keys = None
-        for offset, (word_docs, _, start, _) in enumerate(words):
+        # Rarest word first: the keys to look up are the smallest set.
+        for offset, (word_docs, _, start, _) in sorted(enumerate(words), key=lambda item: len(item[1][0])):
             self.deadline.tick()
-            postings = start + np.searchsorted(word_docs, docs)
-            firsts = np.where(postings > 0, arrays.pos_ends[postings - 1], 0)
-            firsts[postings == 0] = 0
-            ends = arrays.pos_ends[postings]
-            counts = ends - firsts
-            # Every position of these postings, and the document it belongs to.
-            flat = np.repeat(firsts - np.cumsum(counts) + counts, counts) + np.arange(int(counts.sum()))
-            owners = np.repeat(docs.astype(np.int64), counts)
-            # The phrase would start at position p - offset; a document and a start as one number.
-            word_keys = (owners << 32) + (arrays.positions[flat].astype(np.int64) - offset)
-            if keys is None:
-                keys = word_keys
-            else:
-                at = np.searchsorted(word_keys, keys)
-                at[at >= len(word_keys)] = 0
-                keys = keys[word_keys[at] == keys] if len(word_keys) else keys[:0]
+            word_keys = self._position_keys(arrays, word_docs, start, docs, offset)
+            keys = word_keys if keys is None else keys[_contains(word_keys, keys)]
             if not len(keys):
-                return self._none()
-        matched = np.unique(keys >> 32)
-        found, score = self._none()
-        found[matched] = True
+                return _empty()
+        keys.sort()
+        owners = keys >> 32
+        first = np.ones(len(owners), dtype=bool)
+        first[1:] = owners[1:] != owners[:-1]
+        matched = owners[first]
+        scores = np.zeros(len(matched), dtype=np.float64)
         for word_docs, freqs, _, btext in words:
-            at = np.searchsorted(word_docs, matched)
-            if scored:
-                score[matched] += self._bm25(fieldname, btext, matched, freqs[at])
-            else:
-                score[matched] += freqs[at]
-        return self._boosted((found, score), q.boost)
+            scores += self._bm25(segment, fieldname, btext, matched, freqs[np.searchsorted(word_docs, matched)])
+        return _boosted((matched, scores), q.boost)
+
+
+    @staticmethod
+    def _position_keys(arrays: Any, word_docs: np.ndarray, start: int, docs: np.ndarray, offset: int) -> np.ndarray:
+        """(document << 32) + (position - offset) for every position of a word in `docs` (a
+        subset of `word_docs`, the word's postings from posting `start`), ascending: where
+        the phrase would start. When `docs` are most of the word's documents the whole run
+        of positions is taken as it lies (no gather): keys of other documents match nothing."""
+        if len(docs) * 2 >= len(word_docs):
+            first = int(arrays.pos_ends[start - 1]) if start else 0
+            ends = arrays.pos_ends[start:start + len(word_docs)]
+            counts = np.diff(ends, prepend=first)
+            positions = arrays.positions[first:int(ends[-1])]
+            owners = np.repeat(word_docs.astype(np.int64), counts)
+        else:
+            postings = start + np.searchsorted(word_docs, docs)
+            ends = arrays.pos_ends[postings]
+            firsts = arrays.pos_ends[postings - 1]
+            firsts[postings == 0] = 0
+            counts = ends - firsts
+            flat = np.repeat(firsts - np.cumsum(counts) + counts, counts) + np.arange(int(counts.sum()))
+            positions = arrays.positions[flat]
+            owners = np.repeat(docs.astype(np.int64), counts)
+        return (owners << 32) + (positions.astype(np.int64) - offset)
+
+
+def _union(a: Result, b: Result) -> Result:
+    """The documents of `a` and `b`, a document's scores added (a's first): `b`'s documents
+    looked up in `a`'s and the new ones inserted in order. A title word's posts are a subset
+    of the same word's in `text`, so the common case inserts nothing."""
+    docs_a, scores_a = a
+    docs_b, scores_b = b
+    if len(docs_b) > len(docs_a):
+        # The larger side is searched; the sum keeps a's score first.
+        at = np.searchsorted(docs_b, docs_a)
+        at[at == len(docs_b)] = 0
+        shared = docs_b[at] == docs_a
+        scores = scores_b.copy()
+        scores[at[shared]] = scores_a[shared] + scores_b[at[shared]]
+        where = np.searchsorted(docs_b, docs_a[~shared])
+        return np.insert(docs_b, where, docs_a[~shared]), np.insert(scores, where, scores_a[~shared])
+    at = np.searchsorted(docs_a, docs_b)
+    at[at == len(docs_a)] = 0
+    shared = docs_a[at] == docs_b
+    scores = scores_a.copy()
+    scores[at[shared]] += scores_b[shared]
+    if shared.all():
+        return docs_a, scores
+    where = np.searchsorted(docs_a, docs_b[~shared])
+    return np.insert(docs_a, where, docs_b[~shared]), np.insert(scores, where, scores_b[~shared])
+
+
+def _boosted(result: Result, boost: float) -> Result:
+    return result if boost == 1.0 else (result[0], result[1] * boost)
