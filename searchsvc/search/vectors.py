@@ -207,7 +207,9 @@ class _Evaluation:
             btext = self.schema[fieldname].to_bytes(text)
         except ValueError:
             return None
-        arrays = self.segment.postings.fields[fieldname]
+        arrays = self.segment.postings.fields.get(fieldname)
+        if arrays is None:  # no document of this segment has a word in the field
+            return None
         number = arrays.term_number(btext)
         if number is None:
             return None
@@ -258,7 +260,9 @@ class _Evaluation:
         """The words' postings intersected by document, then their positions merged: a
         document matches when word i stands at p + i for some p."""
         fieldname = q.fieldname
-        arrays = self.segment.postings.fields[fieldname]
+        arrays = self.segment.postings.fields.get(fieldname)
+        if arrays is None:  # no document of this segment has a word in the field
+            return self._none()
         words = []
         for word in q.words:
             postings = self._postings(fieldname, word)
