@@ -28,3 +28,14 @@ def test_field_query_over_a_segment_where_no_post_has_the_field(searchsvc, tmp_p
     for query in ("author:smith", 'author:"ann smith"', "author:smith alpha", "author:smith OR delta"):
         found = _search(searchsvc, query)
         assert "a1" in [hit["id"] for hit in found["hits"]], query
+
+
+def test_search_an_index_of_no_segments(searchsvc, tmp_path):
+    """An ingest that adds nothing (an empty file, or only invalid records) creates an index
+    of no segments: every search crashed with "'NoneType' object has no attribute 'codec'"
+    (Whoosh's EmptyReader has no segment)."""
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("", encoding="utf-8")
+    assert searchsvc("ingest", empty).exit_code == 0
+    for query in ("anything", "*", "NOT x", '"a b"', "ab*", "abc~", "author:x"):
+        assert _search(searchsvc, query)["total"] == 0, query

@@ -77,6 +77,11 @@ def open_vectors(searcher: Searcher) -> VectorIndex | None:
     leaves = reader.leaf_readers()
     segments = []
     for segreader, offset in leaves:
+        if segreader.segment() is None:
+            # Whoosh's EmptyReader: an index of no segments (an ingest that added nothing).
+            if segreader.doc_count_all() == 0:
+                continue
+            return None
         postings = open_segment_postings(segreader)
         if postings is None:
             return None
