@@ -39,3 +39,32 @@ def test_search_an_index_of_no_segments(searchsvc, tmp_path):
     assert searchsvc("ingest", empty).exit_code == 0
     for query in ("anything", "*", "NOT x", '"a b"', "ab*", "abc~", "author:x"):
         assert _search(searchsvc, query)["total"] == 0, query
+
+
+def test_highlighting_a_long_body_looks_at_the_deadline(searchsvc, tmp_path):
+    """page_hits looked at the deadline only between hits: one body of megabytes was
+    highlighted whole past it (`ka* OR lo* OR mi*` over a 6 MB post: 1.9 s for a 0.3 s limit).
+    The time runs out after the page starts: highlighting the post must notice."""
+    from searchsvc.errors import SearchTimeout
+    from searchsvc.index.store import IndexStore
+    from searchsvc.search.deadline import Deadline
+    from searchsvc.search.engine import Engine
+    from searchsvc.search.hits import page_hits
+    from searchsvc.search.request import request_from_params
+
+    class RunsOutAfterFirstCheck(Deadline):
+        def __init__(self):
+            super().__init__(None)
+            self.checks = 0
+
+        def check(self):
+            self.checks += 1
+            if self.checks > 1:
+                raise SearchTimeout("out of time")
+
+    _ingest(searchsvc, tmp_path, "long.jsonl", [{"id": "long", "title": "Long", "body": "spam eggs " * 20000}])
+    engine = Engine(IndexStore(searchsvc.index), result_cache_size=0, search_timeout=None)
+    with engine.reading() as searcher:
+        with pytest.raises(SearchTimeout):
+            page_hits(searcher, {"spam"}, [(0, 1.0)], request_from_params({"q": "spam"}), RunsOutAfterFirstCheck())
+    engine.close()
