@@ -23,7 +23,8 @@ def _search(searchsvc, *args):
 def test_field_query_over_a_segment_where_no_post_has_the_field(searchsvc, tmp_path):
     """A segment whose posts have no author has no `author` arrays: an author: query crashed
     with KeyError ('unexpected KeyError: author', exit 1 / HTTP 500)."""
-    _ingest(searchsvc, tmp_path, "a.jsonl", [{"id": "a1", "title": "Hello", "body": "alpha beta", "author": "Ann Smith"}])
+    _ingest(searchsvc, tmp_path, "a.jsonl",
+            [{"id": "a1", "title": "Hello", "body": "alpha beta", "author": "Ann Smith"}])
     _ingest(searchsvc, tmp_path, "b.jsonl", [{"id": "b1", "title": "Other", "body": "alpha delta"}])
     for query in ("author:smith", 'author:"ann smith"', "author:smith alpha", "author:smith OR delta"):
         found = _search(searchsvc, query)
