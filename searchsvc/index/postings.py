@@ -166,6 +166,18 @@ class FieldPostings:
                 return middle
         return None
 
+    def term_numbers(self, btexts: list[bytes]) -> list[int | None]:
+        """term_number of many terms: their prefix keys searched in two numpy calls."""
+        if self._keys is None:
+            self._keys = _prefix_keys(self.terms, self.term_ends)
+        keys = np.array([int.from_bytes(b[:8].ljust(8, b"\0"), "big") for b in btexts], dtype=np.uint64)
+        lows = np.searchsorted(self._keys, keys, side="left").tolist()
+        highs = np.searchsorted(self._keys, keys, side="right").tolist()
+        found: list[int | None] = []
+        for btext, low, high in zip(btexts, lows, highs, strict=True):
+            found.append(self.term_number(btext) if high > low else None)
+        return found
+
     def postings(self, number: int) -> tuple[np.ndarray, np.ndarray, int, int]:
         """(document numbers, frequencies, first posting, end) of term `number`."""
         start = int(self.post_ends[number - 1]) if number else 0

@@ -34,14 +34,18 @@ def page_hits(searcher: Searcher, terms: set[str], ranked: list[tuple[int, float
     hits = []
     for docnum, score in ranked[start:start + request.per_page]:
         deadline.check()  # a hundred long posts to highlight is work too
-        hits.append(make_hit(searcher, docnum, score, terms))
+        hits.append(make_hit(searcher, docnum, score, terms, deadline))
     return hits
 
 
-def make_hit(searcher: Searcher, docnum: int, score: float | None, terms: set[str]) -> Hit:
+def make_hit(searcher: Searcher, docnum: int, score: float | None, terms: set[str],
+             deadline: Deadline | None = None) -> Hit:
+    """A hit with its title highlighted and its snippet; SearchTimeout past `deadline` (one
+    body of megabytes took seconds to highlight, past a request's limit)."""
+    deadline = deadline or Deadline(None)
     stored = searcher.stored_fields(docnum)
-    title_spans = match_spans(stored["title"], terms, ANALYZER)
-    body_spans = match_spans(stored["body"], terms, ANALYZER)
+    title_spans = match_spans(stored["title"], terms, ANALYZER, deadline)
+    body_spans = match_spans(stored["body"], terms, ANALYZER, deadline)
     return Hit(
         id=stored["id"],
         title=stored["title"],
@@ -50,6 +54,6 @@ def make_hit(searcher: Searcher, docnum: int, score: float | None, terms: set[st
         url=stored.get("url"),
         score=score,
         title_highlighted=highlight(stored["title"], title_spans),
-        snippet=snippet(stored["body"], body_spans),
+        snippet=snippet(stored["body"], body_spans, deadline=deadline),
         matched_terms=tuple(sorted({term for _, _, term in title_spans + body_spans})),
     )

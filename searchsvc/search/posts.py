@@ -40,8 +40,8 @@ def highlighted_post(engine: Engine, record: Record, q: str) -> tuple[Highlighte
             check_expansions(query, searcher.reader(), deadline)  # `w1*` marked 5 MB of a body
             terms = query_terms(searcher, query)
         deadline.check()
-        return (highlight(record.title, match_spans(record.title, terms, ANALYZER)),
-                highlight(record.body, match_spans(record.body, terms, ANALYZER)))
+        return (highlight(record.title, match_spans(record.title, terms, ANALYZER, deadline)),
+                highlight(record.body, match_spans(record.body, terms, ANALYZER, deadline)))
 
 
 def similar_posts(engine: Engine, post_id: str, limit: int = 10) -> list[Hit]:

@@ -19,7 +19,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from whoosh import qparser
+from whoosh import matching, qparser
 from whoosh import query as wq
 from whoosh.fields import Schema
 
@@ -97,7 +97,27 @@ def parse_query(text: str, operator: str = "and") -> wq.Query:
     return query
 
 
-class WordPrefix(wq.Prefix):
+class _ScoredExpansion:
+    """The matcher of a word standing for several index words: their OR, each word scored by
+    BM25, times the query's boost, in every segment.
+
+    Whoosh's MultiTerm.matcher drops the boost when a segment holds one of the words, and when
+    it holds three or more in a segment of at most 5,000 posts scores each match 1 (an
+    unweighted preloaded OR): the same post scored 6.67 or 1.0 for `pres*` depending on the
+    segment it was written to. search/vectors.py scores expansions the same way as this."""
+
+    def matcher(self, searcher: Any, context: Any = None) -> Any:
+        words = [word for word in self._btexts(searcher.reader()) if word]  # type: ignore[attr-defined]
+        if not words:
+            return matching.NullMatcher()
+        field = self.field()  # type: ignore[attr-defined]
+        if len(words) == 1:
+            return wq.Term(field, words[0], boost=self.boost).matcher(searcher, context)  # type: ignore[attr-defined]
+        return wq.Or([wq.Term(field, word) for word in words],
+                     boost=self.boost).matcher(searcher, context)  # type: ignore[attr-defined]
+
+
+class WordPrefix(_ScoredExpansion, wq.Prefix):
     """`emergen*` finds "emergency": a prefix of the words people type, not only of the
     stems in the index ("emergency" is indexed as "emerg", which "emergen" does not begin).
 
@@ -127,7 +147,7 @@ def _word_prefixes(q: wq.Query) -> wq.Query:
     return q
 
 
-class WordFuzzy(wq.FuzzyTerm):
+class WordFuzzy(_ScoredExpansion, wq.FuzzyTerm):
     """`goverment~` finds "government": the words people type within the edit distance,
     not the stems in the index (Whoosh made `gover~` of it, which finds giver, grover, over).
 

@@ -34,6 +34,9 @@ from markupsafe import Markup, escape
 from whoosh.analysis import Analyzer
 
 from searchsvc.index.analysis import CJK_RANGES, TermFunction, is_cjk, term_spans
+from searchsvc.search.deadline import Deadline
+
+_NO_DEADLINE = Deadline(None)
 
 SNIPPET_CHARS = 200
 ELLIPSIS = "…"
@@ -65,24 +68,27 @@ class Highlighted:
         return Markup(self.render(lambda part: f"<mark>{escape(part)}</mark>", lambda part: str(escape(part))))
 
 
-def match_spans(text: str, terms: Iterable[str], analyzer: Analyzer) -> list[Span]:
-    """(start, end, term) of every word in `text` whose analysed form is one of `terms`."""
+def match_spans(text: str, terms: Iterable[str], analyzer: Analyzer, deadline: Deadline = _NO_DEADLINE) -> list[Span]:
+    """(start, end, term) of every word in `text` whose analysed form is one of `terms`;
+    SearchTimeout past `deadline` (a body of megabytes takes seconds to look through)."""
     wanted = frozenset(terms)
     if not wanted:
         return []
     term_of = _term_functions.get(id(analyzer))
     if term_of is None:
         term_of = _term_functions[id(analyzer)] = TermFunction(analyzer)
-    spans = _spans_by_prefix(text, wanted, term_of)
-    return scanned_spans(text, wanted, term_of) if spans is None else spans
+    spans = _spans_by_prefix(text, wanted, term_of, deadline)
+    return scanned_spans(text, wanted, term_of, deadline) if spans is None else spans
 
 
 _term_functions: dict[int, TermFunction] = {}
 
 
-def scanned_spans(text: str, wanted: AbstractSet[str], term_of: TermFunction) -> list[Span]:
+def scanned_spans(text: str, wanted: AbstractSet[str], term_of: TermFunction,
+                  deadline: Deadline = _NO_DEADLINE) -> list[Span]:
     """`match_spans` by analysing every word of `text`: what the fast path must equal."""
-    return _merge_adjacent([span for span in term_spans(text, term_of) if span[2] in wanted])
+    tick = deadline.tick
+    return _merge_adjacent([span for span in term_spans(text, term_of) if tick() or span[2] in wanted])
 
 
 # The words `term_spans` reads one at a time (it reads CJK runs as overlapping pairs).
@@ -97,7 +103,8 @@ _NOT_ASCII_BYTE = ord("?")  # what a non-ASCII character is encoded as
 _BLOCK = 1024
 
 
-def _spans_by_prefix(text: str, wanted: frozenset[str], term_of: TermFunction) -> list[Span] | None:
+def _spans_by_prefix(text: str, wanted: frozenset[str], term_of: TermFunction,
+                     deadline: Deadline = _NO_DEADLINE) -> list[Span] | None:
     """`scanned_spans` without analysing every word: only the words that begin with one of the
     prefixes the analysis promises for `wanted` (found by C-level `find` in the lowercased text)
     and the words with a non-ASCII letter, which promise nothing. None when no prefix can be
@@ -112,12 +119,13 @@ def _spans_by_prefix(text: str, wanted: frozenset[str], term_of: TermFunction) -
     if not text.isascii():
         if (encoded.count(b"?") - text.count("?")) * 8 > len(text):
             return None  # mostly another script: nearly every word to look at, as the scan does
-        if not _add_non_ascii_words(text, wanted, term_of, found):
+        if not _add_non_ascii_words(text, wanted, term_of, found, deadline):
             return None
     lowered = encoded.lower()
     for prefix in prefixes:
         position = lowered.find(prefix)
         while position != -1:
+            deadline.tick()
             before = lowered[position - 1] if position else None
             inside = before in _ASCII_WORD_BYTES or (before == _NOT_ASCII_BYTE and _WORD_CHAR.match(text, position - 1))
             word = None if inside else _WORD.match(text, position)
@@ -131,7 +139,8 @@ def _spans_by_prefix(text: str, wanted: frozenset[str], term_of: TermFunction) -
     return [found[start] for start in sorted(found)]
 
 
-def _add_non_ascii_words(text: str, wanted: frozenset[str], term_of: TermFunction, found: dict[int, Span]) -> bool:
+def _add_non_ascii_words(text: str, wanted: frozenset[str], term_of: TermFunction, found: dict[int, Span],
+                         deadline: Deadline = _NO_DEADLINE) -> bool:
     """Adds to `found` every word of `text` with a non-ASCII letter whose term is wanted; False
     at the first CJK character. Blocks of ASCII are passed over by `isascii`, in C."""
     done = 0
@@ -139,6 +148,7 @@ def _add_non_ascii_words(text: str, wanted: frozenset[str], term_of: TermFunctio
         if text[block:block + _BLOCK].isascii():
             continue
         for match in _NON_ASCII.finditer(text, max(block, done), block + _BLOCK):
+            deadline.tick()
             if is_cjk(match.group()[0]):
                 return False
             start = match.start()
@@ -183,7 +193,7 @@ def highlight(text: str, spans: list[Span]) -> Highlighted:
     return Highlighted(text, tuple((start, end) for start, end, _ in spans))
 
 
-def snippet(text: str, spans: list[Span], size: int = SNIPPET_CHARS) -> Highlighted:
+def snippet(text: str, spans: list[Span], size: int = SNIPPET_CHARS, deadline: Deadline = _NO_DEADLINE) -> Highlighted:
     """About `size` characters around the densest cluster of matches, or the opening
     of the text when nothing in it matched (a post that matched only in its title).
     `spans` as `match_spans` gives them: in order, none overlapping."""
@@ -196,6 +206,7 @@ def snippet(text: str, spans: list[Span], size: int = SNIPPET_CHARS) -> Highligh
     # body has thousands of windows.
     counts: dict[str, int] = {}
     for i, (span_start, _, term) in enumerate(spans):
+        deadline.tick()
         if j < i:
             j = i
             counts[term] = counts.get(term, 0) + 1

@@ -13,10 +13,9 @@ of generated queries):
 - AND and OR add the scores of the parts that match; AND NOT keeps the left part's score;
   a NOT inside an AND or OR matches every other document and scores 1 there;
   a phrase scores as the AND of its words where the words stand in order;
-- a `prefix*` or `word~` standing for one word of a segment is that word scored, without the
-  query's boost; several words are their OR, boosted. Except (Whoosh's MultiTerm and Or): a
-  `prefix*` of 1,024 words or more, or of 3 or more in a segment of at most 5,000 documents,
-  scores 1 for every match (`_UNWEIGHTED_*`).
+- a `prefix*` or `word~` (query.WordPrefix, WordFuzzy) is the OR of the index words it
+  stands for in the segment, times its boost (query._ScoredExpansion: not Whoosh's MultiTerm
+  rule, under which a post's score depended on the size of its segment).
 
 A query with any other part raises NotVectorised and the caller runs Whoosh's matchers.
 """
@@ -35,11 +34,8 @@ from searchsvc.index.codec import open_segment_postings
 from searchsvc.index.postings import ARRAY_FIELDS, LENGTH_OF_BYTE, SegmentPostings
 from searchsvc.search.deadline import Deadline
 from searchsvc.search.phrases import ExactPhrase
+from searchsvc.search.query import WordFuzzy, WordPrefix
 from searchsvc.search.ranking import BM25, K1, B
-
-# Whoosh's Or.TOO_MANY_CLAUSES and the segment size up to which it preloads an unweighted Or.
-_UNWEIGHTED_CLAUSES = 1024
-_UNWEIGHTED_DOCS = 5000
 
 
 class NotVectorised(Exception):
@@ -91,6 +87,11 @@ def open_vectors(searcher: Searcher) -> VectorIndex | None:
     leaves = reader.leaf_readers()
     segments = []
     for segreader, offset in leaves:
+        if segreader.segment() is None:
+            # Whoosh's EmptyReader: an index of no segments (an ingest that added nothing).
+            if segreader.doc_count_all() == 0:
+                continue
+            return None
         postings = open_segment_postings(segreader)
         if postings is None:
             return None
@@ -187,8 +188,8 @@ class _Evaluation:
             return self._per_segment(lambda segment: self._phrase(segment, q))
         if kind is wq.Every:
             return np.arange(self.n, dtype=np.int64), np.full(self.n, float(q.boost))
-        if isinstance(q, wq.MultiTerm) and q.field() in ARRAY_FIELDS:
-            return self._per_segment(lambda segment: self._expansion(segment, q))
+        if isinstance(q, (WordPrefix, WordFuzzy)) and q.field() in ARRAY_FIELDS:
+            return self._expansion(q)
         if q is wq.NullQuery or isinstance(q, type(wq.NullQuery)):
             return _empty()
         raise NotVectorised(type(q).__name__)
@@ -211,6 +212,11 @@ class _Evaluation:
         results = [r for r in results if len(r[0])]
         if not results:
             return _empty()
+        if len(results) > 4:  # many parts: one dense pass, not a merge per part
+            docs = np.concatenate([d for d, _ in results])
+            summed = np.bincount(docs, weights=np.concatenate([s for _, s in results]), minlength=self.n)
+            matched = np.flatnonzero(np.bincount(docs, minlength=self.n))
+            return matched, summed[matched]
         merged = results[0]
         for part in results[1:]:
             merged = _union(merged, part)
@@ -295,40 +301,52 @@ class _Evaluation:
         norm = self.vectors.global_norm(fieldname, self.stats.avgfl(fieldname))
         return _boosted((all_docs, idf * ((tf * (K1 + 1)) / (tf + norm[all_docs]))), boost)
 
-    def _term(self, segment: Segment, fieldname: str, text: Any, boost: float) -> Result:
-        postings = self._postings(segment, fieldname, text)
-        if postings is None:
-            return _empty()
-        docs, freqs, _, btext = postings
-        return _boosted((docs, self._bm25(segment, fieldname, btext, docs, freqs)), boost)
-
-    def _expansion(self, segment: Segment, q: wq.MultiTerm) -> Result:
+    def _expansion(self, q: WordPrefix | WordFuzzy) -> Result:
+        """The OR of the index words a `prefix*` or `word~` stands for, times its boost. The
+        words of the whole index: a word absent from a segment adds nothing there, so this is
+        the segment-by-segment expansion Whoosh's matchers make. All words' postings are
+        gathered word by word, scored in one pass and added up per document in word order."""
         fieldname = q.field()
-        words = [word for word in q._btexts(segment.reader) if word]
+        words = sorted(word for word in q._btexts(self.stats.searcher.reader()) if word)
         if not words:
             return _empty()
-        if len(words) == 1:
-            return self._term(segment, fieldname, words[0], 1.0)
-        found = np.zeros(segment.doc_count, dtype=bool)
-        summed = np.zeros(segment.doc_count, dtype=np.float64)
-        for word in words:
+        found: list[list[tuple[np.ndarray, np.ndarray, int]]] = [[] for _ in words]
+        for segment in self.vectors.segments:
             self.deadline.tick()
-            docs, scores = self._term(segment, fieldname, word, 1.0)
-            found[docs] = True
-            summed[docs] += scores
-        docs = np.flatnonzero(found)
-        # Whoosh's MultiTerm asks for a constant score by taking the weighting away, which
-        # only the preloading Or honours: it is chosen for many words or a small segment.
-        preloaded = len(words) >= _UNWEIGHTED_CLAUSES or (len(words) > 2 and segment.doc_count <= _UNWEIGHTED_DOCS)
-        if q.constantscore and preloaded:
-            return docs, np.ones(len(docs))
-        return _boosted((docs, summed[docs]), q.boost)
+            arrays = segment.postings.fields.get(fieldname)
+            if arrays is None:
+                continue
+            for n, number in enumerate(arrays.term_numbers(words)):
+                if number is not None:
+                    docs, freqs, _, _ = arrays.postings(number)
+                    found[n].append((docs, freqs, segment.offset))
+        parts = [(n, part) for n, word_parts in enumerate(found) for part in word_parts]
+        if not parts:
+            return _empty()
+        total = self.n
+        idfs = []
+        for word_parts in found:
+            df = sum(len(docs) for docs, _, _ in word_parts)
+            idfs.append(log(1 + (total - df + 0.5) / (df + 0.5)))  # ranking.BM25.idf
+        counts = [len(docs) for _, (docs, _, _) in parts]
+        docs = (np.concatenate([d for _, (d, _, _) in parts]).astype(np.int64)
+                + np.repeat(np.asarray([o for _, (_, _, o) in parts], dtype=np.int64), counts))
+        tf = np.concatenate([f for _, (_, f, _) in parts]).astype(np.float64)
+        idf = np.repeat(np.asarray([idfs[n] for n, _ in parts]), counts)
+        norm = self.vectors.global_norm(fieldname, self.stats.avgfl(fieldname))
+        scores = idf * ((tf * (K1 + 1)) / (tf + norm[docs]))
+        # bincount adds in the order given: each document's words in sorted order, as the OR.
+        summed = np.bincount(docs, weights=scores, minlength=self.n)
+        matched = np.flatnonzero(np.bincount(docs, minlength=self.n))
+        return _boosted((matched, summed[matched]), q.boost)
 
     def _phrase(self, segment: Segment, q: ExactPhrase) -> Result:
         """The words' postings intersected by document, then their positions merged: a
         document matches when word i stands at p + i for some p."""
         fieldname = q.fieldname
         arrays = segment.postings.fields.get(fieldname)
+        if arrays is None:  # no document of this segment has a word in the field
+            return _empty()
         words = []
         for word in q.words:
             postings = self._postings(segment, fieldname, word)
