@@ -168,6 +168,7 @@ def _term_sets(rng: random.Random) -> list[tuple[str, set[str], list[int]]]:
     return out
 
 
+@pytest.mark.slow  # 2,900 comparisons over long posts (8 s): CI runs it, the edge cases below stay fast
 def test_hits_are_exactly_those_of_analysing_every_word():
     compared = fast = 0
     for what, terms, chosen in _term_sets(random.Random(13)):

@@ -170,10 +170,11 @@ def test_same_matches_and_scores_as_whoosh_on_synthetic_posts(synthetic):
     pairs = sorted({pair for p in posts[:50] for pair in zip(p["body"].lower().split(), p["body"].lower().split()[1:],
                                                                 strict=False)})
     pairs = [(a.strip("."), b.strip(".")) for a, b in pairs]
-    ran = _compare(engine, _queries(rng, words, pairs, ["fictional", "kurgusal", "imaginary"], 300), FILTERS)
+    # 150 here (the fast tier); the presidential corpus below runs 300 in CI.
+    ran = _compare(engine, _queries(rng, words, pairs, ["fictional", "kurgusal", "imaginary"], 150), FILTERS)
     engine.close()
-    assert ran["vectorised"] == 300
-    assert ran["with matches"] > 200
+    assert ran["vectorised"] == 150
+    assert ran["with matches"] > 100
 
 
 def test_deleted_posts_never_match(synthetic):
