@@ -277,7 +277,8 @@ def _write_records(
                 context = multiprocessing.get_context("spawn")
                 pool = stack.enter_context(
                     ProcessPoolExecutor(
-                        max(1, min(workers - 1, len(parts) - 1)), mp_context=context,
+                        # As many helpers as cores: this process has one part, they the rest.
+                        max(1, min(workers, len(parts) - 1)), mp_context=context,
                         initializer=_die_with_parent, initargs=(os.getpid(),)
                     )
                 )
