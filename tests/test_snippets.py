@@ -190,6 +190,7 @@ def test_edge_cases_match_every_word_of_theirs(text):
         assert match_spans(text, {TERM_OF(word)}, ANALYZER) == old_match_spans(text, {TERM_OF(word)})
 
 
+@pytest.mark.slow  # every word of 2,000 posts through the stemmer: CI runs it
 def test_every_word_begins_with_the_prefix_promised_for_its_stem():
     stem = TermFunction(text_analyzer()).stem
     words = {word.lower() for title, body in texts() for word in re.findall(r"[A-Za-z0-9_]+", title + " " + body)}

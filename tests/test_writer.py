@@ -142,6 +142,7 @@ def test_parallel_ingest_equals_serial_ingest(tmp_path, monkeypatch):
         assert a == c, query
 
 
+@pytest.mark.slow  # ten ingests and three deletes: CI runs it
 def test_postings_after_ingests_deletes_and_merges_are_the_analysis_of_the_stored_posts(tmp_path):
     """Ground truth: an index grown by ten ingests, updates and deletes (Whoosh merges its
     segments along the way, from their arrays) holds, for every live post, exactly the terms,
