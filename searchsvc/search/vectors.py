@@ -45,10 +45,9 @@ class NotVectorised(Exception):
 @dataclass
 class Segment:
     postings: SegmentPostings
-    reader: Any  # Whoosh's segment reader: prefix and fuzzy expansion
+    reader: Any  # Whoosh's segment reader: its deletions
     offset: int  # its first global document number
     doc_count: int
-    norms: dict[str, np.ndarray] = field(default_factory=dict)  # BM25's length part, per field
 
 
 @dataclass
@@ -58,27 +57,24 @@ class VectorIndex:
     segments: list[Segment]
     doc_count: int
     live: np.ndarray  # bool per global document number
-    global_norms: dict[str, np.ndarray] = field(default_factory=dict)
+    norms: dict[str, np.ndarray] = field(default_factory=dict)
 
     def global_norm(self, fieldname: str, avgfl: float) -> np.ndarray:
-        """`norm` of every segment, over global document numbers: one BM25 pass per word,
-        not one per word and segment (20 segments made that per-call overhead most of a
-        3-word search)."""
-        norm = self.global_norms.get(fieldname)
+        """K1 * ((1 - B) + B * fl / avgfl) per global document number: BM25's length part, in
+        Whoosh's order of operations (scoring.bm25) so the scores are the same to the last
+        bit. One array over every segment: a word is scored in one pass, not one per segment
+        (20 segments made that per-call overhead most of a 3-word search)."""
+        norm = self.norms.get(fieldname)
         if norm is None:
-            norm = self.global_norms[fieldname] = np.concatenate(
-                [self.norm(segment, fieldname, avgfl) if fieldname in segment.postings.fields
-                 else np.zeros(segment.doc_count) for segment in self.segments] or [np.zeros(0)])
+            codes = [segment.postings.fields[fieldname].lengths if fieldname in segment.postings.fields
+                     else np.zeros(segment.doc_count, dtype=np.uint8) for segment in self.segments]
+            fl = LENGTH_OF_BYTE[np.concatenate(codes) if codes else np.zeros(0, dtype=np.uint8)]
+            norm = self.norms[fieldname] = K1 * ((1 - B) + B * fl / avgfl)
         return norm
 
     def norm(self, segment: Segment, fieldname: str, avgfl: float) -> np.ndarray:
-        """K1 * ((1 - B) + B * fl / avgfl) per document: BM25's length part, in Whoosh's
-        order of operations (scoring.bm25) so the scores are the same to the last bit."""
-        norm = segment.norms.get(fieldname)
-        if norm is None:
-            fl = LENGTH_OF_BYTE[segment.postings.fields[fieldname].lengths]
-            norm = segment.norms[fieldname] = K1 * ((1 - B) + B * fl / avgfl)
-        return norm
+        """global_norm over one segment's documents."""
+        return self.global_norm(fieldname, avgfl)[segment.offset:segment.offset + segment.doc_count]
 
 
 def open_vectors(searcher: Searcher) -> VectorIndex | None:
