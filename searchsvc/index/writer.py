@@ -66,6 +66,7 @@ class PostWriter(SegmentWriter):
 
     def __init__(self, ix: Any, *, limitmb: int = 128, **kwargs: Any):
         super().__init__(ix, limitmb=limitmb, codec=ArrayCodec(), **kwargs)
+        self.mergetype = merge_small  # for commit(), as `delete` calls it
         self._ix = ix
         # SegmentWriter ignores its `poolclass` argument.
         self.pool = LeanPool(self._tempstorage, self.newsegment, limitmb=limitmb)
@@ -268,8 +269,8 @@ def _write_records(
         for record in records:
             if record.id in replace:
                 writer.delete_by_term("id", record.id)
-        # Small old segments are merged into this writer's segment (Whoosh's policy) first,
-        # so it can be finished while the helpers still work.
+        # Small old segments are merged into this writer's segment first, so it can be
+        # finished while the helpers still work.
         final = writer._merge_segments(None, None, None)
         helpers: list[Any] = []
         with ExitStack() as stack:
@@ -297,6 +298,49 @@ def _write_records(
         _abandon(writer, ix)
         raise
     writer._finish()
+
+
+# Segments this small (in words of `text`) are merged into the next ingest's segment, once at
+# least MERGE_AT of them are there (many small ingests must not leave hundreds of segments);
+# one merge takes at most MERGE_MAX_WORDS, since the merged segment is inverted in memory.
+MERGE_MAX_WORDS = 8_000_000
+MERGE_SMALL_WORDS = MERGE_MAX_WORDS // 8
+MERGE_AT = 4
+
+
+def merge_small(writer: SegmentWriter, segments: list[Any]) -> list[Any]:
+    """A Whoosh merge policy: the segments kept as they are; the merged ones are added to
+    `writer`. Whoosh's own (MERGE_SMALL, by document counts on a Fibonacci curve) merged
+    300,000 posts into one ingest's segment once 36 segments were there: a 9.8 GB peak."""
+    from whoosh.reading import SegmentReader
+
+    sized = []
+    for segment in segments:
+        reader = SegmentReader(writer.storage, writer.schema, segment)
+        try:
+            words = reader.field_length("text") if segment.doc_count() else 0
+        finally:
+            reader.close()
+        sized.append((words, segment))
+    sized.sort(key=lambda item: item[0])
+    chosen: list[Any] = []
+    total = 0
+    for words, segment in sized:
+        if words > MERGE_SMALL_WORDS or total + words > MERGE_MAX_WORDS:
+            break
+        chosen.append(segment)
+        total += words
+    emptied = [segment for words, segment in sized if not segment.doc_count()]
+    if len(chosen) < MERGE_AT and not emptied:
+        return segments
+    chosen = chosen if len(chosen) >= MERGE_AT else emptied
+    for segment in chosen:
+        reader = SegmentReader(writer.storage, writer.schema, segment)
+        try:
+            writer.add_reader(reader)
+        finally:
+            reader.close()
+    return [segment for segment in segments if segment not in chosen]
 
 
 def _abandon(writer: SegmentWriter, ix: Any) -> None:
