@@ -96,8 +96,8 @@ class Inverter:
         field = self.fields[fieldname]
         counts = np.frombuffer(field.counts, dtype=np.int32)
         total = int(counts.sum())
-        if not total and not len(field.old_tokens):
-            return None
+        if not total and not sum(len(chunk) for chunk in field.old_tokens):
+            return None  # no words (merged posts may all have been deleted)
         starts = np.cumsum(counts) - counts
         tokens = np.concatenate([*field.old_tokens, np.frombuffer(field.tokens, dtype=np.int32)])
         docs = np.concatenate([*field.old_docs, np.repeat(np.frombuffer(field.docs, dtype=np.int32), counts)])
