@@ -264,3 +264,6 @@ class Engine:
             if self._searcher is not None:
                 self._searcher.close()
                 self._searcher = None
+            # The postings arrays map the segment files: dropped here, the maps go with them
+            # (a closed engine kept a small disk from being unmounted).
+            self._kept.clear()
