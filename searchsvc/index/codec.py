@@ -23,9 +23,8 @@ from whoosh.codec.whoosh3 import W3Codec, W3Segment
 from whoosh.filedb import filetables
 from whoosh.matching import ListMatcher
 from whoosh.system import pack_uint
-from whoosh.util.numeric import length_to_byte
 
-from searchsvc.index.postings import PostingsBuilder, SegmentPostings
+from searchsvc.index.postings import PostingsBuilder, SegmentPostings, set_length_code
 
 # W3TermInfo.to_bytes for postings not inlined: flags, weight, document frequency, min and max
 # length codes, max weight, first and last document, then where the postings are (for us: the
@@ -104,10 +103,7 @@ class ArrayFieldWriter:
         weights.append(weight)
         values.append(vbytes)
         if length:
-            codes = self._lengths.setdefault(self._fieldname, bytearray())
-            if len(codes) <= docnum:
-                codes.extend(bytes(docnum + 1 - len(codes)))
-            codes[docnum] = length_to_byte(length)
+            set_length_code(self._lengths.setdefault(self._fieldname, bytearray()), docnum, length)
 
     def finish_term(self) -> None:
         self.add_term(*self._term)

@@ -76,9 +76,7 @@ class Inverter:
         field = self.fields[fieldname]
         if not len(arrays.docs):
             return
-        ends = arrays.term_ends.tolist()
-        raw = bytes(arrays.terms)
-        names = [raw[start:end].decode("utf-8") for start, end in zip([0, *ends[:-1]], ends, strict=True)]
+        names = [term.decode("utf-8") for term in arrays.term_list()]
         post_ends = arrays.post_ends.astype(np.int64)
         per_term = np.diff(post_ends, prepend=0)
         posting_terms = np.repeat(np.asarray(self._numbered(names), dtype=np.int32), per_term)

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 import numpy as np
-from whoosh.util.numeric import byte_to_length
+from whoosh.util.numeric import byte_to_length, length_to_byte
 
 MAGIC = b"SSVEC1\n\0"
 # The fields the vectorised search scores (with positions: phrases too).
@@ -41,6 +41,13 @@ _ARRAYS = (("terms", "u1"), ("term_ends", "<u8"), ("post_ends", "<i8"), ("docs",
            ("pos_ends", "<i8"), ("positions", "<u4"), ("lengths", "u1"))
 # Whoosh's one-byte field length code -> the length its scorer uses.
 LENGTH_OF_BYTE = np.array([byte_to_length(b) for b in range(256)], dtype=np.float64)
+
+
+def set_length_code(codes: bytearray, docnum: int, length: int) -> None:
+    """Document `docnum`'s field length as Whoosh's one-byte code, the column grown as needed."""
+    if len(codes) <= docnum:
+        codes.extend(bytes(docnum + 1 - len(codes)))
+    codes[docnum] = length_to_byte(length)
 
 
 def _empty_field() -> dict[str, Any]:
@@ -145,13 +152,20 @@ class FieldPostings:
     _keys: np.ndarray | None = None
 
     def term_number(self, btext: bytes) -> int | None:
-        """The term's number in this field: a search of the terms' first 8 bytes (as sortable
-        numbers, one numpy call), then a bisection of the bytes among terms sharing them."""
+        """The term's number in this field (None: not in it)."""
+        return self.term_numbers([btext])[0]
+
+    def term_numbers(self, btexts: list[bytes]) -> list[int | None]:
+        """The numbers of many terms: their first 8 bytes as sortable numbers searched in two
+        numpy calls, then a bisection of the bytes among the terms sharing them."""
         if self._keys is None:
             self._keys = _prefix_keys(self.terms, self.term_ends)
-        key = np.uint64(int.from_bytes(btext[:8].ljust(8, b"\0"), "big"))
-        low = int(np.searchsorted(self._keys, key, side="left"))
-        high = int(np.searchsorted(self._keys, key, side="right"))
+        keys = np.array([int.from_bytes(b[:8].ljust(8, b"\0"), "big") for b in btexts], dtype=np.uint64)
+        lows = np.searchsorted(self._keys, keys, side="left").tolist()
+        highs = np.searchsorted(self._keys, keys, side="right").tolist()
+        return [self._bisect(btext, low, high) for btext, low, high in zip(btexts, lows, highs, strict=True)]
+
+    def _bisect(self, btext: bytes, low: int, high: int) -> int | None:
         ends = self.term_ends
         terms = self.terms
         while low < high:
@@ -166,17 +180,11 @@ class FieldPostings:
                 return middle
         return None
 
-    def term_numbers(self, btexts: list[bytes]) -> list[int | None]:
-        """term_number of many terms: their prefix keys searched in two numpy calls."""
-        if self._keys is None:
-            self._keys = _prefix_keys(self.terms, self.term_ends)
-        keys = np.array([int.from_bytes(b[:8].ljust(8, b"\0"), "big") for b in btexts], dtype=np.uint64)
-        lows = np.searchsorted(self._keys, keys, side="left").tolist()
-        highs = np.searchsorted(self._keys, keys, side="right").tolist()
-        found: list[int | None] = []
-        for btext, low, high in zip(btexts, lows, highs, strict=True):
-            found.append(self.term_number(btext) if high > low else None)
-        return found
+    def term_list(self) -> list[bytes]:
+        """Every term's bytes, in order."""
+        ends = self.term_ends.tolist()
+        raw = bytes(self.terms)
+        return [raw[start:end] for start, end in zip([0, *ends[:-1]], ends, strict=True)]
 
     def postings(self, number: int) -> tuple[np.ndarray, np.ndarray, int, int]:
         """(document numbers, frequencies, first posting, end) of term `number`."""

@@ -28,14 +28,13 @@ import numpy as np
 from whoosh.filedb.filestore import FileStorage
 from whoosh.index import clean_files
 from whoosh.system import pack_uint
-from whoosh.util.numeric import length_to_byte
 from whoosh.writing import PostingPool, SegmentWriter
 
 from searchsvc.index.codec import ArrayCodec, ArrayFieldWriter, open_segment_postings
 from searchsvc.index.commit import commit
 from searchsvc.index.fasttext import terms
 from searchsvc.index.inversion import Inverter
-from searchsvc.index.postings import ARRAY_FIELDS
+from searchsvc.index.postings import ARRAY_FIELDS, set_length_code
 from searchsvc.index.schema import SPELL_FIELD, build_schema, document_from_record
 from searchsvc.index.toc import PinnedIndex
 
@@ -79,11 +78,7 @@ class PostWriter(SegmentWriter):
 
         def remember(fieldname: str, fieldobj: Any, value: Any, length: int) -> None:
             if length:
-                column = codes[fieldname]
-                docnum = pdw._docnum
-                if len(column) <= docnum:
-                    column.extend(bytes(docnum + 1 - len(column)))
-                column[docnum] = length_to_byte(length)
+                set_length_code(codes[fieldname], pdw._docnum, length)
             add_field(fieldname, fieldobj, value, length)
 
         pdw.add_field = remember
@@ -158,11 +153,8 @@ class PostWriter(SegmentWriter):
                 continue
             docs = new_numbers[field.docs].tolist()
             freqs = field.freqs.tolist()
-            ends = field.term_ends.tolist()
-            raw = bytes(field.terms)
             start = 0
-            for term_start, term_end, post_end in zip([0, *ends[:-1]], ends, field.post_ends.tolist(), strict=True):
-                btext = raw[term_start:term_end]
+            for btext, post_end in zip(field.term_list(), field.post_ends.tolist(), strict=True):
                 for posting in range(start, post_end):
                     if docs[posting] >= 0:
                         add((fieldname, btext, docs[posting], freqs[posting], pack_uint(int(freqs[posting]))))

@@ -24,9 +24,12 @@ class BM25(scoring.BM25F):
 
     def idf(self, searcher, fieldname: str, text: bytes) -> float:  # Whoosh's signature
         parent = searcher.get_parent()
-        n = parent.doc_frequency(fieldname, text)
-        total = parent.doc_count_all()
-        return log(1 + (total - n + 0.5) / (n + 0.5))
+        return idf(parent.doc_count_all(), parent.doc_frequency(fieldname, text))
+
+
+def idf(total: int, n: int) -> float:
+    """The probabilistic idf of a word in `n` of `total` documents (also the vectorised search's)."""
+    return log(1 + (total - n + 0.5) / (n + 0.5))
 
 
 def weighting() -> BM25:

@@ -23,7 +23,6 @@ A query with any other part raises NotVectorised and the caller runs Whoosh's ma
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from math import log
 from typing import Any
 
 import numpy as np
@@ -35,7 +34,7 @@ from searchsvc.index.postings import ARRAY_FIELDS, LENGTH_OF_BYTE, SegmentPostin
 from searchsvc.search.deadline import Deadline
 from searchsvc.search.phrases import ExactPhrase
 from searchsvc.search.query import WordFuzzy, WordPrefix
-from searchsvc.search.ranking import BM25, K1, B
+from searchsvc.search.ranking import BM25, K1, B, idf
 
 
 class NotVectorised(Exception):
@@ -263,10 +262,8 @@ class _Evaluation:
     def _bm25(self, segment: Segment, fieldname: str, btext: bytes, docs: np.ndarray,
               freqs: np.ndarray) -> np.ndarray:
         stats = self.stats
-        idf = stats.idf(fieldname, btext)
         norm = self.vectors.norm(segment, fieldname, stats.avgfl(fieldname))
-        tf = freqs.astype(np.float64)
-        return idf * ((tf * (K1 + 1)) / (tf + norm[docs]))
+        return _bm25(stats.idf(fieldname, btext), freqs, norm[docs])
 
     def _word(self, fieldname: str, text: Any, boost: float) -> Result:
         """A word over every segment at once: its postings gathered, then scored in one pass
@@ -289,13 +286,9 @@ class _Evaluation:
         if not docs:
             return _empty()
         counts = [len(d) for d in docs]
-        n = sum(counts)
-        total = self.n
-        idf = log(1 + (total - n + 0.5) / (n + 0.5))  # ranking.BM25.idf, in its order of operations
         all_docs = np.concatenate(docs).astype(np.int64) + np.repeat(np.asarray(offsets, dtype=np.int64), counts)
-        tf = np.concatenate(freqs).astype(np.float64)
         norm = self.vectors.global_norm(fieldname, self.stats.avgfl(fieldname))
-        return _boosted((all_docs, idf * ((tf * (K1 + 1)) / (tf + norm[all_docs]))), boost)
+        return _boosted((all_docs, _bm25(idf(self.n, sum(counts)), np.concatenate(freqs), norm[all_docs])), boost)
 
     def _expansion(self, q: WordPrefix | WordFuzzy) -> Result:
         """The OR of the index words a `prefix*` or `word~` stands for, times its boost. The
@@ -319,18 +312,13 @@ class _Evaluation:
         parts = [(n, part) for n, word_parts in enumerate(found) for part in word_parts]
         if not parts:
             return _empty()
-        total = self.n
-        idfs = []
-        for word_parts in found:
-            df = sum(len(docs) for docs, _, _ in word_parts)
-            idfs.append(log(1 + (total - df + 0.5) / (df + 0.5)))  # ranking.BM25.idf
+        idfs = [idf(self.n, sum(len(docs) for docs, _, _ in word_parts)) for word_parts in found]
         counts = [len(docs) for _, (docs, _, _) in parts]
         docs = (np.concatenate([d for _, (d, _, _) in parts]).astype(np.int64)
                 + np.repeat(np.asarray([o for _, (_, _, o) in parts], dtype=np.int64), counts))
-        tf = np.concatenate([f for _, (_, f, _) in parts]).astype(np.float64)
-        idf = np.repeat(np.asarray([idfs[n] for n, _ in parts]), counts)
         norm = self.vectors.global_norm(fieldname, self.stats.avgfl(fieldname))
-        scores = idf * ((tf * (K1 + 1)) / (tf + norm[docs]))
+        scores = _bm25(np.repeat(np.asarray([idfs[n] for n, _ in parts]), counts),
+                       np.concatenate([f for _, (_, f, _) in parts]), norm[docs])
         # bincount adds in the order given: each document's words in sorted order, as the OR.
         summed = np.bincount(docs, weights=scores, minlength=self.n)
         matched = np.flatnonzero(np.bincount(docs, minlength=self.n))
@@ -399,20 +387,14 @@ class _Evaluation:
 
 
 def _union(a: Result, b: Result) -> Result:
-    """The documents of `a` and `b`, a document's scores added (a's first): `b`'s documents
-    looked up in `a`'s and the new ones inserted in order. A title word's posts are a subset
-    of the same word's in `text`, so the common case inserts nothing."""
+    """The documents of `a` and `b`, a document's two scores added: the smaller side's
+    documents looked up in the larger's and the new ones inserted in order (one addition per
+    document, so which side comes first changes no bit). A title word's posts are a subset of
+    the same word's in `text`, so the common case inserts nothing."""
+    if len(b[0]) > len(a[0]):
+        a, b = b, a
     docs_a, scores_a = a
     docs_b, scores_b = b
-    if len(docs_b) > len(docs_a):
-        # The larger side is searched; the sum keeps a's score first.
-        at = np.searchsorted(docs_b, docs_a)
-        at[at == len(docs_b)] = 0
-        shared = docs_b[at] == docs_a
-        scores = scores_b.copy()
-        scores[at[shared]] = scores_a[shared] + scores_b[at[shared]]
-        where = np.searchsorted(docs_b, docs_a[~shared])
-        return np.insert(docs_b, where, docs_a[~shared]), np.insert(scores, where, scores_a[~shared])
     at = np.searchsorted(docs_a, docs_b)
     at[at == len(docs_a)] = 0
     shared = docs_a[at] == docs_b
@@ -422,6 +404,13 @@ def _union(a: Result, b: Result) -> Result:
         return docs_a, scores
     where = np.searchsorted(docs_a, docs_b[~shared])
     return np.insert(docs_a, where, docs_b[~shared]), np.insert(scores, where, scores_b[~shared])
+
+
+def _bm25(idf: Any, freqs: np.ndarray, norms: np.ndarray) -> np.ndarray:
+    """scoring.bm25 with the length part precomputed (VectorIndex.global_norm), in Whoosh's
+    order of operations: the same scores to the last bit."""
+    tf = freqs.astype(np.float64)
+    return idf * ((tf * (K1 + 1)) / (tf + norms))
 
 
 def _boosted(result: Result, boost: float) -> Result:
