@@ -51,6 +51,15 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+def _wait_for_new_toc(index: Path, before: set[Path], process: subprocess.Popen, limit: float = 60) -> None:
+    """Return once a table of contents not in `before` appears (a commit has begun)."""
+    deadline = time.monotonic() + limit
+    while process.poll() is None and time.monotonic() < deadline:
+        if set(index.rglob("*.toc*")) - before:
+            return
+        time.sleep(0.002)
+
+
 @pytest.fixture(scope="module")
 def kill_setup(tmp_path_factory):
     """An index of 300 posts, batches to add, and every state a kill may leave behind."""
@@ -79,7 +88,7 @@ def kill_setup(tmp_path_factory):
 
 
 def test_ingest_killed_at_random_moments_leaves_the_last_commit(kill_setup, tmp_path):
-    """24 kill -9s spread over the whole run of an ingest or a rebuild, commit included:
+    """24 kill -9s spread over the whole run of an ingest or a rebuild, eight during its commit:
     each time the index holds exactly the posts of the old or the new commit, no helper
     process outlives the ingest, and the next ingest needs no cleanup."""
     root, base, batches, states, timings = kill_setup
@@ -96,10 +105,18 @@ def test_ingest_killed_at_random_moments_leaves_the_last_commit(kill_setup, tmp_
         args = [sys.executable, "-m", "searchsvc", "ingest", "--quiet", "--index", str(index), str(batches[name])]
         if mode == "rebuild":
             args.append("--rebuild")
-        # Spread over the whole run and a little past it, so some kills land during the commit.
-        delay = (n // 4 + rng.random()) / (len(trials) // 4) * timings[(name, mode)] * 1.1
+        tocs = set(index.rglob("*.toc*"))
+        started = time.monotonic()
         process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(delay)
+        if n < 16:
+            # Kills spread over the run up to its commit, which a one-off timing cannot place.
+            time.sleep((n // 4 + rng.random()) / 4 * timings[(name, mode)] * 0.9)
+        else:
+            # Kills timed from the commit's own start (its table of contents appearing), not from a
+            # run time measured once: on a loaded machine a fixed delay never reaches the commit.
+            _wait_for_new_toc(index, tocs, process)
+            time.sleep(rng.random() * (0.2 if n < 20 else 1.0))
+        delay = time.monotonic() - started
         helpers = _children(process.pid)
         process.send_signal(signal.SIGKILL)
         process.wait()
