@@ -107,7 +107,7 @@ def test_cors_allows_any_origin(client):
 
 def test_healthz(client):
     assert client.get("/healthz").get_json() == {"status": "ok", "posts": 13, "generation": "g000001",
-                                                 "schema_version": 4}
+                                                 "schema_version": 5}
 
 
 def test_missing_and_outdated_index_are_503(tmp_path, client_for):
@@ -135,7 +135,7 @@ def test_export_csv_streams_every_match_with_provenance(client):
     assert json.loads(response.headers["X-Searchsvc-Query"]) == "pamphlet"
     assert json.loads(response.headers["X-Searchsvc-Filters"]) == {"from": None, "to": None, "author": [],
                                                                    "sort": "oldest"}
-    assert response.headers["X-Searchsvc-Index-Version"] == "schema 4, g000001"
+    assert response.headers["X-Searchsvc-Index-Version"] == "schema 5, g000001"
     text = response.get_data(as_text=True)
     assert text.startswith("\ufeff")
     rows = list(csv.DictReader(io.StringIO(text[1:])))

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import re
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlencode
 
 import pytest
-from conftest import CORPORA, SYNTHETIC, assert_error
+from conftest import CORPORA, SYNTHETIC, Searchsvc, assert_error
+
+from searchsvc.index.analysis import AsciiStemFilter
 
 
 def search(client, **params):
@@ -455,3 +458,48 @@ def test_a_bare_star_is_every_post(client):
     everything = search(client, per_page=1)["total"]
     assert [search(client, q=q)["total"] for q in ("*", "run OR *")] == [everything, everything]
     assert search(client, q="run OR *")["query"]["understood"] == "*"  # Whoosh simplifies it
+
+
+# Snowball's English stems as PyStemmer gives them: words Whoosh's port of an older Snowball
+# stemmed alike ("internment" and "international" were both "intern") are apart.
+STEM_POSTS = [
+    {"id": "stem-internment", "title": "Internment camps", "body": "A report on internment."},
+    {"id": "stem-international", "title": "An international meeting", "body": "Internal notes, international guests."},
+    {"id": "stem-organ", "title": "Organ donation", "body": "Organs given by donors."},
+    {"id": "stem-organization", "title": "A new organization", "body": "Organizations and organizers met."},
+    {"id": "stem-universities", "title": "Universities", "body": "Two universities and a university library."},
+    {"id": "stem-universal", "title": "Universal rights", "body": "Rights that are universal."},
+    {"id": "stem-added", "title": "Notes", "body": "Later we added a line, then add another."},
+]
+
+
+@pytest.fixture(scope="module")
+def stem_client(tmp_path_factory, client_for):
+    root = tmp_path_factory.mktemp("stems")
+    posts = root / "posts.jsonl"
+    posts.write_text("".join(json.dumps({**p, "date": "2020-01-01", "author": "Ada Fictional"}) + "\n"
+                             for p in STEM_POSTS), encoding="utf-8")
+    result = Searchsvc(root / "index")("ingest", posts)
+    assert result.exit_code == 0, result.output
+    return client_for(root / "index")
+
+
+@pytest.mark.parametrize("query, expected", [
+    ("internment", ["stem-internment"]), ("international", ["stem-international"]),
+    ("internal", ["stem-international"]), ("organ", ["stem-organ"]), ("organs", ["stem-organ"]),
+    ("organization", ["stem-organization"]), ("organizing", ["stem-organization"]),
+    ("university", ["stem-universities"]), ("universal", ["stem-universal"]), ("adding", ["stem-added"]),
+])
+def test_stems_keep_apart_words_that_only_look_alike(stem_client, query, expected):
+    assert ids(stem_client, q=query) == expected
+
+
+def test_the_stemmer_gives_the_same_stems_from_many_threads():
+    # PyStemmer's stemmers keep state between calls; gunicorn's threads analyse queries side by side.
+    words = sorted({w for p in STEM_POSTS for w in re.findall(r"\w+", p["title"] + " " + p["body"].lower())}) * 200
+    stemmer = AsciiStemFilter(lang="en", cachesize=0)._stem
+    expected = [stemmer(w) for w in words]
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda _: [stemmer(w) for w in words], range(8)))
+    assert all(r == expected for r in results)
+    assert stemmer("internment") == "internment" and stemmer("international") == "internat"

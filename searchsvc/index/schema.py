@@ -16,7 +16,7 @@ from searchsvc.index.analysis import text_analyzer, word_analyzer
 from searchsvc.index.fasttext import FastText
 from searchsvc.records import Record
 
-SCHEMA_VERSION = 4  # 4: positions as raw uint32 (fasttext.ArrayPositions), postings arrays (postings.py)
+SCHEMA_VERSION = 5  # 5: Snowball 3 stems by PyStemmer (analysis.py); 4: positions as raw uint32, postings arrays
 
 # What the query language searches when no field is named.
 DEFAULT_FIELDS = ("text", "title")
