@@ -23,6 +23,7 @@ from whoosh.filedb.filestore import FileStorage
 from whoosh.index import _CURRENT_TOC_VERSION, _FLOAT_SIZE, _INT_SIZE, _LONG_SIZE
 
 from searchsvc.index import manifest as manifests
+from searchsvc.index.schema import SCHEMA_VERSION
 from searchsvc.index.store import MARKER
 
 REPAIR = "rebuild it from your files with `searchsvc ingest --rebuild PATH...`"
@@ -118,7 +119,7 @@ def test_a_forged_index_never_runs_code(tmp_path, client_for, with_manifest):
     sentinel = tmp_path / "pwned"
     forged = tmp_path / "forged"
     (forged / "g000001").mkdir(parents=True)
-    (forged / MARKER).write_text(json.dumps({"format": "searchsvc-index", "schema_version": 4,
+    (forged / MARKER).write_text(json.dumps({"format": "searchsvc-index", "schema_version": SCHEMA_VERSION,
                                              "generation": "g000001", "previous": None, "created": ""}))
     _forge_toc(forged / "g000001", 1, [_Exploit(str(sentinel))])
     if with_manifest:
