@@ -225,9 +225,11 @@ def write_records(
 ) -> None:
     """One commit: posts whose id is in `replace` are replaced, the rest added.
 
-    A large batch is split into contiguous parts by size (at least one per process, at most
-    SEGMENT_MAX_CHARS each); helper processes each write parts as segments of their own while
-    this process writes the last part, so the segments keep the batch's order. The commit (the
+    A large batch is split into contiguous parts by size (at least one per core, at most
+    SEGMENT_MAX_CHARS each); helper processes, one per core, each write parts as segments of
+    their own, and the segments keep the batch's order. This process, which holds the whole
+    batch, inverts nothing then: the peak of any one process stays the batch or one part's
+    inversion, not both. The commit (the
     table of contents) is only ever written here, under the caller's lock: a failure anywhere
     leaves the previous commit as it was, and the unfinished segments' files are deleted at
     once (`_abandon`).
@@ -261,24 +263,23 @@ def _write_records(
         for record in records:
             if record.id in replace:
                 writer.delete_by_term("id", record.id)
-        # Small old segments are merged into this writer's segment first, so it can be
-        # finished while the helpers still work.
-        final = writer._merge_segments(None, None, None)
         helpers: list[Any] = []
         with ExitStack() as stack:
             if len(parts) > 1:
                 context = multiprocessing.get_context("spawn")
                 pool = stack.enter_context(
                     ProcessPoolExecutor(
-                        # As many helpers as cores: this process has one part, they the rest.
-                        max(1, min(workers, len(parts) - 1)), mp_context=context,
+                        max(1, min(workers, len(parts))), mp_context=context,
                         initializer=_die_with_parent, initargs=(os.getpid(),)
                     )
                 )
                 limit = writer.pool.limit // 2**20
                 helpers = [pool.submit(_write_segment, ix.storage.folder, ix.toc_generation, part, limit)
-                           for part in parts[:-1]]
-            _add_all(writer, parts[-1])
+                           for part in parts]
+            # Small old segments are merged into this writer's segment (while the helpers work).
+            final = writer._merge_segments(None, None, None)
+            if not helpers:
+                _add_all(writer, parts[0])
             own = writer._finalize_segment() if writer._added else None
             final += [helper.result() for helper in helpers]
         if own is not None:
