@@ -19,6 +19,8 @@ from searchsvc.index.check import REPAIR
 from searchsvc.index.check import check as check_index
 from searchsvc.index.dump import iter_records, write_jsonl
 from searchsvc.index.info import index_info
+from searchsvc.index.publish import publish as publish_local
+from searchsvc.index.remote import is_remote, publish_remote
 from searchsvc.index.snapshot import restore as restore_snapshot
 from searchsvc.index.snapshot import snapshot as take_snapshot
 from searchsvc.index.store import IndexStore
@@ -323,6 +325,82 @@ def restore(source: str, index_dir: str, wait: float) -> None:
     """
     name = restore_snapshot(IndexStore(index_dir), Path(source), wait=wait)
     click.echo(f"Restored {source} as generation {name} of {index_dir}")
+
+
+@cli.command()
+@click.argument("dests", nargs=-1, required=True, metavar="DEST...")
+@index_option
+@wait_option
+@click.option("--copy", is_flag=True, help="Copy the files a local DEST lacks even where they could be hard-linked "
+                                           "from this index.")
+@click.option("--watch", is_flag=True, help="Keep running, and publish again after each commit.")
+@click.option("--interval", default=2.0, show_default=True, type=click.FloatRange(min=0.1), metavar="SECONDS",
+              help="With --watch: how often to look for a new commit.")
+@click.option("--ssh", default="ssh", show_default=True, metavar="COMMAND",
+              help="How rsync and the remote publish reach a host:path DEST.")
+@click.option("--remote-searchsvc", default="searchsvc", show_default=True, metavar="COMMAND",
+              help="The searchsvc command on a host:path DEST.")
+def publish(dests: tuple[str, ...], index_dir: str, wait: float, copy: bool, watch: bool, interval: float,
+            ssh: str, remote_searchsvc: str) -> None:
+    """Ship the current commit to read replicas: each DEST is an index folder, here or host:path.
+
+    Only files a DEST lacks are written (hard links on the same file system; over rsync and
+    ssh to another host). Each DEST checks every byte, then switches to the commit at once, as
+    a rebuild does; its servers answer from it at their next request, and the generation it
+    replaces is kept for requests in flight. A publish killed at any moment leaves each DEST
+    serving its old commit. Every replica's /healthz names the commit it serves.
+
+    \b
+    Examples:
+        searchsvc publish /srv/replica-a /srv/replica-b
+        searchsvc publish --watch replica1.example.org:/srv/searchsvc/index
+    """
+    store = IndexStore(index_dir)
+
+    def once(dest: str) -> bool:
+        try:
+            if is_remote(dest):
+                click.echo(publish_remote(store, dest, wait=wait, ssh=ssh, remote_searchsvc=remote_searchsvc))
+                return True
+            done = publish_local(store, Path(dest), wait=wait, copy=copy)
+        except SearchsvcError as e:
+            click.echo(f"Error: {dest}: {e}", err=True)
+            return False
+        if done.unchanged:
+            click.echo(f"{dest} already serves commit {done.commit} (generation {done.generation})")
+        else:
+            click.echo(f"Published commit {done.commit} to {dest} as generation {done.generation}: {done.files} "
+                       f"files ({done.linked} hard-linked, {done.copied} copied, {_human_size(done.bytes_copied)}) "
+                       f"in {done.seconds:.2f} s")
+        return True
+
+    if not watch:
+        failed = [dest for dest in dests if not once(dest)]
+        if failed:
+            sys.exit(1)
+        return
+    _watch(store, dests, once, interval)
+
+
+def _watch(store: IndexStore, dests: tuple[str, ...], once: Callable[[str], bool], interval: float) -> None:
+    """Publish to every DEST whenever the source's commit changes; a DEST that failed is tried
+    again at the next look. Stops on Ctrl-C or SIGTERM."""
+    import signal
+    import time
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    done: dict[str, object] = {}
+    while True:
+        try:
+            current = store.commit_key()
+        except SearchsvcError as e:
+            click.echo(f"Error: {e}", err=True)
+            current = None
+        if current is not None:
+            for dest in dests:
+                if done.get(dest) != current and once(dest):
+                    done[dest] = current
+        time.sleep(interval)
 
 
 @cli.command("search")

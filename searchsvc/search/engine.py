@@ -233,6 +233,15 @@ class Engine:
             assert self._ix is not None
             return self._ix.name
 
+    def commit(self) -> tuple[str | None, str | None]:
+        """(commit id, commit time) of the open commit (manifest.Manifest.commit_id); Nones for
+        an index written before manifests kept them."""
+        with self._lock:
+            self.searcher()
+            assert self._ix is not None
+            found = self._ix.manifest
+            return (found.commit_id, found.committed) if found is not None else (None, None)
+
     def _stamp(self) -> object:
         """What changes when a commit or a rebuild is made: the marker and the current manifest."""
         stamps = []

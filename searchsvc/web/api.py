@@ -62,5 +62,6 @@ def api_openapi() -> Response:
 @api.get("/healthz")
 def healthz() -> Response:
     with engine().reading() as searcher:  # raises the index's error: answered as 503
+        commit, committed = engine().commit()
         return jsonify({"status": "ok", "posts": searcher.doc_count(), "generation": engine().generation(),
-                        "schema_version": SCHEMA_VERSION})
+                        "commit": commit, "committed": committed, "schema_version": SCHEMA_VERSION})
