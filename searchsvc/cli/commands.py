@@ -465,7 +465,11 @@ SERVE_HELP = f"""Serve the JSON API (and the web pages) with gunicorn.
               default=settings.THREADS.default, show_default=True,
               help=f"{settings.THREADS.help} Environment: {settings.THREADS.envvar}.")
 @click.option("--access-log", is_flag=True, help="Log every request to stderr.")
-def serve(index_dir: str, host: str, port: int, workers: int, threads: int, access_log: bool) -> None:
+@click.option("--control-socket", type=click.Path(dir_okay=False), metavar="PATH",
+              help="Listen for gunicorn's control client (gunicornc) on this Unix socket; one path per server. "
+                   "Off by default: gunicorn's default path is one per user, which servers on one host would share.")
+def serve(index_dir: str, host: str, port: int, workers: int, threads: int, access_log: bool,
+          control_socket: str | None) -> None:
     from searchsvc.web.server import serve as run_server
 
     try:
@@ -474,7 +478,7 @@ def serve(index_dir: str, host: str, port: int, workers: int, threads: int, acce
         # Serve anyway: /healthz and searches answer 503 with the reason, so a load balancer routes
         # around this server, and it recovers by itself once the index is repaired.
         _to_stderr(f"warning: {e}")
-    run_server(index_dir, host, port, workers, threads, access_log)
+    run_server(index_dir, host, port, workers, threads, access_log, control_socket)
 
 
 def _to_stderr(line: str) -> None:

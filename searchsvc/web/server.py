@@ -8,6 +8,7 @@ socket, not a thread.
 from __future__ import annotations
 
 import math
+import os
 from typing import Any
 
 import gunicorn.http.wsgi
@@ -35,7 +36,8 @@ class Server(BaseApplication):
         return create_app(self.app_config)
 
 
-def serve(index: str, host: str, port: int, workers: int, threads: int, access_log: bool = False) -> None:
+def serve(index: str, host: str, port: int, workers: int, threads: int, access_log: bool = False,
+          control_socket: str | None = None) -> None:
     """Serve the API and pages until interrupted.
 
     Raises BadSetting for a SEARCHSVC_* setting that cannot be read.
@@ -57,7 +59,13 @@ def serve(index: str, host: str, port: int, workers: int, threads: int, access_l
         "errorlog": "-",
         "loglevel": "info",
         "proc_name": "searchsvc",
+        # gunicorn 25+ binds a control socket at one path per user ($XDG_RUNTIME_DIR/gunicorn.ctl or
+        # ~/.gunicorn/gunicorn.ctl): a second server on the host silently takes it over, and the
+        # first to stop deletes it under the other. Off unless given a path of this server's own.
+        "control_socket_disable": control_socket is None,
     }
+    if control_socket is not None:
+        options["control_socket"] = os.path.abspath(control_socket)
     # The Server header names no software or version an attacker could look up.
     gunicorn.http.wsgi.SERVER = "searchsvc"
     create_app({"INDEX": index})  # settings errors (a bad rate limit) stop here, not in every worker
