@@ -470,6 +470,7 @@ SERVE_HELP = f"""Serve the JSON API (and the web pages) with gunicorn.
                    "Off by default: gunicorn's default path is one per user, which servers on one host would share.")
 def serve(index_dir: str, host: str, port: int, workers: int, threads: int, access_log: bool,
           control_socket: str | None) -> None:
+    _metrics_folder()  # before prometheus_client is imported (by searchsvc.web)
     from searchsvc.web.server import serve as run_server
 
     try:
@@ -479,6 +480,27 @@ def serve(index_dir: str, host: str, port: int, workers: int, threads: int, acce
         # around this server, and it recovers by itself once the index is repaired.
         _to_stderr(f"warning: {e}")
     run_server(index_dir, host, port, workers, threads, access_log, control_socket)
+
+
+def _metrics_folder() -> None:
+    """The folder where gunicorn's workers keep their /metrics values (prometheus-client's
+    multiprocess mode): the operator's PROMETHEUS_MULTIPROC_DIR, emptied of an earlier run's
+    values, or a new one that this server removes when it stops."""
+    import atexit
+    import shutil
+
+    given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if given:
+        folder = Path(given)
+        folder.mkdir(parents=True, exist_ok=True)
+        for stale in folder.glob("*.db"):  # a dead server's counts would be added to ours
+            stale.unlink()
+        return
+    made = tempfile.mkdtemp(prefix="searchsvc-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = made
+    master = os.getpid()
+    # Workers are forked from this process and run its exit handlers too: only this one removes it.
+    atexit.register(lambda: os.getpid() == master and shutil.rmtree(made, ignore_errors=True))
 
 
 def _to_stderr(line: str) -> None:

@@ -16,7 +16,16 @@ from gunicorn.app.base import BaseApplication
 
 from searchsvc import settings
 from searchsvc.web import create_app
+from searchsvc.web.metrics import MULTIPROC_DIR
 from searchsvc.web.worker import HeadReadingWorker
+
+
+def _child_exit(server: Any, worker: Any) -> None:
+    """A worker that stopped: its live gauges leave /metrics (its counts stay, as Prometheus expects)."""
+    if os.environ.get(MULTIPROC_DIR):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)
 
 
 class Server(BaseApplication):
@@ -63,6 +72,7 @@ def serve(index: str, host: str, port: int, workers: int, threads: int, access_l
         # ~/.gunicorn/gunicorn.ctl): a second server on the host silently takes it over, and the
         # first to stop deletes it under the other. Off unless given a path of this server's own.
         "control_socket_disable": control_socket is None,
+        "child_exit": _child_exit,
     }
     if control_socket is not None:
         options["control_socket"] = os.path.abspath(control_socket)
