@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 from conftest import SAMPLE_POSTS, run_cli, running_server
 
@@ -77,3 +78,36 @@ def test_a_damaged_index_shows_in_metrics(tmp_path):
         samples = _samples(_get(base + "/metrics")[1])
         assert (samples["searchsvc_index_up"], samples["searchsvc_index_check_failures_total"]) == (1, 1)
         assert samples["searchsvc_index_generation"] == 2
+
+
+def _access_lines(log: Path) -> list[dict]:
+    return [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+
+
+def test_access_log_is_json_lines_without_the_client_by_default(tmp_path):
+    index = tmp_path / "index"
+    assert run_cli("ingest", "--index", str(index), str(SAMPLE_POSTS / "posts")).returncode == 0
+    log = tmp_path / "server.log"
+    with running_server(index, log, workers=1, args=("--access-log",)) as base:
+        request = urllib.request.Request(base + "/api/search?q=%C3%BCr%C3%BCmqi+OR+uyghur",
+                                         headers={"X-Forwarded-For": "203.0.113.7"})
+        urllib.request.urlopen(request, timeout=30).read()
+    [line] = [e for e in _access_lines(log) if e["path"] == "/api/search"]
+    assert set(line) == {"time", "method", "path", "query", "status", "bytes", "ms"}
+    assert (line["method"], line["query"], line["status"]) == ("GET", "q=%C3%BCr%C3%BCmqi+OR+uyghur", 200)
+    assert line["bytes"] > 0 and line["ms"] >= 0 and line["time"].endswith("Z")
+    assert "203.0.113" not in log.read_text()
+
+
+def test_access_log_can_keep_the_clients_network(tmp_path):
+    index = tmp_path / "index"
+    assert run_cli("ingest", "--index", str(index), str(SAMPLE_POSTS / "posts")).returncode == 0
+    log = tmp_path / "server.log"
+    with running_server(index, log, workers=1, env={"SEARCHSVC_TRUST_PROXY": "1"},
+                        args=("--access-log", "--access-log-client", "truncated")) as base:
+        for forwarded in ("198.51.100.1, 203.0.113.7", "2001:db8:1:2::1"):
+            request = urllib.request.Request(base + "/api/search?q=x", headers={"X-Forwarded-For": forwarded})
+            urllib.request.urlopen(request, timeout=30).read()
+    clients = [e["client"] for e in _access_lines(log) if e["path"] == "/api/search"]
+    assert clients == ["203.0.113.0/24", "2001:db8:1::/48"]
+    assert "203.0.113.7" not in log.read_text()

@@ -464,12 +464,15 @@ SERVE_HELP = f"""Serve the JSON API (and the web pages) with gunicorn.
 @click.option("--threads", type=click.IntRange(1, 256), envvar=settings.THREADS.envvar,
               default=settings.THREADS.default, show_default=True,
               help=f"{settings.THREADS.help} Environment: {settings.THREADS.envvar}.")
-@click.option("--access-log", is_flag=True, help="Log every request to stderr.")
+@click.option("--access-log", is_flag=True, help="Log every request to stderr, one JSON object a line.")
+@click.option("--access-log-client", type=click.Choice(["omit", "truncated", "full"]), default="omit",
+              show_default=True, help="What the access log says of the client's address: nothing, its network "
+                                      "(IPv4 /24, IPv6 /48), or all of it.")
 @click.option("--control-socket", type=click.Path(dir_okay=False), metavar="PATH",
               help="Listen for gunicorn's control client (gunicornc) on this Unix socket; one path per server. "
                    "Off by default: gunicorn's default path is one per user, which servers on one host would share.")
 def serve(index_dir: str, host: str, port: int, workers: int, threads: int, access_log: bool,
-          control_socket: str | None) -> None:
+          access_log_client: str, control_socket: str | None) -> None:
     _metrics_folder()  # before prometheus_client is imported (by searchsvc.web)
     from searchsvc.web.server import serve as run_server
 
@@ -479,7 +482,7 @@ def serve(index_dir: str, host: str, port: int, workers: int, threads: int, acce
         # Serve anyway: /healthz and searches answer 503 with the reason, so a load balancer routes
         # around this server, and it recovers by itself once the index is repaired.
         _to_stderr(f"warning: {e}")
-    run_server(index_dir, host, port, workers, threads, access_log, control_socket)
+    run_server(index_dir, host, port, workers, threads, access_log, control_socket, access_log_client)
 
 
 def _metrics_folder() -> None:

@@ -16,6 +16,7 @@ from gunicorn.app.base import BaseApplication
 
 from searchsvc import settings
 from searchsvc.web import create_app
+from searchsvc.web.accesslog import JsonAccessLog
 from searchsvc.web.metrics import MULTIPROC_DIR
 from searchsvc.web.worker import HeadReadingWorker
 
@@ -46,12 +47,14 @@ class Server(BaseApplication):
 
 
 def serve(index: str, host: str, port: int, workers: int, threads: int, access_log: bool = False,
-          control_socket: str | None = None) -> None:
+          control_socket: str | None = None, access_log_client: str = "omit") -> None:
     """Serve the API and pages until interrupted.
 
     Raises BadSetting for a SEARCHSVC_* setting that cannot be read.
     """
     seconds = {setting.name: setting.from_environ() for setting in settings.of("server")}
+    # Settings errors (a bad rate limit) stop here, not in every worker.
+    trust_proxy = create_app({"INDEX": index}).config["TRUST_PROXY"]
     worker = HeadReadingWorker.with_timeouts(header_timeout=seconds["header_timeout"],
                                              send_timeout=seconds["send_timeout"])
     options = {
@@ -65,6 +68,7 @@ def serve(index: str, host: str, port: int, workers: int, threads: int, access_l
         "timeout": 30,
         "graceful_timeout": 5,
         "accesslog": "-" if access_log else None,
+        "logger_class": JsonAccessLog.configured(client=access_log_client, trust_proxy=trust_proxy),
         "errorlog": "-",
         "loglevel": "info",
         "proc_name": "searchsvc",
@@ -78,5 +82,4 @@ def serve(index: str, host: str, port: int, workers: int, threads: int, access_l
         options["control_socket"] = os.path.abspath(control_socket)
     # The Server header names no software or version an attacker could look up.
     gunicorn.http.wsgi.SERVER = "searchsvc"
-    create_app({"INDEX": index})  # settings errors (a bad rate limit) stop here, not in every worker
     Server(options, {"INDEX": index}).run()
