@@ -18,7 +18,7 @@ from searchsvc import settings
 from searchsvc.web import create_app
 from searchsvc.web.accesslog import JsonAccessLog
 from searchsvc.web.metrics import MULTIPROC_DIR
-from searchsvc.web.worker import HeadReadingWorker
+from searchsvc.web.worker import HeadReadingWorker, WholeResponse
 
 
 def _child_exit(server: Any, worker: Any) -> None:
@@ -82,4 +82,5 @@ def serve(index: str, host: str, port: int, workers: int, threads: int, access_l
         options["control_socket"] = os.path.abspath(control_socket)
     # The Server header names no software or version an attacker could look up.
     gunicorn.http.wsgi.SERVER = "searchsvc"
+    gunicorn.http.wsgi.Response = WholeResponse  # what gunicorn.http.wsgi.create() makes for each request
     Server(options, {"INDEX": index}).run()
