@@ -153,6 +153,7 @@ def test_publish_to_another_host_over_rsync_and_ssh(writer, tmp_path, client_for
     unchanged = {name for name in staged if name.endswith(".seg") and after.get(name) == staged[name]}
     assert unchanged == {name for name in staged if name.endswith(".seg")} and unchanged
     assert client_for(replica).get("/healthz").get_json()["commit"] == _commit(writer)
+    assert list(writer.parent.glob(".searchsvc-publish-*")) == []  # the snapshot it sent is gone
 
 
 def test_publish_to_an_unreachable_host_says_why(writer, tmp_path):

@@ -1,7 +1,7 @@
 """Publishing to another host (`host:path`): rsync over ssh, then a local publish there.
 
-1. A snapshot of the current commit is taken into a temporary folder (snapshot.py: hard links,
-   every byte checked against the manifest).
+1. A snapshot of the current commit is taken into a temporary folder beside the index
+   (snapshot.py: hard links on the index's disk, every byte checked against the manifest).
 2. rsync sends it to a staging index inside the replica's folder (`path/.publish-staging`),
    on the replica's own disk. rsync's quick check (size and time; a snapshot keeps each file's
    time) skips the files the staging copy already has, so a commit that added one segment sends
@@ -41,7 +41,7 @@ def publish_remote(store: IndexStore, dest: str, *, wait: float, ssh: str = "ssh
     host, _, path = dest.partition(":")
     path = path or "."
     staging = f"{path.rstrip('/')}/{STAGING}"
-    with tempfile.TemporaryDirectory(prefix="searchsvc-publish-") as tmp:
+    with _beside(store.root) as tmp:
         snap = Path(tmp) / "snapshot"
         snapshot(store, snap)
         _run(["rsync", "--archive", "--delete", "--mkpath", "--rsh", ssh, f"{snap}/", f"{host}:{staging}/"],
@@ -49,6 +49,15 @@ def publish_remote(store: IndexStore, dest: str, *, wait: float, ssh: str = "ssh
     remote = (f"{remote_searchsvc} publish --wait {wait:g} --index {shlex.quote(staging)} "
               f"{shlex.quote(path)}")
     return _run([*shlex.split(ssh), host, remote], f"publish on {host}").strip()
+
+
+def _beside(root: Path) -> tempfile.TemporaryDirectory:
+    """A temporary folder on the index's own disk, where the snapshot is hard links, not a copy
+    of every file; the system's temporary folder if the index's parent is not writable."""
+    try:
+        return tempfile.TemporaryDirectory(prefix=".searchsvc-publish-", dir=root.resolve().parent)
+    except OSError:
+        return tempfile.TemporaryDirectory(prefix="searchsvc-publish-")
 
 
 def _run(command: list[str], what: str) -> str:
