@@ -76,7 +76,8 @@ def write(tmp_path: Path):
 
 
 @contextmanager
-def running_server(index: Path, log_path: Path, workers: int = 2, env: dict[str, str] | None = None) -> Iterator[str]:
+def running_server(index: Path, log_path: Path, workers: int = 2, env: dict[str, str] | None = None,
+                   args: tuple[str, ...] = ()) -> Iterator[str]:
     """`searchsvc serve` on a free port, the index named by SEARCHSVC_INDEX (and `env` added to
     its environment); yields the base URL once /healthz answers, and stops the server afterwards."""
     with socket.socket() as s:
@@ -85,7 +86,7 @@ def running_server(index: Path, log_path: Path, workers: int = 2, env: dict[str,
     env = {**os.environ, "SEARCHSVC_INDEX": str(index), **(env or {})}
     with open(log_path, "w") as log:
         server = subprocess.Popen(
-            [sys.executable, "-m", "searchsvc", "serve", "--port", str(port), "--workers", str(workers)],
+            [sys.executable, "-m", "searchsvc", "serve", "--port", str(port), "--workers", str(workers), *args],
             env=env, stdout=log, stderr=subprocess.STDOUT)
         base = f"http://127.0.0.1:{port}"
         try:

@@ -13,10 +13,11 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from conftest import SAMPLE_POSTS, Searchsvc, assert_error, running_server
+from conftest import SAMPLE_POSTS, Searchsvc, assert_error, run_cli, running_server
 from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
 from referencing import Registry, Resource
@@ -106,8 +107,32 @@ def test_cors_allows_any_origin(client):
 
 
 def test_healthz(client):
-    assert client.get("/healthz").get_json() == {"status": "ok", "posts": 13, "generation": "g000001",
-                                                 "schema_version": 5}
+    health = client.get("/healthz").get_json()
+    commit, committed = health.pop("commit"), health.pop("committed")
+    assert health == {"status": "ok", "posts": 13, "generation": "g000001", "schema_version": 5}
+    assert re.fullmatch(r"[0-9a-f]{16}", commit)
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    assert abs(datetime.strptime(committed, "%Y-%m-%dT%H:%M:%SZ") - now) < timedelta(hours=1)
+    # Every search names the commit that answered it.
+    assert client.get("/api/search?q=run").get_json()["commit"] == commit
+
+
+def test_each_commit_has_its_own_id_and_time(tmp_path, client_for):
+    index = tmp_path / "index"
+    first = tmp_path / "first.jsonl"
+    first.write_text(json.dumps({"id": "c1", "title": "One", "body": "A synthetic post."}) + "\n", encoding="utf-8")
+    assert run_cli("ingest", "--index", str(index), str(first)).returncode == 0
+    client = client_for(index)
+    before = client.get("/healthz").get_json()
+    assert run_cli("ingest", "--index", str(index), str(first)).returncode == 0  # unchanged: no commit
+    assert client.get("/healthz").get_json() == before
+    second = tmp_path / "second.jsonl"
+    second.write_text(json.dumps({"id": "c2", "title": "Two", "body": "Another synthetic post."}) + "\n",
+                      encoding="utf-8")
+    assert run_cli("ingest", "--index", str(index), str(second)).returncode == 0
+    after = client.get("/healthz").get_json()
+    assert (after["posts"], after["generation"]) == (2, before["generation"])
+    assert after["commit"] != before["commit"] and after["committed"] >= before["committed"]
 
 
 def test_missing_and_outdated_index_are_503(tmp_path, client_for):

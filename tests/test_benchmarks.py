@@ -114,3 +114,12 @@ def test_durability_benchmark_smoke():
     for step in ("first_ingest_s", "incremental_ingest_s"):
         assert summary[step]["durable"] > 0 and summary[step]["nosync"] > 0 and summary[step]["sync_s"] > 0
     assert summary["check_s"] >= 0 and summary["index_mb"] > 0 and summary["first_open_s"] > 0
+
+
+def test_replicas_benchmark_smoke():
+    summary = smoke("replicas.py")
+    assert summary["documents"] == 300 and summary["distinct_requests"] == 500
+    assert list(summary["setups"]) == ["direct", "1 replica", "2 replicas x 1 worker", "2 replicas x 2 workers"]
+    for row in summary["setups"].values():
+        assert row["requests"] > 0 and row["non_2xx"] == 0 and row["socket_errors"] == 0
+    assert summary["setups"]["direct"]["vs_direct"] == 1.0

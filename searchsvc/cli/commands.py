@@ -19,6 +19,8 @@ from searchsvc.index.check import REPAIR
 from searchsvc.index.check import check as check_index
 from searchsvc.index.dump import iter_records, write_jsonl
 from searchsvc.index.info import index_info
+from searchsvc.index.publish import publish as publish_local
+from searchsvc.index.remote import is_remote, publish_remote
 from searchsvc.index.snapshot import restore as restore_snapshot
 from searchsvc.index.snapshot import snapshot as take_snapshot
 from searchsvc.index.store import IndexStore
@@ -325,6 +327,82 @@ def restore(source: str, index_dir: str, wait: float) -> None:
     click.echo(f"Restored {source} as generation {name} of {index_dir}")
 
 
+@cli.command()
+@click.argument("dests", nargs=-1, required=True, metavar="DEST...")
+@index_option
+@wait_option
+@click.option("--copy", is_flag=True, help="Copy the files a local DEST lacks even where they could be hard-linked "
+                                           "from this index.")
+@click.option("--watch", is_flag=True, help="Keep running, and publish again after each commit.")
+@click.option("--interval", default=2.0, show_default=True, type=click.FloatRange(min=0.1), metavar="SECONDS",
+              help="With --watch: how often to look for a new commit.")
+@click.option("--ssh", default="ssh", show_default=True, metavar="COMMAND",
+              help="How rsync and the remote publish reach a host:path DEST.")
+@click.option("--remote-searchsvc", default="searchsvc", show_default=True, metavar="COMMAND",
+              help="The searchsvc command on a host:path DEST.")
+def publish(dests: tuple[str, ...], index_dir: str, wait: float, copy: bool, watch: bool, interval: float,
+            ssh: str, remote_searchsvc: str) -> None:
+    """Ship the current commit to read replicas: each DEST is an index folder, here or host:path.
+
+    Only files a DEST lacks are written (hard links on the same file system; over rsync and
+    ssh to another host). Each DEST checks every byte, then switches to the commit at once, as
+    a rebuild does; its servers answer from it at their next request, and the generation it
+    replaces is kept for requests in flight. A publish killed at any moment leaves each DEST
+    serving its old commit. Every replica's /healthz names the commit it serves.
+
+    \b
+    Examples:
+        searchsvc publish /srv/replica-a /srv/replica-b
+        searchsvc publish --watch replica1.example.org:/srv/searchsvc/index
+    """
+    store = IndexStore(index_dir)
+
+    def once(dest: str) -> bool:
+        try:
+            if is_remote(dest):
+                click.echo(publish_remote(store, dest, wait=wait, ssh=ssh, remote_searchsvc=remote_searchsvc))
+                return True
+            done = publish_local(store, Path(dest), wait=wait, copy=copy)
+        except SearchsvcError as e:
+            click.echo(f"Error: {dest}: {e}", err=True)
+            return False
+        if done.unchanged:
+            click.echo(f"{dest} already serves commit {done.commit} (generation {done.generation})")
+        else:
+            click.echo(f"Published commit {done.commit} to {dest} as generation {done.generation}: {done.files} "
+                       f"files ({done.linked} hard-linked, {done.copied} copied, {_human_size(done.bytes_copied)}) "
+                       f"in {done.seconds:.2f} s")
+        return True
+
+    if not watch:
+        failed = [dest for dest in dests if not once(dest)]
+        if failed:
+            sys.exit(1)
+        return
+    _watch(store, dests, once, interval)
+
+
+def _watch(store: IndexStore, dests: tuple[str, ...], once: Callable[[str], bool], interval: float) -> None:
+    """Publish to every DEST whenever the source's commit changes; a DEST that failed is tried
+    again at the next look. Stops on Ctrl-C or SIGTERM."""
+    import signal
+    import time
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    done: dict[str, object] = {}
+    while True:
+        try:
+            current = store.commit_key()
+        except SearchsvcError as e:
+            click.echo(f"Error: {e}", err=True)
+            current = None
+        if current is not None:
+            for dest in dests:
+                if done.get(dest) != current and once(dest):
+                    done[dest] = current
+        time.sleep(interval)
+
+
 @cli.command("search")
 @click.argument("query", required=False, default="")
 @index_option
@@ -386,8 +464,16 @@ SERVE_HELP = f"""Serve the JSON API (and the web pages) with gunicorn.
 @click.option("--threads", type=click.IntRange(1, 256), envvar=settings.THREADS.envvar,
               default=settings.THREADS.default, show_default=True,
               help=f"{settings.THREADS.help} Environment: {settings.THREADS.envvar}.")
-@click.option("--access-log", is_flag=True, help="Log every request to stderr.")
-def serve(index_dir: str, host: str, port: int, workers: int, threads: int, access_log: bool) -> None:
+@click.option("--access-log", is_flag=True, help="Log every request to stderr, one JSON object a line.")
+@click.option("--access-log-client", type=click.Choice(["omit", "truncated", "full"]), default="omit",
+              show_default=True, help="What the access log says of the client's address: nothing, its network "
+                                      "(IPv4 /24, IPv6 /48), or all of it.")
+@click.option("--control-socket", type=click.Path(dir_okay=False), metavar="PATH",
+              help="Listen for gunicorn's control client (gunicornc) on this Unix socket; one path per server. "
+                   "Off by default: gunicorn's default path is one per user, which servers on one host would share.")
+def serve(index_dir: str, host: str, port: int, workers: int, threads: int, access_log: bool,
+          access_log_client: str, control_socket: str | None) -> None:
+    _metrics_folder()  # before prometheus_client is imported (by searchsvc.web)
     from searchsvc.web.server import serve as run_server
 
     try:
@@ -396,7 +482,28 @@ def serve(index_dir: str, host: str, port: int, workers: int, threads: int, acce
         # Serve anyway: /healthz and searches answer 503 with the reason, so a load balancer routes
         # around this server, and it recovers by itself once the index is repaired.
         _to_stderr(f"warning: {e}")
-    run_server(index_dir, host, port, workers, threads, access_log)
+    run_server(index_dir, host, port, workers, threads, access_log, control_socket, access_log_client)
+
+
+def _metrics_folder() -> None:
+    """The folder where gunicorn's workers keep their /metrics values (prometheus-client's
+    multiprocess mode): the operator's PROMETHEUS_MULTIPROC_DIR, emptied of an earlier run's
+    values, or a new one that this server removes when it stops."""
+    import atexit
+    import shutil
+
+    given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if given:
+        folder = Path(given)
+        folder.mkdir(parents=True, exist_ok=True)
+        for stale in folder.glob("*.db"):  # a dead server's counts would be added to ours
+            stale.unlink()
+        return
+    made = tempfile.mkdtemp(prefix="searchsvc-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = made
+    master = os.getpid()
+    # Workers are forked from this process and run its exit handlers too: only this one removes it.
+    atexit.register(lambda: os.getpid() == master and shutil.rmtree(made, ignore_errors=True))
 
 
 def _to_stderr(line: str) -> None:

@@ -22,6 +22,7 @@ from typing import Any
 
 from whoosh.index import TOC, clean_files
 
+from searchsvc.dates import utc_timestamp
 from searchsvc.index import manifest as manifests
 from searchsvc.index.toc import INDEX_NAME, PinnedIndex, toc_name
 
@@ -47,7 +48,7 @@ def commit(ix: PinnedIndex, schema: Any, segments: list[Any], toc: int) -> manif
             manifests.sync_file(path)
             files[name] = manifests.file_sum(path)
     manifests.sync_folder(folder)
-    written = manifests.Manifest(ix.name, toc, files)
+    written = manifests.Manifest(ix.name, toc, files, committed=utc_timestamp())
     manifests.write(ix.root, written)
     ix.manifest, ix.toc_generation = written, toc
     clean_files(ix.storage, INDEX_NAME, toc, segments)

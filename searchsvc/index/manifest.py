@@ -39,6 +39,19 @@ class Manifest:
     generation: str  # the generation directory, "g000001"
     toc: int  # Whoosh's table-of-contents generation, `_MAIN_<toc>.toc`
     files: dict[str, FileSum]
+    committed: str | None = None  # "2026-12-01T17:13:25Z"; None in manifests written before it was kept
+
+    @property
+    def commit_id(self) -> str:
+        """Names the committed content (table of contents and every file's sum), not where it
+        lives: the same on the writer and on every replica a commit is published to, so a
+        balancer, a client and an operator can tell which commit answered."""
+        content = {"toc": self.toc, "files": {name: s.blake2b for name, s in sorted(self.files.items())}}
+        return _self_sum(content)[:16]
+
+    def moved_to(self, generation: str) -> Manifest:
+        """The same commit in another generation directory (a restore, a publish)."""
+        return Manifest(generation, self.toc, self.files, self.committed)
 
     def to_json(self) -> dict[str, Any]:
         body = {
@@ -47,6 +60,8 @@ class Manifest:
             "toc": self.toc,
             "files": {name: {"size": s.size, "blake2b": s.blake2b} for name, s in sorted(self.files.items())},
         }
+        if self.committed is not None:
+            body["committed"] = self.committed
         return {**body, "checksum": _self_sum(body)}
 
 
@@ -85,7 +100,10 @@ def read(root: Path, generation: str) -> Manifest | None:
         files = {str(name): FileSum(int(s["size"]), str(s["blake2b"])) for name, s in data["files"].items()}
         if any(not name or "/" in name or name.startswith(".") for name in files):
             raise ValueError("it names a file outside its generation")
-        return Manifest(generation, int(data["toc"]), files)
+        committed = data.get("committed")
+        if committed is not None and not isinstance(committed, str):
+            raise ValueError("its commit time is not a string")
+        return Manifest(generation, int(data["toc"]), files, committed)
     except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError, RecursionError):
         raise IndexDamaged(f"{path} is damaged (not a manifest searchsvc wrote)") from None
 

@@ -128,7 +128,7 @@ def restore(store: IndexStore, source: Path, *, wait: float) -> str:
         shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir()
         _place(snap.generation_path(marker.generation), partial, found, link=False)
-        _finish(partial, store.root, manifests.Manifest(name, found.toc, found.files),
+        _finish(partial, store.root, found.moved_to(name),
                 snap.generation_path(marker.generation), name,
                 target=target)
         try:

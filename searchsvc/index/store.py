@@ -48,6 +48,7 @@ MARKER = "searchsvc-index.json"
 FORMAT = "searchsvc-index"
 LOCK = ".lock"
 _GENERATION = re.compile(r"g[0-9]{6}")  # used with fullmatch: no trailing newline, ASCII digits
+_PARTIAL = re.compile(r"\.g[0-9]{6}\.partial")  # a generation being placed (snapshot.restore, publish)
 
 
 class _Replaced(Exception):
@@ -150,6 +151,13 @@ class IndexStore:
                     raise IndexDamaged(f"the index at {self.root} changed three times while it was being opened; "
                                        "try again") from None
         raise AssertionError("unreachable")
+
+    def commit_key(self) -> tuple[str, str | None]:
+        """What names the current commit, cheaply (the marker's generation and its manifest's sum,
+        no file checked): changes with every commit, rebuild and publish."""
+        marker = self.marker()
+        found = manifests.read(self.root, marker.generation)
+        return marker.generation, found.commit_id if found is not None else None
 
     def generation_path(self, name: str) -> Path:
         return self.root / name
@@ -345,6 +353,9 @@ class IndexStore:
             return  # a stale, missing or damaged commit: every file may be what recovers it
         keep = {marker.generation, marker.previous}
         for path in self.root.iterdir():
+            if _PARTIAL.fullmatch(path.name) and path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)  # a restore or publish that was killed
+                continue
             generation = path.name.removesuffix(manifests.SUFFIX)
             if _GENERATION.fullmatch(generation) and generation not in keep:
                 if path.is_dir():

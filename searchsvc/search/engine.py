@@ -19,7 +19,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -67,6 +67,8 @@ class Engine:
         self._searcher: Searcher | None = None
         self._kept: dict[str, Any] = {}
         self._results: OrderedDict[Hashable, Any] = OrderedDict()
+        # Told of each failure to open or check the index (the server counts them in /metrics).
+        self.on_failure: Callable[[SearchsvcError], None] | None = None
 
     def searcher(self) -> Searcher:
         """The current searcher, reopened after a commit or a rebuild.
@@ -134,6 +136,8 @@ class Engine:
         back from a backup); check every file again then (a file checked before may be the one
         damaged since)."""
         self._failure, self._failed_stamp = failure, stamp
+        if self.on_failure is not None:
+            self.on_failure(failure)
         self._failed_files = self._files_stamp()
         self._searcher = None  # never a searcher over files whose check failed
         self._verified.clear()
@@ -232,6 +236,15 @@ class Engine:
             self.searcher()
             assert self._ix is not None
             return self._ix.name
+
+    def commit(self) -> tuple[str | None, str | None]:
+        """(commit id, commit time) of the open commit (manifest.Manifest.commit_id); Nones for
+        an index written before manifests kept them."""
+        with self._lock:
+            self.searcher()
+            assert self._ix is not None
+            found = self._ix.manifest
+            return (found.commit_id, found.committed) if found is not None else (None, None)
 
     def _stamp(self) -> object:
         """What changes when a commit or a rebuild is made: the marker and the current manifest."""

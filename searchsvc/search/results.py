@@ -77,6 +77,7 @@ class SearchResult:
     # Optional parts left out to answer within the time limit ("did_you_mean").
     skipped: tuple[str, ...] = ()
     took_ms: float = 0.0  # set by run.search for each answer, cached or not
+    commit: str | None = None  # the index commit that answered (Engine.commit), set by run.search
 
     @property
     def pages(self) -> int:
@@ -96,4 +97,5 @@ class SearchResult:
                              if self.did_you_mean else None),
             "skipped": list(self.skipped),
             "took_ms": self.took_ms,
+            "commit": self.commit,
         }

@@ -42,9 +42,11 @@ def search(engine: Engine, request: SearchRequest) -> SearchResult:
         if result is None:
             result = _search(engine, searcher, request)
             engine.cache(key, result)
+        commit, _ = engine.commit()  # of the searcher above: reading() holds it
     # The cached result may come from an equal request typed differently ("Dec 2020" vs
     # "2020-12"): links must reproduce this one.
-    return replace(result, request=request, took_ms=round((time.perf_counter() - started) * 1000, 1))
+    return replace(result, request=request, took_ms=round((time.perf_counter() - started) * 1000, 1),
+                   commit=commit)
 
 
 def _search(engine: Engine, searcher: Searcher, request: SearchRequest) -> SearchResult:

@@ -10,6 +10,7 @@ from searchsvc.search.request import request_from_params
 from searchsvc.search.run import search
 from searchsvc.web.context import engine, export_slots
 from searchsvc.web.exports import export_response
+from searchsvc.web.metrics import observe_search
 from searchsvc.web.openapi import openapi_document
 
 api = Blueprint("api", __name__)
@@ -29,6 +30,7 @@ def allow_any_origin(response: Response) -> Response:
 @api.get("/api/search")
 def api_search() -> Response:
     result = search(engine(), request_from_params(request.args.to_dict(flat=False)))
+    observe_search(result.took_ms / 1000)
     return jsonify(result.to_json())
 
 
@@ -62,5 +64,6 @@ def api_openapi() -> Response:
 @api.get("/healthz")
 def healthz() -> Response:
     with engine().reading() as searcher:  # raises the index's error: answered as 503
+        commit, committed = engine().commit()
         return jsonify({"status": "ok", "posts": searcher.doc_count(), "generation": engine().generation(),
-                        "schema_version": SCHEMA_VERSION})
+                        "commit": commit, "committed": committed, "schema_version": SCHEMA_VERSION})

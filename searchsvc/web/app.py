@@ -14,6 +14,7 @@ from searchsvc.web.api import api
 from searchsvc.web.context import attach
 from searchsvc.web.errors import register_error_handlers
 from searchsvc.web.exports import ExportSlots
+from searchsvc.web.metrics import install_metrics
 from searchsvc.web.pages import pages
 from searchsvc.web.ratelimit import install_rate_limits
 
@@ -37,6 +38,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(pages)
     register_error_handlers(app)
     install_rate_limits(app)
+    install_metrics(app)
     app.after_request(security_headers)
     return app
 

@@ -24,6 +24,11 @@ def engine() -> Engine:
     return current_app.extensions[_ENGINE]
 
 
+def engine_of(app: Flask) -> Engine:
+    """The Engine of `app`, outside a request."""
+    return app.extensions[_ENGINE]
+
+
 def export_slots() -> ExportSlots:
     """The running app's bound on exports streaming at once."""
     return current_app.extensions[_EXPORTS]

@@ -66,10 +66,13 @@ FACET = {
     },
 }
 
+_COMMIT = ("The index commit that answered: the same on the writer and on every replica serving it, "
+           "so pages from different commits can be told apart (null for an index older than commit ids)")
+
 SEARCH_RESPONSE = {
     "type": "object",
     "required": ["query", "total", "page", "per_page", "pages", "hits", "facets", "did_you_mean", "skipped",
-                 "took_ms"],
+                 "took_ms", "commit"],
     "additionalProperties": False,
     "properties": {
         "query": {
@@ -112,6 +115,7 @@ SEARCH_RESPONSE = {
             "description": "Optional parts left out to answer within the search time limit.",
         },
         "took_ms": {"type": "number"},
+        "commit": {**_NULLABLE_STRING, "description": _COMMIT},
     },
 }
 
@@ -153,12 +157,14 @@ ERROR = {
 
 HEALTH = {
     "type": "object",
-    "required": ["status", "posts", "generation", "schema_version"],
+    "required": ["status", "posts", "generation", "commit", "committed", "schema_version"],
     "additionalProperties": False,
     "properties": {
         "status": {"const": "ok"},
         "posts": {"type": "integer"},
-        "generation": {"type": "string"},
+        "generation": {"type": "string", "description": "This server's folder of the index (g000001)"},
+        "commit": {**_NULLABLE_STRING, "description": _COMMIT},
+        "committed": {**_NULLABLE_STRING, "description": "When the commit was made, UTC (2026-12-01T17:13:25Z)"},
         "schema_version": {"type": "integer"},
     },
 }

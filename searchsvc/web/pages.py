@@ -13,6 +13,7 @@ from searchsvc.search.request import SearchRequest, request_from_params
 from searchsvc.search.run import search
 from searchsvc.web.context import engine
 from searchsvc.web.feed import FEED_ENTRIES, FeedLinks, atom_feed
+from searchsvc.web.metrics import observe_search
 from searchsvc.web.timeline import timeline
 
 pages = Blueprint("pages", __name__)
@@ -29,6 +30,7 @@ def search_page() -> tuple[str, int]:
     try:
         search_request = request_from_params(args)
         result = search(engine(), search_request)
+        observe_search(result.took_ms / 1000)
     except BadRequest as e:
         errors[e.param or "q"] = str(e)
     status = 400 if errors else 200
@@ -72,6 +74,7 @@ def feed() -> Response:
     args["sort"], args["page"], args["per_page"] = ["newest"], ["1"], [str(FEED_ENTRIES)]
     search_request = request_from_params(args)
     result = search(engine(), search_request)
+    observe_search(result.took_ms / 1000)
     root = _site_root()
     params = search_request.to_params(sort=None, page=None, per_page=None)
     links = FeedLinks(

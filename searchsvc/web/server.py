@@ -8,6 +8,7 @@ socket, not a thread.
 from __future__ import annotations
 
 import math
+import os
 from typing import Any
 
 import gunicorn.http.wsgi
@@ -15,7 +16,17 @@ from gunicorn.app.base import BaseApplication
 
 from searchsvc import settings
 from searchsvc.web import create_app
-from searchsvc.web.worker import HeadReadingWorker
+from searchsvc.web.accesslog import JsonAccessLog
+from searchsvc.web.metrics import MULTIPROC_DIR
+from searchsvc.web.worker import HeadReadingWorker, WholeResponse
+
+
+def _child_exit(server: Any, worker: Any) -> None:
+    """A worker that stopped: its live gauges leave /metrics (its counts stay, as Prometheus expects)."""
+    if os.environ.get(MULTIPROC_DIR):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)
 
 
 class Server(BaseApplication):
@@ -35,12 +46,15 @@ class Server(BaseApplication):
         return create_app(self.app_config)
 
 
-def serve(index: str, host: str, port: int, workers: int, threads: int, access_log: bool = False) -> None:
+def serve(index: str, host: str, port: int, workers: int, threads: int, access_log: bool = False,
+          control_socket: str | None = None, access_log_client: str = "omit") -> None:
     """Serve the API and pages until interrupted.
 
     Raises BadSetting for a SEARCHSVC_* setting that cannot be read.
     """
     seconds = {setting.name: setting.from_environ() for setting in settings.of("server")}
+    # Settings errors (a bad rate limit) stop here, not in every worker.
+    trust_proxy = create_app({"INDEX": index}).config["TRUST_PROXY"]
     worker = HeadReadingWorker.with_timeouts(header_timeout=seconds["header_timeout"],
                                              send_timeout=seconds["send_timeout"])
     options = {
@@ -54,11 +68,19 @@ def serve(index: str, host: str, port: int, workers: int, threads: int, access_l
         "timeout": 30,
         "graceful_timeout": 5,
         "accesslog": "-" if access_log else None,
+        "logger_class": JsonAccessLog.configured(client=access_log_client, trust_proxy=trust_proxy),
         "errorlog": "-",
         "loglevel": "info",
         "proc_name": "searchsvc",
+        # gunicorn 25+ binds a control socket at one path per user ($XDG_RUNTIME_DIR/gunicorn.ctl or
+        # ~/.gunicorn/gunicorn.ctl): a second server on the host silently takes it over, and the
+        # first to stop deletes it under the other. Off unless given a path of this server's own.
+        "control_socket_disable": control_socket is None,
+        "child_exit": _child_exit,
     }
+    if control_socket is not None:
+        options["control_socket"] = os.path.abspath(control_socket)
     # The Server header names no software or version an attacker could look up.
     gunicorn.http.wsgi.SERVER = "searchsvc"
-    create_app({"INDEX": index})  # settings errors (a bad rate limit) stop here, not in every worker
+    gunicorn.http.wsgi.Response = WholeResponse  # what gunicorn.http.wsgi.create() makes for each request
     Server(options, {"INDEX": index}).run()

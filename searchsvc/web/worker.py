@@ -31,6 +31,7 @@ from functools import partial
 from typing import Any
 
 from gunicorn import util
+from gunicorn.http import wsgi
 from gunicorn.workers.gthread import TConn, ThreadWorker
 
 HEAD_END = b"\r\n\r\n"
@@ -45,6 +46,25 @@ def declares_body(req: Any) -> bool:
     """Whether the request says a body follows (gunicorn has already refused malformed lengths)."""
     return any(name == "TRANSFER-ENCODING" or (name == "CONTENT-LENGTH" and int(value) > 0)
                for name, value in req.headers)
+
+
+class WholeResponse(wsgi.Response):
+    """A response whose head and body go to the socket in one write when the body is one piece
+    that fits (every JSON answer and page): a server killed mid-response then leaves a client, or
+    the load balancer before it, with nothing (which HAProxy retries on another replica) or all
+    of it, never a head without its body (which it cannot retry)."""
+
+    def write(self, arg: bytes) -> None:
+        whole = (not self.headers_sent and isinstance(arg, bytes) and arg and not self.chunked
+                 and not self._omits_body and self.response_length == len(arg))
+        if not whole:
+            super().write(arg)
+            return
+        head = self.default_headers()
+        head.extend(f"{k}: {v}\r\n" for k, v in self.headers)
+        self.headers_sent = True  # as send_headers() would, and gunicorn's accounting
+        self.sent += len(arg)
+        self.sock.sendall(util.to_bytestring("".join(head) + "\r\n", "latin-1") + arg)
 
 
 class ProgressSocket(socket.socket):
