@@ -193,7 +193,8 @@ def assert_error(response, status: int, code: str, param: str | None = None, mes
 # Slow: whatever ingests a whole shared corpus (these fixtures), kills ingests, drives a
 # browser, a server under load or a benchmark, or runs ingests under a memory limit.
 _SLOW_FIXTURES = {"presidential", "sample", "multilingual_client", "kill_setup", "both", "server", "browser"}
-_SLOW_MODULES = {"test_benchmarks", "test_corpora", "test_serving", "test_faults", "test_ingest_memory"}
+_SLOW_MODULES = {"test_benchmarks", "test_corpora", "test_serving", "test_faults", "test_ingest_memory",
+                 "test_publish", "test_replicas", "test_metrics"}  # servers and processes started
 
 
 def pytest_collection_modifyitems(items):

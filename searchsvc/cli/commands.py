@@ -351,7 +351,7 @@ def publish(dests: tuple[str, ...], index_dir: str, wait: float, copy: bool, wat
     serving its old commit. Every replica's /healthz names the commit it serves.
 
     \b
-    Examples:
+    Example:
         searchsvc publish /srv/replica-a /srv/replica-b
         searchsvc publish --watch replica1.example.org:/srv/searchsvc/index
     """
