@@ -230,3 +230,30 @@ def test_a_publish_killed_at_any_moment_leaves_the_old_commit(tmp_path):
         shutil.rmtree(replica)
     assert "old" in outcomes, outcomes
 
+
+
+def test_a_replica_reads_only_the_new_files_of_a_publish(writer, tmp_path, monkeypatch):
+    """Each server process checks every byte of a commit's files before it answers from them; the
+    files a publish hard-linked from the generation it already served are not read again."""
+    from searchsvc.search.engine import Engine
+    from searchsvc.search.request import SearchRequest
+    from searchsvc.search.run import search
+
+    replica = tmp_path / "replica"
+    assert run_cli("publish", "--index", str(writer), str(replica)).returncode == 0
+    read = []
+    summed = manifests.file_sum
+    monkeypatch.setattr(manifests, "file_sum", lambda path: read.append(Path(path).name) or summed(path))
+    engine = Engine(IndexStore(replica), verify_every=0)
+    try:
+        assert search(engine, SearchRequest(q="uyghur")).total > 0
+        # All of it (the table of contents twice: it is checked each time it is unpickled).
+        assert set(read) == set(manifests.read(replica, "g000001").files)
+        read.clear()
+        assert run_cli("ingest", "--index", str(writer), str(_post(tmp_path, "new-4"))).returncode == 0
+        assert run_cli("publish", "--copy", "--index", str(writer), str(replica)).returncode == 0
+        assert search(engine, SearchRequest(q="synthetic")).total == 1
+        new = set(manifests.read(replica, "g000002").files) - set(manifests.read(replica, "g000001").files)
+        assert set(read) == new and len(new) == 2  # its table of contents and its new segment
+    finally:
+        engine.close()

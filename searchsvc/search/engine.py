@@ -37,6 +37,15 @@ from searchsvc.search.ranking import weighting
 SIZE_CHECK_SECONDS = 0.2
 
 
+def _file_key(path: Path, committed: object) -> tuple[int, int, int, int, object] | None:
+    """A file by identity: a hard link is the same file; a recycled inode is not (its time)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None  # missing: the check says so
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, committed
+
+
 class Engine:
     """The index a server or command searches; `searcher()` is always current."""
 
@@ -58,7 +67,9 @@ class Engine:
         self._ix: PinnedIndex | None = None
         self._failure: SearchsvcError | None = None  # why the index at _failed_stamp cannot be read
         self._failed_stamp: object = None
-        self._verified: set[tuple[str, str, object]] = set()  # (generation, file, its sum) checked
+        # Files checked, by identity (device, inode) and committed sum: a publish hard-links the
+        # files a replica already had into a new generation, and those need no second reading.
+        self._verified: set[tuple[int, int, int, int, object]] = set()
         self._sizes_checked = 0.0
         self._failed_files: object = None
         self._failure_checked = 0.0
@@ -110,11 +121,12 @@ class Engine:
         if ix.manifest is None:
             return
         folder = Path(ix.storage.folder)
-        unchecked = [name for name, s in ix.manifest.files.items() if (ix.name, name, s) not in self._verified]
+        keys = {name: _file_key(folder / name, s) for name, s in ix.manifest.files.items()}
+        unchecked = [name for name, key in keys.items() if key is None or key not in self._verified]
         bad = list(manifests.problems(folder, ix.manifest, full=True, names=unchecked))
         if bad:
             raise self.store.damaged(*bad)
-        self._verified.update((ix.name, name, ix.manifest.files[name]) for name in unchecked)
+        self._verified.update(key for name in unchecked if (key := keys[name]) is not None)
 
     def _verify_often(self) -> None:
         """Every `verify_every` seconds, check every byte of the open commit (outside the lock:
