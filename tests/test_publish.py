@@ -166,6 +166,16 @@ def test_publish_to_an_unreachable_host_says_why(writer, tmp_path):
     assert done.stderr.startswith("Error: nowhere:/srv/index: rsync to nowhere:/srv/index failed: ")
 
 
+def test_a_host_that_looks_like_an_option_is_refused(writer, tmp_path):
+    marker = tmp_path / "ran"
+    dest = "-oProxyCommand=touch ran:/srv/index"  # run in tmp_path: "ran" is `marker`
+    done = run_cli("publish", "--index", str(writer), "--", dest, cwd=tmp_path)
+    assert done.returncode == 1
+    assert done.stderr == (f"Error: {dest}: a host name cannot start with '-' (ssh and rsync would read it as an "
+                           "option)\n")
+    assert not marker.exists()
+
+
 def test_watch_publishes_each_new_commit(writer, tmp_path):
     replica = tmp_path / "replica"
     watcher = subprocess.Popen([sys.executable, "-m", "searchsvc", "publish", "--watch", "--interval", "0.2",

@@ -39,6 +39,8 @@ def publish_remote(store: IndexStore, dest: str, *, wait: float, ssh: str = "ssh
     """Publish the current commit of `store` to `host:path`; returns the remote publish's line.
     Raises PublishError when rsync or the remote command fails (with what they said)."""
     host, _, path = dest.partition(":")
+    if host.startswith("-"):
+        raise PublishError("a host name cannot start with '-' (ssh and rsync would read it as an option)")
     path = path or "."
     staging = f"{path.rstrip('/')}/{STAGING}"
     with _beside(store.root) as tmp:
