@@ -41,6 +41,7 @@ import time
 from pathlib import Path
 
 from _corpus import PRESIDENTIAL, copies, load, write_jsonl
+from _stats import processes
 
 VARIANTS = [
     "searchsvc", "searchsvc re-ingest", "whoosh procs=2, our schema", "whoosh procs=2", "whoosh serial", "fts5",
@@ -161,16 +162,9 @@ def _tree_rss_kb(root: int) -> int:
     """The summed resident sets (kB) of `root` and every process descended from it."""
     parents: dict[int, int] = {}
     rss: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            status = (entry / "status").read_text()
-        except OSError:
-            continue
-        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
-        parents[int(entry.name)] = int(fields.get("PPid", "0"))
-        rss[int(entry.name)] = int(fields.get("VmRSS", "0 kB").split()[0])
+    for pid, fields in processes():
+        parents[pid] = int(fields.get("PPid", "0"))
+        rss[pid] = int(fields.get("VmRSS", "0 kB").split()[0])
     tree, frontier = {root}, [root]
     while frontier:
         frontier = [pid for pid, parent in parents.items() if parent in frontier and pid not in tree]

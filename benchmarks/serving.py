@@ -50,6 +50,7 @@ from urllib.parse import parse_qs, urlencode
 
 import _peers
 from _corpus import CLASSES, PRESIDENTIAL, SEED, copy_of, load, queries, write_jsonl
+from _stats import processes
 
 PEERS = ("fts5", "tantivy")
 NAMES = {"searchsvc": "searchsvc", "fts5": "FTS5", "tantivy": "Tantivy"}
@@ -195,14 +196,7 @@ def worker_memory_mb(master_pid: int) -> dict[str, list[int]]:
     `private` its anonymous part (RssAnon). The rest is the index's files mapped by Whoosh,
     page cache the workers share and the kernel can drop."""
     rss, private = [], []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            status = (entry / "status").read_text()
-        except OSError:
-            continue
-        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+    for _, fields in processes():
         if fields.get("PPid", "").strip() == str(master_pid):
             rss.append(round(int(fields["VmRSS"].split()[0]) / 1024))
             private.append(round(int(fields["RssAnon"].split()[0]) / 1024))

@@ -30,7 +30,6 @@ from pathlib import Path
 
 from searchsvc.errors import IndexDamaged, SearchsvcError
 from searchsvc.index import manifest as manifests
-from searchsvc.index.schema import SCHEMA_VERSION
 from searchsvc.index.store import IndexStore
 
 ATTEMPTS = 5  # commits that may replace the source's files under a publish before it gives up
@@ -67,13 +66,7 @@ def publish(store: IndexStore, dest: Path, *, wait: float, copy: bool = False) -
                            "choose a folder outside it")
     replica = IndexStore(dest)
     for _ in range(ATTEMPTS):
-        marker = store.marker()
-        if marker.schema_version != SCHEMA_VERSION:
-            raise PublishError(f"the index at {store.root} has schema version {marker.schema_version}; "
-                               f"rebuild it first (this searchsvc uses version {SCHEMA_VERSION})")
-        found = manifests.read(store.root, marker.generation)
-        if found is None:
-            raise store.damaged(f"{manifests.path_of(store.root, marker.generation)} is missing")
+        marker, found = store.current_commit()
         with replica.locked(wait):
             serving = _serving(replica)
             if serving is not None and serving[1].commit_id == found.commit_id:

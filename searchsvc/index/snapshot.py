@@ -61,13 +61,7 @@ def snapshot(store: IndexStore, dest: Path, *, copy: bool = False) -> SnapshotRe
 
 def _snapshot(store: IndexStore, dest: Path, *, copy: bool, started: float) -> SnapshotResult:
     for _ in range(ATTEMPTS):
-        marker = store.marker()
-        if marker.schema_version != SCHEMA_VERSION:
-            raise SnapshotError(f"the index at {store.root} has schema version {marker.schema_version}; "
-                                f"rebuild it first (this searchsvc uses version {SCHEMA_VERSION})")
-        found = manifests.read(store.root, marker.generation)
-        if found is None:
-            raise store.damaged(f"{manifests.path_of(store.root, marker.generation)} is missing")
+        marker, found = store.current_commit()
         dest.mkdir(parents=True, exist_ok=True)
         partial = dest / f".{marker.generation}.partial"
         shutil.rmtree(partial, ignore_errors=True)

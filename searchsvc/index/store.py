@@ -152,6 +152,18 @@ class IndexStore:
                                        "try again") from None
         raise AssertionError("unreachable")
 
+    def current_commit(self) -> tuple[Marker, manifests.Manifest]:
+        """The marker and the manifest of the current commit, for copying it (snapshot, publish):
+        IndexVersionMismatch for another schema version, IndexDamaged without a manifest."""
+        marker = self.marker()
+        if marker.schema_version != SCHEMA_VERSION:
+            raise IndexVersionMismatch(f"the index at {self.root} has schema version {marker.schema_version}; "
+                                       f"rebuild it first (this searchsvc uses version {SCHEMA_VERSION})")
+        found = manifests.read(self.root, marker.generation)
+        if found is None:
+            raise self.damaged(f"{manifests.path_of(self.root, marker.generation)} is missing")
+        return marker, found
+
     def commit_key(self) -> tuple[str, str | None]:
         """What names the current commit, cheaply (the marker's generation and its manifest's sum,
         no file checked): changes with every commit, rebuild and publish."""
