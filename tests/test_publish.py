@@ -109,6 +109,23 @@ def test_a_damaged_source_is_never_published(writer, tmp_path, client_for):
     assert not list(replica.glob(".*partial"))
 
 
+def test_a_file_damaged_on_the_replica_is_taken_from_the_writer(writer, tmp_path):
+    replica = tmp_path / "replica"
+    assert run_cli("publish", "--copy", "--index", str(writer), str(replica)).returncode == 0
+    [segment] = (replica / "g000001").glob("*.seg")
+    data = bytearray(segment.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    segment.write_bytes(bytes(data))
+    assert run_cli("ingest", "--index", str(writer), str(_post(tmp_path, "new-5"))).returncode == 0
+    done = run_cli("publish", "--copy", "--index", str(writer), str(replica))
+    assert done.returncode == 0, done.stderr
+    _, _, generation, files, linked, copied = PUBLISHED.fullmatch(done.stdout.strip()).groups()
+    # The new commit's two files, and the damaged segment again.
+    assert (generation, int(copied), int(linked)) == ("g000002", 3, int(files) - 3)
+    assert _export(replica) == _export(writer)
+    assert run_cli("check", "--index", str(replica)).returncode == 0
+
+
 def test_one_bad_destination_does_not_stop_the_others(writer, tmp_path):
     not_an_index = tmp_path / "notes"
     not_an_index.mkdir()

@@ -25,7 +25,7 @@ import errno
 import os
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from searchsvc.errors import IndexDamaged, SearchsvcError
@@ -77,20 +77,32 @@ def publish(store: IndexStore, dest: Path, *, wait: float, copy: bool = False) -
             shutil.rmtree(partial, ignore_errors=True)
             partial.mkdir()
             source = store.generation_path(marker.generation)
+            moved = found.moved_to(name)
+            placed = _Placed()
             try:
-                linked, copied, size = _place(source, partial, found, serving, replica, copy=copy)
+                _place(source, partial, found, serving, replica, placed, copy=copy)
+                bad = _damaged(partial, moved, list(found.files))
+                # A file the replica already had may have been damaged since: it is taken from the
+                # source instead, and only the source's own damage stops the publish.
+                here = [n for n in bad if n in placed.reused]
+                if here:
+                    placed.linked -= len(here)
+                    for n in here:
+                        (partial / n).unlink()
+                    _place(source, partial, found, None, replica, placed, copy=copy, names=here)
+                    bad = [n for n in bad if n not in here] + _damaged(partial, moved, here)
             except FileNotFoundError:
                 shutil.rmtree(partial, ignore_errors=True)
                 if manifests.read(store.root, marker.generation) == found and store.marker() == marker:
                     raise store.damaged(*store.problems(marker.generation, full=False)) from None
                 continue  # a commit replaced this one under us: publish the newer commit
-            moved = found.moved_to(name)
-            bad = [p.replace(str(partial), str(source)) for p in manifests.problems(partial, moved, full=True)]
             if bad:
+                said = [problem.replace(str(partial), str(source))
+                        for problem in manifests.problems(partial, moved, full=True, names=sorted(bad))]
                 shutil.rmtree(partial, ignore_errors=True)
                 if manifests.read(store.root, marker.generation) != found:
                     continue  # changed under us: a newer commit
-                raise store.damaged(*bad)
+                raise store.damaged(*said)
             manifests.sync_folder(partial)
             os.replace(partial, replica.generation_path(name))
             manifests.write(replica.root, moved)
@@ -100,8 +112,8 @@ def publish(store: IndexStore, dest: Path, *, wait: float, copy: bool = False) -
                 replica.discard_generation(name)
                 raise
             replica.make_current(name)
-            return Published(str(dest.resolve()), name, found.commit_id, len(found.files), linked, copied, size,
-                             round(time.perf_counter() - started, 3), unchanged=False)
+            return Published(str(dest.resolve()), name, found.commit_id, len(found.files), placed.linked,
+                             placed.copied, placed.bytes, round(time.perf_counter() - started, 3), unchanged=False)
     raise PublishError(f"the index at {store.root} changed {ATTEMPTS} times while it was being published; "
                        "try again")
 
@@ -117,26 +129,38 @@ def _serving(replica: IndexStore) -> tuple[str, manifests.Manifest] | None:
     return (marker.generation, found) if found is not None else None
 
 
+def _damaged(folder: Path, found: manifests.Manifest, names: list[str]) -> list[str]:
+    """The files among `names` whose bytes in `folder` do not match `found`."""
+    return [name for name in names if any(manifests.problems(folder, found, full=True, names=[name]))]
+
+
+@dataclass
+class _Placed:
+    linked: int = 0  # hard-linked, from the replica's own generation or the source
+    copied: int = 0
+    bytes: int = 0  # copied
+    reused: list[str] = field(default_factory=list)  # linked from the replica's own generation
+
+
 def _place(source: Path, partial: Path, found: manifests.Manifest, serving: tuple[str, manifests.Manifest] | None,
-           replica: IndexStore, *, copy: bool) -> tuple[int, int, int]:
-    """Put the files of `found` into `partial`: (linked, copied, bytes copied)."""
-    linked = copied = size = 0
-    for name, wanted in found.files.items():
-        target = partial / name
+           replica: IndexStore, placed: _Placed, *, copy: bool, names: list[str] | None = None) -> None:
+    """Put the files of `found` (or only `names`) into `partial`, counting into `placed`."""
+    for name in found.files if names is None else names:
+        wanted, target = found.files[name], partial / name
         if serving is not None and serving[1].files.get(name) == wanted:
             os.link(replica.generation_path(serving[0]) / name, target)  # the same folder: always possible
-            linked += 1
+            placed.linked += 1
+            placed.reused.append(name)
             continue
         if not copy:
             try:
                 os.link(source / name, target)
-                linked += 1
+                placed.linked += 1
                 continue
             except OSError as e:
                 if e.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
                     raise
         shutil.copyfile(source / name, target)
         manifests.sync_file(target)
-        copied += 1
-        size += wanted.size
-    return linked, copied, size
+        placed.copied += 1
+        placed.bytes += wanted.size
