@@ -46,7 +46,8 @@ def test_metrics_add_up_every_workers_requests(tmp_path):
         assert samples['searchsvc_http_requests_total{method="GET",route="/api/search",status="400"}'] == 1
         assert samples['searchsvc_http_requests_total{method="GET",route="/api/posts/<post_id>",status="404"}'] == 1
         assert samples['searchsvc_http_requests_total{method="GET",route="unmatched",status="404"}'] == 1
-        assert samples['searchsvc_http_request_duration_seconds_count{route="/api/search"}'] == 31
+        assert samples['searchsvc_http_request_duration_seconds_count{route="/api/search",status="200"}'] == 30
+        assert samples['searchsvc_http_request_duration_seconds_count{route="/api/search",status="400"}'] == 1
         assert samples["searchsvc_search_duration_seconds_count"] == 30
         health = json.loads(_get(base + "/healthz")[1])
         assert (samples["searchsvc_index_posts"], samples["searchsvc_index_generation"]) == (health["posts"], 1)

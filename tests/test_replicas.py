@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gzip
 import http.client
+import itertools
 import json
 import os
 import signal
@@ -19,7 +21,7 @@ from email.message import Message
 from pathlib import Path
 
 import pytest
-from conftest import SAMPLE_POSTS, run_cli, running_server
+from conftest import PRESIDENTIAL, SAMPLE_POSTS, run_cli, running_server
 
 from searchsvc.index.store import IndexStore
 from searchsvc.search.engine import Engine
@@ -220,42 +222,43 @@ def test_a_publish_under_load_switches_both_replicas_and_mixes_no_commits(replic
     writer, replicas = replica_set
     old = _commit_of(writer)
     expected = {old: _totals(writer)}
+    # Enough new posts that copying the new commit takes a while: the publish below is stopped
+    # in the middle of it.
     more = tmp_path / "more.jsonl"
-    more.write_text("".join(json.dumps({"id": f"syn-{n}", "title": f"Synthetic archive note {n}",
-                                        "author": "Ada Fictional", "date": "2024-01-01",
-                                        "body": "Plainly synthetic text about an archive of camps and rights."}) + "\n"
-                            for n in range(40)), encoding="utf-8")
+    with gzip.open(PRESIDENTIAL, "rt", encoding="utf-8") as f:
+        more.write_text("".join(itertools.islice(f, 3000)), encoding="utf-8")
+    # Committed on the writer before the load starts; the replicas get it while it runs.
+    assert run_cli("ingest", "--index", str(writer), str(more)).returncode == 0
+    new = _commit_of(writer)
+    expected[new] = _totals(writer)
+    assert expected[new] != expected[old]
     with _balancer(tmp_path, replicas, rate_10s=1_000_000) as base:
         out = tmp_path / "load.jsonl"
         load = _load(base, 16, out)
-        time.sleep(3)
-        # A publish killed at once: the replica keeps serving its commit.
+        time.sleep(2)
+        # A publish stopped mid-copy, then killed: the replica serves its old commit throughout.
         killed = subprocess.Popen([sys.executable, "-m", "searchsvc", "publish", "--copy", "--index", str(writer),
                                    str(replicas[0].index)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(0.3)
+        _wait_until(lambda: any(replicas[0].index.glob(".g*.partial")), 30, "the publish is copying")
+        killed.send_signal(signal.SIGSTOP)
+        assert any(replicas[0].index.glob(".g*.partial")) and replicas[0].commit() == old
         killed.kill()
         killed.wait()
         assert replicas[0].commit() == old
-        assert run_cli("ingest", "--index", str(writer), str(more)).returncode == 0
-        new = _commit_of(writer)
-        expected[new] = _totals(writer)
-        assert expected[new] != expected[old]
-        started = time.monotonic()
         done = run_cli("publish", "--index", str(writer), str(replicas[0].index), str(replicas[1].index))
         assert done.returncode == 0, done.stderr
         _wait_until(lambda: all(r.commit() == new for r in replicas), 5, "both replicas serve the new commit")
-        switched = time.monotonic() - started
+        switched = time.time()
         assert load.wait(timeout=90) == 0
     results = _results(out)
     assert [r for r in results if r.get("status") != 200] == []
     # Each answer is whole from one commit: its total is that commit's total for its query.
     mixed = [r for r in results if expected[r["commit"]][r["q"]] != r["total"]]
     assert mixed == []
-    commits = [r["commit"] for r in results]
-    assert commits.count(old) > 0 and commits.count(new) > 0, switched
-    # Once both had switched, no answer came from the old commit.
-    last_old = max(r["t"] for r in results if r["commit"] == old)
-    assert all(r["commit"] == new for r in results if r["t"] > last_old)
+    assert {r["commit"] for r in results} == {old, new}
+    # Once both replicas said they served the new commit, no request sent got the old one.
+    assert [r for r in results if r["t"] > switched and r["commit"] == old] == []
+    assert any(r["t"] > switched for r in results)
 
 
 def _commit_of(index: Path) -> str:

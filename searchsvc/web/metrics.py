@@ -37,7 +37,7 @@ _BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 REQUESTS = Counter("searchsvc_http_requests_total", "HTTP requests answered", ["route", "method", "status"])
 LATENCY = Histogram("searchsvc_http_request_duration_seconds",
-                    "Time to the response's headers (an export's stream continues after it)", ["route"],
+                    "Time to the response's headers (an export's stream continues after it)", ["route", "status"],
                     buckets=_BUCKETS)
 SEARCH_TIME = Histogram("searchsvc_search_duration_seconds", "Time one search took in the engine (cache hits included)",
                         buckets=_BUCKETS)
@@ -73,7 +73,7 @@ def _counted(response: Response) -> Response:
     REQUESTS.labels(rule, method, str(response.status_code)).inc()
     started = g.get("metrics_started")
     if started is not None:
-        LATENCY.labels(rule).observe(time.perf_counter() - started)
+        LATENCY.labels(rule, str(response.status_code)).observe(time.perf_counter() - started)
     return response
 
 
