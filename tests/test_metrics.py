@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -93,7 +94,15 @@ def test_access_log_is_json_lines_without_the_client_by_default(tmp_path):
         request = urllib.request.Request(base + "/api/search?q=%C3%BCr%C3%BCmqi+OR+uyghur",
                                          headers={"X-Forwarded-For": "203.0.113.7"})
         urllib.request.urlopen(request, timeout=30).read()
+        # A malformed request (a space in its target), and a path in UTF-8.
+        with socket.create_connection(("127.0.0.1", int(base.rsplit(":", 1)[1])), timeout=10) as raw:
+            raw.sendall(b"GET /api/search?q=a b c HTTP/1.1\r\nHost: x\r\n\r\n")
+            raw.recv(1000)
+        _get(base + "/api/posts/%C3%BCr%C3%BCmqi")
     [line] = [e for e in _access_lines(log) if e["path"] == "/api/search"]
+    assert [e["status"] for e in _access_lines(log) if e["path"] == "/api/posts/ürümqi"] == [404]
+    text = log.read_text()
+    assert "Invalid request: " in text and "ip=" not in text  # gunicorn's own warning, without the client
     assert set(line) == {"time", "method", "path", "query", "status", "bytes", "ms"}
     assert (line["method"], line["query"], line["status"]) == ("GET", "q=%C3%BCr%C3%BCmqi+OR+uyghur", 200)
     assert line["bytes"] > 0 and line["ms"] >= 0 and line["time"].endswith("Z")

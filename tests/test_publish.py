@@ -131,11 +131,14 @@ def test_one_bad_destination_does_not_stop_the_others(writer, tmp_path):
     not_an_index.mkdir()
     (not_an_index / "diary.txt").write_text("mine", encoding="utf-8")
     good = tmp_path / "replica"
-    done = run_cli("publish", "--index", str(writer), str(not_an_index), str(writer), str(good))
+    under_a_file = not_an_index / "diary.txt" / "index"
+    done = run_cli("publish", "--index", str(writer), str(not_an_index), str(writer), str(under_a_file), str(good))
     assert done.returncode == 1
     lines = done.stderr.splitlines()
     assert lines[0].startswith(f"Error: {not_an_index}: ") and "not a searchsvc index" in lines[0]
     assert lines[1] == f"Error: {writer}: {writer} is the index being published: give a replica's index folder"
+    assert lines[2] == (f"Error: {under_a_file}: cannot write there: Not a directory ({under_a_file}); it serves "
+                        "what it served before")
     assert PUBLISHED.fullmatch(done.stdout.strip())
     assert (not_an_index / "diary.txt").read_text(encoding="utf-8") == "mine"
     assert _export(good) == _export(writer)

@@ -107,7 +107,7 @@ def _wait_until(check, limit: float, what: str) -> None:
         try:
             if check():
                 return
-        except OSError:
+        except (OSError, ValueError):  # not up yet, or a body that is not (yet) JSON
             pass
         time.sleep(0.1)
     raise AssertionError(f"not within {limit} s: {what}")
@@ -288,3 +288,21 @@ def test_the_balancers_rate_limit_is_one_for_all_replicas(replica_set, tmp_path)
                               "address: at most 20 per 10 seconds; retry in 10 s", "param": None}}
     assert (headers["Retry-After"], headers["Cache-Control"]) == ("10", "no-store")
     assert headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_the_balancer_keeps_metrics_private_and_answers_json_when_no_replica_can(replica_set, tmp_path):
+    writer, replicas = replica_set
+    with _balancer(tmp_path, replicas, rate_10s=1_000_000) as base:
+        # However the path is spelled, as long as the replicas' router would find /metrics.
+        for path in ("/metrics", "//metrics", "/%6detrics", "/%2fmetrics", "/metrics/"):
+            status, _, body = _get(base + path)
+            assert (status, body["error"]["code"]) == (404, "not_found"), path
+        assert urllib.request.urlopen(replicas[0].base + "/metrics", timeout=10).status == 200  # scraped directly
+        for replica in replicas:
+            replica.kill()
+        _wait_until(lambda: _get(base + "/api/search?q=uyghur")[0] == 503, 15, "the balancer answers 503")
+        status, headers, body = _get(base + "/api/search?q=uyghur")
+    assert body == {"error": {"status": 503, "code": "no_replica",
+                              "message": "no replica can answer now; retry in a few seconds", "param": None}}
+    assert (headers["Content-Type"], headers["Retry-After"]) == ("application/json", "5")
+    assert headers["Access-Control-Allow-Origin"] == "*" and headers["X-Content-Type-Options"] == "nosniff"

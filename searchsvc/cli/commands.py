@@ -366,6 +366,11 @@ def publish(dests: tuple[str, ...], index_dir: str, wait: float, copy: bool, wat
         except SearchsvcError as e:
             click.echo(f"Error: {dest}: {e}", err=True)
             return False
+        except OSError as e:  # this destination's disk or folder; the others are still published
+            where = f" ({e.filename})" if e.filename else ""
+            click.echo(f"Error: {dest}: cannot write there: {e.strerror or e}{where}; it serves what it served "
+                       "before", err=True)
+            return False
         if done.unchanged:
             click.echo(f"{dest} already serves commit {done.commit} (generation {done.generation})")
         else:

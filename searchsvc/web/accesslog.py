@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 import traceback
 from datetime import datetime, timezone
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 from gunicorn import glogging
 
 CLIENT_CHOICES = ("omit", "truncated", "full")
+_INVALID_FROM = re.compile(r"Invalid request from ip=(\S*?): ")
 
 
 class JsonAccessLog(glogging.Logger):
@@ -36,7 +38,7 @@ class JsonAccessLog(glogging.Logger):
         entry: dict[str, Any] = {
             "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
             "method": environ.get("REQUEST_METHOD"),
-            "path": environ.get("PATH_INFO"),
+            "path": _text(environ.get("PATH_INFO")),
             "query": environ.get("QUERY_STRING") or None,
             "status": int(status),
             "bytes": getattr(resp, "sent", None),
@@ -50,12 +52,30 @@ class JsonAccessLog(glogging.Logger):
         except Exception:
             self.error(traceback.format_exc())
 
+    def warning(self, msg: Any, *args: Any, **kwargs: Any) -> None:
+        """gunicorn's own warnings, with the client's address kept only as the access log keeps it
+        ("Invalid request from ip=…" for every malformed request)."""
+        if isinstance(msg, str) and (found := _INVALID_FROM.match(msg)) and self.client != "full":
+            who = "" if self.client == "omit" else f" from {truncated(found[1])}"
+            msg = f"Invalid request{who}: {msg[found.end():]}"
+        super().warning(msg, *args, **kwargs)
+
     def _address(self, environ: dict[str, Any]) -> str | None:
         if self.trust_proxy:
             hops = [h.strip() for h in environ.get("HTTP_X_FORWARDED_FOR", "").split(",") if h.strip()]
             if hops:
                 return hops[-1]
         return environ.get("REMOTE_ADDR")
+
+
+def _text(wsgi: str | None) -> str | None:
+    """A WSGI string (bytes as latin-1) as the UTF-8 text it was sent as."""
+    if wsgi is None:
+        return None
+    try:
+        return wsgi.encode("latin-1").decode("utf-8", "replace")
+    except UnicodeEncodeError:
+        return wsgi
 
 
 def truncated(address: str) -> str:

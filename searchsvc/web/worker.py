@@ -272,6 +272,7 @@ class HeadReadingWorker(ThreadWorker):
             return super().handle_request(req, conn)
         except TimeoutError:
             conn.reset = True
-            self.log.warning("%s: no progress for %g s while sending the response to %s; connection reset",
-                             req.path, self.send_timeout, conn.client)
+            # No client address: server logs name no one (web/accesslog.py).
+            self.log.warning("%s: no progress for %g s while sending the response; connection reset",
+                             req.path, self.send_timeout)
             raise StopIteration from None  # ThreadWorker.handle: close the connection
