@@ -196,6 +196,12 @@ def test_a_host_that_looks_like_an_option_is_refused(writer, tmp_path):
     assert not marker.exists()
 
 
+def test_a_remote_path_must_be_absolute(writer):
+    done = run_cli("publish", "--index", str(writer), "replica-host:srv/index")
+    assert (done.returncode, done.stderr) == (1, "Error: replica-host:srv/index: give the replica's index folder as "
+                                                 "an absolute path, such as replica-host:/srv/searchsvc/index\n")
+
+
 def test_watch_publishes_each_new_commit(writer, tmp_path):
     replica = tmp_path / "replica"
     watcher = subprocess.Popen([sys.executable, "-m", "searchsvc", "publish", "--watch", "--interval", "0.2",
