@@ -216,11 +216,17 @@ def test_watch_publishes_each_new_commit(writer, tmp_path):
                     and time.monotonic() < deadline:
                 time.sleep(0.1)
             assert _commit(replica) == _commit(writer)
+        # A replica wiped by mistake is published to again, without waiting for a commit.
+        shutil.rmtree(replica)
+        deadline = time.monotonic() + 20
+        while not (replica / "searchsvc-index.json").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)  # the marker is written last: when it is there, the publish is done
+        assert _commit(replica) == _commit(writer) and _export(replica) == _export(writer)
     finally:
         watcher.send_signal(signal.SIGTERM)
         out, err = watcher.communicate(timeout=20)
     assert watcher.returncode == 0, err
-    assert [PUBLISHED.fullmatch(line).group(3) for line in out.splitlines()] == ["g000001", "g000002"]
+    assert [PUBLISHED.fullmatch(line).group(3) for line in out.splitlines()] == ["g000001", "g000002", "g000001"]
     assert _export(replica) == _export(writer)
 
 

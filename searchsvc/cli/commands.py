@@ -389,7 +389,8 @@ def publish(dests: tuple[str, ...], index_dir: str, wait: float, copy: bool, wat
 
 def _watch(store: IndexStore, dests: tuple[str, ...], once: Callable[[str], bool], interval: float) -> None:
     """Publish to every DEST whenever the source's commit changes; a DEST that failed is tried
-    again at the next look. Stops on Ctrl-C or SIGTERM."""
+    again at the next look, and so is a local DEST that no longer serves the commit (restored,
+    wiped). Stops on Ctrl-C or SIGTERM."""
     import signal
     import time
 
@@ -403,7 +404,7 @@ def _watch(store: IndexStore, dests: tuple[str, ...], once: Callable[[str], bool
             current = None
         if current is not None:
             for dest in dests:
-                if done.get(dest) != current and once(dest):
+                if (done.get(dest) != current or not _serves(dest, current[1])) and once(dest):
                     done[dest] = current
         time.sleep(interval)
 
@@ -488,6 +489,17 @@ def serve(index_dir: str, host: str, port: int, workers: int, threads: int, acce
         # around this server, and it recovers by itself once the index is repaired.
         _to_stderr(f"warning: {e}")
     run_server(index_dir, host, port, workers, threads, access_log, control_socket, access_log_client)
+
+
+def _serves(dest: str, commit: str | None) -> bool:
+    """Whether DEST still serves `commit`, as far as a cheap look can tell (a host:path is
+    trusted to, until the next commit)."""
+    if is_remote(dest):
+        return True
+    try:
+        return IndexStore(Path(dest)).commit_key()[1] == commit
+    except (SearchsvcError, OSError):
+        return False
 
 
 def _metrics_folder() -> None:
