@@ -161,6 +161,7 @@ def test_export_csv_streams_every_match_with_provenance(client):
     assert json.loads(response.headers["X-Searchsvc-Filters"]) == {"from": None, "to": None, "author": [],
                                                                    "sort": "oldest"}
     assert response.headers["X-Searchsvc-Index-Version"] == "schema 5, g000001"
+    assert response.headers["X-Searchsvc-Commit"] == client.get("/healthz").get_json()["commit"]
     text = response.get_data(as_text=True)
     assert text.startswith("\ufeff")
     rows = list(csv.DictReader(io.StringIO(text[1:])))

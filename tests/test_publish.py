@@ -126,6 +126,25 @@ def test_a_file_damaged_on_the_replica_is_taken_from_the_writer(writer, tmp_path
     assert run_cli("check", "--index", str(replica)).returncode == 0
 
 
+def test_force_repairs_a_replica_damaged_while_it_serves_the_commit(writer, tmp_path):
+    replica = tmp_path / "replica"
+    assert run_cli("publish", "--copy", "--index", str(writer), str(replica)).returncode == 0
+    [segment] = (replica / "g000001").glob("*.seg")
+    data = bytearray(segment.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    segment.write_bytes(bytes(data))  # the same size: only a full check sees it
+    assert run_cli("check", "--index", str(replica)).returncode == 1
+    commit = _commit(writer)
+    again = run_cli("publish", "--copy", "--index", str(writer), str(replica))
+    assert again.stdout == f"{replica} already serves commit {commit} (generation g000001)\n"
+    forced = run_cli("publish", "--copy", "--force", "--index", str(writer), str(replica))
+    assert forced.returncode == 0, forced.stderr
+    _, _, generation, files, linked, copied = PUBLISHED.fullmatch(forced.stdout.strip()).groups()
+    assert (generation, int(copied), int(linked)) == ("g000002", 1, int(files) - 1)
+    assert run_cli("check", "--index", str(replica)).returncode == 0
+    assert _commit(replica) == commit and _export(replica) == _export(writer)
+
+
 def test_one_bad_destination_does_not_stop_the_others(writer, tmp_path):
     not_an_index = tmp_path / "notes"
     not_an_index.mkdir()

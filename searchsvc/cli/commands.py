@@ -333,6 +333,8 @@ def restore(source: str, index_dir: str, wait: float) -> None:
 @wait_option
 @click.option("--copy", is_flag=True, help="Copy the files a local DEST lacks even where they could be hard-linked "
                                            "from this index.")
+@click.option("--force", is_flag=True, help="Publish to a local DEST even if it serves the commit already: every "
+                                            "byte checked again, and a damaged file taken from this index.")
 @click.option("--watch", is_flag=True, help="Keep running, and publish again after each commit.")
 @click.option("--interval", default=2.0, show_default=True, type=click.FloatRange(min=0.1), metavar="SECONDS",
               help="With --watch: how often to look for a new commit.")
@@ -340,8 +342,8 @@ def restore(source: str, index_dir: str, wait: float) -> None:
               help="How rsync and the remote publish reach a host:path DEST.")
 @click.option("--remote-searchsvc", default="searchsvc", show_default=True, metavar="COMMAND",
               help="The searchsvc command on a host:path DEST.")
-def publish(dests: tuple[str, ...], index_dir: str, wait: float, copy: bool, watch: bool, interval: float,
-            ssh: str, remote_searchsvc: str) -> None:
+def publish(dests: tuple[str, ...], index_dir: str, wait: float, copy: bool, force: bool, watch: bool,
+            interval: float, ssh: str, remote_searchsvc: str) -> None:
     """Ship the current commit to read replicas: each DEST is an index folder, here or host:path.
 
     Only files a DEST lacks are written (hard links on the same file system; over rsync and
@@ -362,7 +364,7 @@ def publish(dests: tuple[str, ...], index_dir: str, wait: float, copy: bool, wat
             if is_remote(dest):
                 click.echo(publish_remote(store, dest, wait=wait, ssh=ssh, remote_searchsvc=remote_searchsvc))
                 return True
-            done = publish_local(store, Path(dest), wait=wait, copy=copy)
+            done = publish_local(store, Path(dest), wait=wait, copy=copy, force=force)
         except SearchsvcError as e:
             click.echo(f"Error: {dest}: {e}", err=True)
             return False

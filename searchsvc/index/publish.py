@@ -52,11 +52,13 @@ class Published:
     unchanged: bool  # the destination already served this commit: nothing was written
 
 
-def publish(store: IndexStore, dest: Path, *, wait: float, copy: bool = False) -> Published:
+def publish(store: IndexStore, dest: Path, *, wait: float, copy: bool = False, force: bool = False) -> Published:
     """Make the current commit of `store` the current generation of the index at `dest`.
 
     `copy` copies the files the destination lacks even where they could be hard-linked from the
-    source (a replica that must not share inodes with the writer). Raises PublishError,
+    source (a replica that must not share inodes with the writer). `force` publishes to a
+    destination that serves the commit already: every byte checked again, a damaged file
+    taken from the source (a repair). Raises PublishError,
     IndexDamaged (the source's files do not match its manifest), IndexBusy, NotAnIndex."""
     started = time.perf_counter()
     if dest.resolve() == store.root.resolve():
@@ -69,7 +71,7 @@ def publish(store: IndexStore, dest: Path, *, wait: float, copy: bool = False) -
         marker, found = store.current_commit()
         with replica.locked(wait):
             serving = _serving(replica)
-            if serving is not None and serving[1].commit_id == found.commit_id:
+            if serving is not None and serving[1].commit_id == found.commit_id and not force:
                 return Published(str(dest.resolve()), serving[0], found.commit_id, len(found.files), 0, 0, 0,
                                  round(time.perf_counter() - started, 3), unchanged=True)
             name = replica.next_generation_name()

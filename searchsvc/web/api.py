@@ -22,7 +22,7 @@ def allow_any_origin(response: Response) -> Response:
     response.headers["Access-Control-Allow-Origin"] = "*"
     response.headers["Access-Control-Expose-Headers"] = (
         "Content-Disposition, X-Searchsvc-Query, X-Searchsvc-Filters, X-Searchsvc-Count, "
-        "X-Searchsvc-Exported-At, X-Searchsvc-Index-Version"
+        "X-Searchsvc-Exported-At, X-Searchsvc-Index-Version, X-Searchsvc-Commit"
     )
     return response
 

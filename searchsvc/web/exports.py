@@ -76,7 +76,9 @@ def export_response(engine: Engine, params: Mapping[str, Sequence[str]], slots: 
 
 
 def _streamed(engine: Engine, search_request: SearchRequest, fmt: str, at_end: Callable[[], None]) -> Response:
-    total, understood, matches = iter_matches(engine, search_request)
+    with engine.reading():  # the commit named in the headers is the one the matches come from
+        total, understood, matches = iter_matches(engine, search_request)
+        generation, (commit, _) = engine.generation(), engine.commit()
     exported_at = utc_timestamp()
     if fmt == "csv":
         body = _csv_rows(matches)
@@ -94,7 +96,9 @@ def _streamed(engine: Engine, search_request: SearchRequest, fmt: str, at_end: C
     response.headers["X-Searchsvc-Filters"] = json.dumps(filters)
     response.headers["X-Searchsvc-Count"] = str(total)
     response.headers["X-Searchsvc-Exported-At"] = exported_at
-    response.headers["X-Searchsvc-Index-Version"] = f"schema {SCHEMA_VERSION}, {engine.generation()}"
+    response.headers["X-Searchsvc-Index-Version"] = f"schema {SCHEMA_VERSION}, {generation}"
+    if commit is not None:
+        response.headers["X-Searchsvc-Commit"] = commit
     return response
 
 

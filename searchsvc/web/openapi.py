@@ -229,6 +229,7 @@ def openapi_document() -> dict[str, Any]:
                             ("X-Searchsvc-Count", "Number of posts exported"),
                             ("X-Searchsvc-Exported-At", "UTC time of the export"),
                             ("X-Searchsvc-Index-Version", "Schema version and index generation"),
+                            ("X-Searchsvc-Commit", "The index commit the posts come from (as /healthz's commit)"),
                         ]},
                         "content": {"text/csv": {"schema": {"type": "string"}},
                                     "application/x-ndjson": {"schema": {"type": "string"}}},
