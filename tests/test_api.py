@@ -117,6 +117,7 @@ def test_healthz(client):
     assert client.get("/api/search?q=run").get_json()["commit"] == commit
 
 
+@pytest.mark.slow  # three ingests in processes of their own
 def test_each_commit_has_its_own_id_and_time(tmp_path, client_for):
     index = tmp_path / "index"
     first = tmp_path / "first.jsonl"
