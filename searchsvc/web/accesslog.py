@@ -17,6 +17,8 @@ from typing import Any
 
 from gunicorn import glogging
 
+from searchsvc.web.ratelimit import client_of
+
 CLIENT_CHOICES = ("omit", "truncated", "full")
 _INVALID_FROM = re.compile(r"Invalid request from ip=(\S*?): ")
 
@@ -44,7 +46,7 @@ class JsonAccessLog(glogging.Logger):
             "bytes": getattr(resp, "sent", None),
             "ms": round(request_time.total_seconds() * 1000, 1),
         }
-        address = self._address(environ)
+        address = client_of(environ, self.trust_proxy)
         if self.client != "omit" and address:
             entry["client"] = address if self.client == "full" else truncated(address)
         try:
@@ -59,14 +61,6 @@ class JsonAccessLog(glogging.Logger):
             who = "" if self.client == "omit" else f" from {truncated(found[1])}"
             msg = f"Invalid request{who}: {msg[found.end():]}"
         super().warning(msg, *args, **kwargs)
-
-    def _address(self, environ: dict[str, Any]) -> str | None:
-        if self.trust_proxy:
-            hops = [h.strip() for h in environ.get("HTTP_X_FORWARDED_FOR", "").split(",") if h.strip()]
-            if hops:
-                return hops[-1]
-        return environ.get("REMOTE_ADDR")
-
 
 def _text(wsgi: str | None) -> str | None:
     """A WSGI string (bytes as latin-1) as the UTF-8 text it was sent as."""

@@ -16,6 +16,8 @@ import math
 import threading
 import time
 from collections import OrderedDict, deque
+from collections.abc import Mapping
+from typing import Any
 
 from flask import Flask, request
 
@@ -58,13 +60,18 @@ def _period_name(seconds: int) -> str:
 
 
 def client_address(trust_proxy: bool) -> str:
+    return client_of(request.environ, trust_proxy) or "unknown"
+
+
+def client_of(environ: Mapping[str, Any], trust_proxy: bool) -> str | None:
+    """The client's address in a WSGI environ (the rate limits' and the access log's rule)."""
     if trust_proxy:
-        forwarded = request.headers.get("X-Forwarded-For", "")
+        forwarded = environ.get("HTTP_X_FORWARDED_FOR", "")
         # The proxy appends the address it saw: the last entry is the one it vouches for.
         hops = [h.strip() for h in forwarded.split(",") if h.strip()]
         if hops:
             return hops[-1]
-    return request.remote_addr or "unknown"
+    return environ.get("REMOTE_ADDR")
 
 
 def install_rate_limits(app: Flask) -> None:
