@@ -39,6 +39,13 @@ def _post(tmp_path: Path, post_id: str) -> Path:
     return path
 
 
+def _flip_a_byte(path: Path) -> None:
+    """Damage a file without changing its size."""
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
 def _commit(index: Path) -> str | None:
     return IndexStore(index).commit_key()[1]
 
@@ -97,9 +104,7 @@ def test_a_damaged_source_is_never_published(writer, tmp_path, client_for):
     served = _commit(replica)
     assert run_cli("ingest", "--index", str(writer), str(_post(tmp_path, "new-2"))).returncode == 0
     segment = max((writer / "g000001").glob("*.seg"), key=lambda p: p.stat().st_mtime_ns)
-    data = bytearray(segment.read_bytes())
-    data[len(data) // 2] ^= 0xFF
-    segment.write_bytes(bytes(data))
+    _flip_a_byte(segment)
     done = run_cli("publish", "--copy", "--index", str(writer), str(replica))
     assert done.returncode == 1
     assert done.stderr == (f"Error: {replica}: the index at {writer} is damaged: {segment} does not match its checksum "
@@ -113,9 +118,7 @@ def test_a_file_damaged_on_the_replica_is_taken_from_the_writer(writer, tmp_path
     replica = tmp_path / "replica"
     assert run_cli("publish", "--copy", "--index", str(writer), str(replica)).returncode == 0
     [segment] = (replica / "g000001").glob("*.seg")
-    data = bytearray(segment.read_bytes())
-    data[len(data) // 2] ^= 0xFF
-    segment.write_bytes(bytes(data))
+    _flip_a_byte(segment)
     assert run_cli("ingest", "--index", str(writer), str(_post(tmp_path, "new-5"))).returncode == 0
     done = run_cli("publish", "--copy", "--index", str(writer), str(replica))
     assert done.returncode == 0, done.stderr
@@ -130,9 +133,7 @@ def test_force_repairs_a_replica_damaged_while_it_serves_the_commit(writer, tmp_
     replica = tmp_path / "replica"
     assert run_cli("publish", "--copy", "--index", str(writer), str(replica)).returncode == 0
     [segment] = (replica / "g000001").glob("*.seg")
-    data = bytearray(segment.read_bytes())
-    data[len(data) // 2] ^= 0xFF
-    segment.write_bytes(bytes(data))  # the same size: only a full check sees it
+    _flip_a_byte(segment)  # the same size: only a full check sees it
     assert run_cli("check", "--index", str(replica)).returncode == 1
     commit = _commit(writer)
     again = run_cli("publish", "--copy", "--index", str(writer), str(replica))
