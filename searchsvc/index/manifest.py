@@ -17,6 +17,7 @@ import json
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,7 @@ class Manifest:
     files: dict[str, FileSum]
     committed: str | None = None  # "2026-12-01T17:13:25Z"; None in manifests written before it was kept
 
-    @property
+    @cached_property  # every search answer names it: hashed once per manifest read, not per request
     def commit_id(self) -> str:
         """Names the committed content (table of contents and every file's sum), not where it
         lives: the same on the writer and on every replica a commit is published to, so a
