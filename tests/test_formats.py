@@ -262,8 +262,8 @@ def test_directories_are_read_recursively_and_other_files_skipped(searchsvc, wri
     result = searchsvc("ingest", tmp_path / "posts")
     assert result.exit_code == 0, result.output
     assert result.stderr == (
-        f"{pdf}: skipped: not a post file (formats: .jsonl .ndjson .json .csv .md .txt "
-        "(each optionally .gz))\n"
+        f"{pdf}: skipped: not a post file (formats: .jsonl .ndjson .json .csv .md .txt .rss .atom .xml .html "
+        ".htm (each optionally .gz))\n"
     )
     assert result.stdout == "Read 2 files: 2 new, 0 updated, 0 unchanged, 0 invalid, 1 skipped files\n"
     assert titles(searchsvc) == ["Fictional statement one", "Fictional statement two"]

@@ -181,7 +181,7 @@ def test_a_listing_teaser_never_replaces_a_longer_body(searchsvc, write, tmp_pat
     [stored] = searchsvc.export()
     result = searchsvc("ingest", page)
     assert result.exit_code == 0, result.output
-    assert result.stdout == ("Read 1 file: 1 new, 0 updated, 0 unchanged, 1 kept longer body, 0 invalid, "
+    assert result.stdout == ("Read 1 file: 1 new, 0 updated, 0 unchanged, 1 teaser kept aside, 0 invalid, "
                              "0 skipped files\n")
     assert result.stderr == (f"{page}:3: warning: post {stored['id']!r} is a teaser of the longer body in the "
                              "index; kept the longer body\n")
@@ -192,26 +192,29 @@ def test_a_listing_teaser_never_replaces_a_longer_body(searchsvc, write, tmp_pat
         result = other("ingest", *options, full, page)
         assert result.stderr == (f"{page}:3: warning: post {stored['id']!r} is a teaser of the longer body at "
                                  f"{full}:1; kept the longer body\n")
-        assert "2 new, 0 updated, 0 unchanged, 1 kept longer body" in result.stdout
+        assert "2 new, 0 updated, 0 unchanged, 1 teaser kept aside" in result.stdout
         assert [p for p in other.export() if p["id"] == stored["id"]] == [stored]
 
 
-def test_a_shorter_body_that_is_not_a_teaser_is_applied(searchsvc, write):
-    """Only a listing's body that is the start of the stored one is a teaser: a listing with other
-    words, or a shorter record from any other format, is a correction."""
+def test_a_teaser_never_replaces_a_longer_body_but_a_shorter_post_does(searchsvc, write):
+    """A listing's body is a teaser even when its words differ from the stored post (issue 15: a
+    teaser never replaces a longer body); a shorter record from any other format is a correction."""
     searchsvc("ingest", write("full.jsonl", json.dumps(FULL_POST) + "\n"))
     corrected = write("page.txt", LISTING.replace("two metres", "three metres"))
     result = searchsvc("ingest", corrected)
-    assert result.stdout == "Read 1 file: 1 new, 1 updated, 0 unchanged, 0 invalid, 0 skipped files\n"
-    assert result.stderr == ""
+    assert result.stdout == "Read 1 file: 1 new, 0 updated, 0 unchanged, 1 teaser kept aside, 0 invalid, 0 skipped files\n"
     bodies = {p["title"]: p["body"] for p in searchsvc.export()}
-    assert bodies["A fictional river report"] == "The river rose three metres overnight, and the old bridge…"
-    searchsvc("ingest", write("full2.jsonl", json.dumps(FULL_POST) + "\n"))
+    assert bodies["A fictional river report"] == FULL_POST["body"]
     shorter = write("short.jsonl", json.dumps({**FULL_POST, "body": "The river rose two metres overnight."}) + "\n")
     result = searchsvc("ingest", shorter)
     assert result.stdout == "Read 1 file: 0 new, 1 updated, 0 unchanged, 0 invalid, 0 skipped files\n"
     bodies = {p["title"]: p["body"] for p in searchsvc.export()}
     assert bodies["A fictional river report"] == "The river rose two metres overnight."
+    # A teaser longer than the stored body (the post grew since) is applied.
+    longer = write("longer.txt", LISTING.replace("the old bridge…", "the old bridge held, and the new one too, "
+                                                                     "and the ferry ran all night long as well"))
+    result = searchsvc("ingest", longer)
+    assert "1 updated" in result.stdout and "kept aside" not in result.stdout
 
 
 def test_the_seed_listing_after_its_posts_changes_nothing(searchsvc):

@@ -24,9 +24,11 @@ from searchsvc.index.remote import is_remote, publish_remote
 from searchsvc.index.snapshot import restore as restore_snapshot
 from searchsvc.index.snapshot import snapshot as take_snapshot
 from searchsvc.index.store import IndexStore
-from searchsvc.ingest.batch import KEPT_LINES, IngestReport, read_batch, write_batch
+from searchsvc.ingest.batch import KEPT_LINES, Batch, IngestReport, fingerprints, read_batch, read_web, write_batch
 from searchsvc.ingest.bounded import Limits
 from searchsvc.ingest.delete import delete_posts
+from searchsvc.ingest.fetch import DEFAULT_DELAY, DEFAULT_TIMEOUT, USER_AGENT, Fetcher
+from searchsvc.ingest.follow import DEFAULT_MAX_PAGES, STATE_FILE, Crawl, FetchState, is_url
 from searchsvc.search.engine import Engine
 from searchsvc.search.request import DEFAULT_PER_PAGE, SORTS, request_from_params
 from searchsvc.search.run import search as run_search
@@ -97,22 +99,64 @@ def cli() -> None:
     """
 
 
-INGEST_HELP = f"""Add or update the posts in PATHS (files and directories, read recursively;
-    symbolic links to folders are followed, each folder read once).
+INGEST_HELP = f"""Add or update the posts in PATHS: files and directories (read recursively;
+    symbolic links to folders are followed, each folder read once), and http(s) URLs of feeds
+    and pages (fetched politely: see `searchsvc follow --help`).
 
     Formats by extension: .jsonl .ndjson .json .csv .md (YAML front matter) .txt (the
-    blog listing format), each optionally gzip-compressed (.gz). Each record needs a title and a body; date, author,
+    blog listing format) .rss .atom .xml (RSS and Atom feeds) .html .htm (a post's page, or a
+    listing of teasers), each optionally gzip-compressed (.gz). Each record needs a title and a body; date, author,
     url and id are optional. Invalid records are reported as FILE:LINE: reason on stderr
     and the valid ones are still ingested; the exit code is then 1. So is a record, or a file
     read whole (all but JSON Lines), of more than {settings.MAX_RECORD_BYTES.envvar}
     ({settings.MAX_RECORD_BYTES.default}), and a .gz file inflating more than
     {settings.MAX_GZIP_RATIO.envvar} ({settings.MAX_GZIP_RATIO.default}) times its size.
 
+    A teaser (a listing's, a feed's summary) never replaces a longer body of the same post: the
+    summary line counts the teasers kept aside.
+
     \b
     Example:
         searchsvc ingest sample_posts/
         searchsvc ingest --rebuild archive.jsonl.gz
+        searchsvc ingest https://example.org/statements/rss.xml
     """
+
+FOLLOW_HELP = f"""Fetch each URL (a feed, a sitemap or a blog's listing page) and the post pages it
+    links to, and add their posts; a listing's next pages are followed too. Only pages on the
+    URL's own site are fetched, at most --max-pages.
+
+    \b
+    Politely: robots.txt is obeyed (as RFC 9309 reads it: one that cannot be read allows
+    nothing), each site is sent one request at a time, --delay seconds apart (more if its
+    robots.txt asks for a Crawl-delay), with a User-Agent naming searchsvc. Each answer's ETag
+    and Last-Modified are kept in the index folder ({STATE_FILE}), so the next run asks for
+    each page conditionally and a page that did not change is not downloaded again.
+
+    A page that cannot be fetched is reported as URL: reason (exit code 1), and every post
+    that did arrive is indexed; a post whose page failed keeps the teaser its listing or feed
+    gave.
+
+    \b
+    Example:
+        searchsvc follow https://example.org/statements
+        searchsvc follow --delay 5 https://example.org/sitemap.xml
+    """
+
+
+def web_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    for option in reversed([
+        click.option("--delay", type=click.FloatRange(min=0), default=DEFAULT_DELAY, show_default=True,
+                     metavar="SECONDS", help="Seconds between two requests to one site."),
+        click.option("--timeout", type=click.FloatRange(min=0.1), default=DEFAULT_TIMEOUT, show_default=True,
+                     metavar="SECONDS", help="Seconds a page may take to arrive in full."),
+        click.option("--user-agent", default=USER_AGENT, show_default=False, metavar="TEXT",
+                     help="The User-Agent header (default: searchsvc's name and version); add a contact address."),
+        click.option("--max-pages", type=click.IntRange(min=1), default=DEFAULT_MAX_PAGES, show_default=True,
+                     help="Stop a crawl after this many URLs."),
+    ]):
+        f = option(f)
+    return f
 
 
 @cli.command(help=INGEST_HELP)
@@ -125,14 +169,40 @@ INGEST_HELP = f"""Add or update the posts in PATHS (files and directories, read 
               help="All or nothing: write nothing if any record is invalid.")
 @click.option("--dayfirst", is_flag=True,
               help="Read ambiguous dates like 01/02/2020 as day first (default: month first).")
+@click.option("--follow", is_flag=True, help="For URLs: also fetch the post pages they link to (as `follow`).")
+@web_options
 @wait_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-def ingest(paths: tuple[str, ...], index_dir: str, rebuild: bool, strict: bool, dayfirst: bool,
-           wait: float, quiet: bool) -> None:
+def ingest(paths: tuple[str, ...], **options: Any) -> None:
+    _ingest(paths, **options)
+
+
+@cli.command(help=FOLLOW_HELP)
+@click.argument("urls", nargs=-1, required=True)
+@index_option
+@click.option("--rebuild", is_flag=True,
+              help="Build a fresh index from what is fetched; posts not fetched (or not modified) are dropped.")
+@click.option("--strict", is_flag=True, help="All or nothing: write nothing if any page failed or post is invalid.")
+@click.option("--dayfirst", is_flag=True,
+              help="Read ambiguous dates like 01/02/2020 as day first (default: month first).")
+@web_options
+@wait_option
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+def follow(urls: tuple[str, ...], **options: Any) -> None:
+    for url in urls:
+        if not is_url(url):
+            raise click.BadParameter(f"{url!r} is not an http(s) URL", param_hint="URLS")
+    _ingest(urls, follow=True, **options)
+
+
+def _ingest(paths: tuple[str, ...], index_dir: str, rebuild: bool, strict: bool, dayfirst: bool, wait: float,
+            quiet: bool, follow: bool, delay: float, timeout: float, user_agent: str, max_pages: int) -> None:
     store = IndexStore(index_dir)
     limits = Limits.from_environ()
     report = IngestReport()
     show_bar = not quiet and sys.stderr.isatty()
+    urls = [p for p in paths if is_url(p)]
+    files = [p for p in paths if not is_url(p)]
     # Behind a progress bar, lines wait for its end; at most KEPT_LINES of them.
     held: list[str] = []
     held_over = 0
@@ -154,10 +224,34 @@ def ingest(paths: tuple[str, ...], index_dir: str, rebuild: bool, strict: bool, 
             bar = click.progressbar(length=total, label="Reading", file=sys.stderr)
             bar.__enter__()
 
+    batch = Batch()
+    state = FetchState(store.root / STATE_FILE if urls else None)
+    if state.problem:
+        say(state.problem)
     try:
-        batch = read_batch(paths, report, dayfirst=dayfirst, notify=say,
-                           progress=(lambda n: bar.update(n)) if show_bar else None,
-                           on_sources=start_bar, limits=limits)
+        if files or not urls:
+            batch = read_batch(files, report, dayfirst=dayfirst, notify=say,
+                               progress=(lambda n: bar.update(n)) if show_bar else None,
+                               on_sources=start_bar, limits=limits)
+        if bar is not None:
+            bar.__exit__(None, None, None)
+            bar = None
+        if urls:
+            crawl = Crawl(Fetcher(user_agent=user_agent, delay=delay, timeout=timeout), state, follow=follow,
+                          known_ids=_known_ids(store) if state.known else (), max_pages=max_pages)
+            if show_bar:
+                bar = click.progressbar(length=len(urls), label="Fetching", file=sys.stderr)
+                bar.__enter__()
+
+                def on_url(url: str, queued: int) -> None:
+                    bar.length = max(bar.length, bar.pos + 1 + queued)
+                    bar.update(1)
+
+                crawl.on_url = on_url
+            try:
+                read_web(batch, crawl, urls, report, dayfirst=dayfirst, notify=say)
+            finally:
+                crawl.fetcher.close()
     finally:
         if bar is not None:
             bar.__exit__(None, None, None)
@@ -167,15 +261,26 @@ def ingest(paths: tuple[str, ...], index_dir: str, rebuild: bool, strict: bool, 
         _to_stderr(f"... and {held_over} more lines (--quiet shows them all, as they come)")
 
     if strict and not report.ok:
-        raise click.ClickException(
-            f"{report.invalid} invalid; nothing was written (--strict)"
-        )
+        failed = f", {report.fetch_errors} failed to fetch" if report.fetch_errors else ""
+        raise click.ClickException(f"{report.invalid} invalid{failed}; nothing was written (--strict)")
     if show_bar:
         click.echo("Writing index...", err=True)
     write_batch(store, batch, report, rebuild=rebuild, wait=wait, notify=_to_stderr)
+    if urls:
+        state.save(batch.ids_by_source(), batch.failed_sources)
     click.echo(report.summary(rebuild=rebuild))
     if not report.ok:
         sys.exit(1)
+
+
+def _known_ids(store: IndexStore) -> set[str]:
+    """The ids the index holds, so a page answered 304 is known to be there; none if it cannot be read."""
+    if store.is_empty():
+        return set()
+    try:
+        return set(fingerprints(store.open()))
+    except SearchsvcError:
+        return set()
 
 
 @cli.command()

@@ -18,7 +18,7 @@ from searchsvc.index.store import IndexStore
 from searchsvc.index.toc import PinnedIndex
 from searchsvc.index.writer import write_records
 from searchsvc.ingest.bounded import DEFAULT_LIMITS, Limits
-from searchsvc.ingest.listing import is_teaser_of
+from searchsvc.ingest.follow import Crawl, Unchanged, is_url
 from searchsvc.ingest.sources import Item, Notice, Problem, Skipped, SourceFile, discover, read_source
 from searchsvc.records import EXPORT_RANKING, Record, has_export_ranking, record_from_mapping
 
@@ -45,13 +45,16 @@ class IngestReport:
     removed: int = 0
     invalid: int = 0
     skipped_files: int = 0
+    urls: int = 0  # addresses fetched (or tried) by `ingest URL` and `follow`
+    not_modified: int = 0
+    fetch_errors: int = 0
     written: bool = False
     problems: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return self.invalid == 0
+        return self.invalid == 0 and self.fetch_errors == 0
 
     def summary(self, *, rebuild: bool = False) -> str:
         parts = [
@@ -60,23 +63,41 @@ class IngestReport:
             f"{self.unchanged} unchanged",
         ]
         if self.kept_longer:
-            parts.append(f"{self.kept_longer} kept longer body")
+            parts.append(f"{self.kept_longer} {'teaser' if self.kept_longer == 1 else 'teasers'} kept aside")
         if rebuild:
             parts.append(f"{self.removed} removed")
         parts += [f"{self.invalid} invalid", f"{self.skipped_files} skipped files"]
-        verb = "Rebuilt index from" if rebuild and self.written else "Read"
-        files = "1 file" if self.files == 1 else f"{self.files} files"
-        return f"{verb} {files}: " + ", ".join(parts)
+        # "Read 2 files: ...", "Fetched 12 URLs (4 not modified, 1 failed): ...", or both joined by "and".
+        rebuilt = rebuild and self.written
+        heads = []
+        if self.files or not self.urls:
+            heads.append(("Rebuilt index from " if rebuilt else "Read ") + ("1 file" if self.files == 1
+                                                                           else f"{self.files} files"))
+        if self.urls:
+            web = "1 URL" if self.urls == 1 else f"{self.urls} URLs"
+            heads.append(f"{'fetched' if heads else ('Rebuilt index from fetched' if rebuilt else 'Fetched')} {web} "
+                         f"({self.not_modified} not modified, {self.fetch_errors} failed)")
+        return " and ".join(heads) + ": " + ", ".join(parts)
 
 
 @dataclass
 class Batch:
-    """Valid records of a run by id (the last one wins), where each came from, and which of
-    them are from a blog listing (whose bodies may be teasers)."""
+    """Valid records of a run by id (the last one wins, except that a teaser never replaces a
+    longer body), where each came from, and which of them are teasers (a listing's, a feed's
+    summary: bodies that may be only the start of the post)."""
 
     records: dict[str, Record] = field(default_factory=dict)
     places: dict[str, str] = field(default_factory=dict)
-    from_listing: set[str] = field(default_factory=set)
+    teasers: set[str] = field(default_factory=set)
+    sources: dict[str, str] = field(default_factory=dict)  # id -> the file or URL it came from
+    unchanged: set[str] = field(default_factory=set)  # posts of URLs that answered 304 Not Modified
+    failed_sources: set[str] = field(default_factory=set)  # files and URLs with an invalid record
+
+    def ids_by_source(self) -> dict[str, list[str]]:
+        found: dict[str, list[str]] = {}
+        for post_id, source in self.sources.items():
+            found.setdefault(source, []).append(post_id)
+        return found
 
 
 Notify = Callable[[str], None]
@@ -122,7 +143,7 @@ def read_batch(
                     _problem(report, say, str(item))
                     continue
                 rankings += has_export_ranking(item.data)
-                _add(batch, item, source.format, report, say, dayfirst)
+                add_item(batch, item, report, say, dayfirst)
         except MemoryError:
             # Within the bounds this takes a machine with less memory than they need; the
             # records of the other files are still kept.
@@ -135,27 +156,59 @@ def read_batch(
     return batch
 
 
-def _add(batch: Batch, item: Item, fmt: str, report: IngestReport, say: Notify, dayfirst: bool) -> None:
+def read_web(batch: Batch, crawl: Crawl, urls: Iterable[str], report: IngestReport, *, dayfirst: bool = False,
+             notify: Notify | None = None) -> None:
+    """Add the posts of a crawl (ingest/follow.py) to `batch`; each fetch error is a problem."""
+    say = notify or (lambda line: None)
+    for found in crawl.read(urls):
+        if isinstance(found, Unchanged):
+            report.not_modified += 1
+            batch.unchanged.update(found.ids)
+        elif isinstance(found, Problem):
+            batch.failed_sources.add(found.path)
+            report.fetch_errors += 1
+            _problem(report, say, str(found), invalid=False)
+        elif isinstance(found, Notice):
+            _warn(report, say, str(found))
+        else:
+            add_item(batch, found, report, say, dayfirst)
+    report.urls += crawl.visited
+    if crawl.other_hosts:
+        _warn(report, say, f"note: {crawl.other_hosts} links to other sites were not followed")
+
+
+def add_item(batch: Batch, item: Item, report: IngestReport, say: Notify, dayfirst: bool) -> None:
+    """Validate one raw record into `batch`; an invalid one is a problem of `report`."""
     try:
         record = record_from_mapping(item.data, dayfirst=dayfirst)
     except InvalidRecord as e:
+        batch.failed_sources.add(item.path)
         _problem(report, say, f"{item.place}: {e.reason}")
         return
     earlier = batch.places.get(record.id)
     if earlier is not None:
-        if fmt == "listing" and is_teaser_of(record.body, batch.records[record.id].body):
+        if item.teaser and is_shorter(record.body, batch.records[record.id].body):
             report.kept_longer += 1
-            _warn(report, say, f"{item.place}: warning: post {record.id!r} is a teaser of the longer body at "
-                               f"{earlier}; kept the longer body")
+            if not is_url(item.path):  # a crawl keeps every teaser aside for its page: counted, not told
+                _warn(report, say, f"{item.place}: warning: post {record.id!r} is a teaser of the longer body at "
+                                   f"{earlier}; kept the longer body")
             return
-        _warn(report, say, f"{item.place}: warning: id {record.id!r} also at {earlier}; the last one wins")
+        if record.id not in batch.teasers or item.teaser:
+            _warn(report, say, f"{item.place}: warning: id {record.id!r} also at {earlier}; the last one wins")
         del batch.records[record.id]  # re-insert so the order is that of the winner
     batch.records[record.id] = record
     batch.places[record.id] = item.place
-    if fmt == "listing":
-        batch.from_listing.add(record.id)
+    batch.sources[record.id] = item.path
+    if item.teaser:
+        batch.teasers.add(record.id)
     else:
-        batch.from_listing.discard(record.id)
+        batch.teasers.discard(record.id)
+
+
+def is_shorter(teaser: str, body: str) -> bool:
+    """Whether a teaser's text is no longer than a body, spacing aside (a listing joins lines as
+    the post's page does not): a teaser never replaces a body at least as long, the post's own."""
+    return len(" ".join(teaser.split())) <= len(" ".join(body.split()))
 
 
 def _warn(report: IngestReport, say: Notify, line: str) -> None:
@@ -164,8 +217,8 @@ def _warn(report: IngestReport, say: Notify, line: str) -> None:
     say(line)
 
 
-def _problem(report: IngestReport, say: Notify, line: str) -> None:
-    report.invalid += 1
+def _problem(report: IngestReport, say: Notify, line: str, *, invalid: bool = True) -> None:
+    report.invalid += invalid
     if len(report.problems) < KEPT_LINES:
         report.problems.append(line)
     say(line)
@@ -188,6 +241,12 @@ def write_batch(
             ix = store.open_for_writing()
             existing = fingerprints(ix)
         kept = _keep_longer_bodies(ix, batch, existing, report, say) if ix is not None and existing else set()
+        # Posts of pages that answered 304: unchanged, and kept by a rebuild as the index holds them.
+        not_modified = {i for i in batch.unchanged if i in existing and i not in batch.records}
+        report.unchanged += len(not_modified)
+        if rebuild and not_modified and ix is not None:
+            batch.records.update(_stored(ix, not_modified))
+            kept |= not_modified
         for post_id, record in batch.records.items():
             if post_id in kept:
                 continue
@@ -225,22 +284,20 @@ def write_batch(
 
 def _keep_longer_bodies(ix, batch: Batch, existing: dict[str, bytes], report: IngestReport,
                         say: Notify) -> set[str]:
-    """Put back the stored post wherever the batch has only a listing's teaser of its body.
-
-    A listing shows the start of each post; read again, it must not cut the posts short.
-    Only records from a listing, and only when their body is the start of the stored one
-    (listing.is_teaser_of), so a shorter correction from any other source is applied.
-    """
-    candidates = {post_id for post_id in batch.from_listing
+    """Put back the stored post wherever the batch has only a teaser (a listing's, a feed's summary)
+    shorter than the stored body: read again, a listing or a feed must not cut posts short."""
+    candidates = {post_id for post_id in batch.teasers
                   if post_id in existing and existing[post_id] != batch.records[post_id].fingerprint}
     kept = set()
     for post_id, stored in _stored(ix, candidates).items():
-        if is_teaser_of(batch.records[post_id].body, stored.body):
+        if is_shorter(batch.records[post_id].body, stored.body):
+            place = batch.places[post_id]
             batch.records[post_id] = stored
             kept.add(post_id)
             report.kept_longer += 1
-            _warn(report, say, f"{batch.places[post_id]}: warning: post {post_id!r} is a teaser of the longer body "
-                               "in the index; kept the longer body")
+            if not is_url(batch.sources[post_id]):
+                _warn(report, say, f"{place}: warning: post {post_id!r} is a teaser of the longer body in the "
+                                   "index; kept the longer body")
     return kept
 
 

@@ -102,20 +102,3 @@ def _body(lines: list[str]) -> str:
         elif not CHROME.match(line):
             paragraphs[-1].append(line.strip())
     return "\n\n".join("\n".join(p) for p in paragraphs if p)
-
-
-# "…" or "..." where a blog cut the post short for its listing.
-# How excerpts end: "...", "…", WordPress's "[…]" and "[&hellip;]", "(...)".
-_ELLIPSIS = re.compile(r"\s*[\[(]?(?:\.\.\.|…|&hellip;)[\])]?\s*$")
-
-
-def is_teaser_of(teaser: str, body: str) -> bool:
-    """Whether `teaser`, a listing's body, is `body` cut short: the same text up to where it
-    stops (maybe mid-word, maybe with an ellipsis), line breaks and spacing aside.
-
-    A listing joins and drops lines differently from the post's own page, hence the
-    whitespace; a different word anywhere makes it a different text (a correction), not a teaser.
-    """
-    short = " ".join(_ELLIPSIS.sub("", teaser).split())
-    full = " ".join(body.split())
-    return bool(short) and len(full) > len(short) and full.startswith(short)

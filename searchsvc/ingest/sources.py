@@ -23,7 +23,9 @@ from typing import Any
 import yaml
 
 from searchsvc.ingest.bounded import DEFAULT_LIMITS, BoundedInput, Limits, TooLarge
+from searchsvc.ingest.feeds import NotAFeed, read_feed
 from searchsvc.ingest.listing import MAX_LISTING_BYTES, ListingProblem, parse_listing
+from searchsvc.ingest.pages import NotAPage, read_page
 from searchsvc.records import leaves
 from searchsvc.settings import show_size
 
@@ -34,6 +36,11 @@ FORMATS = {
     ".csv": "csv",
     ".md": "markdown",
     ".txt": "listing",
+    ".rss": "feed",
+    ".atom": "feed",
+    ".xml": "feed",
+    ".html": "html",
+    ".htm": "html",
 }
 SUPPORTED = " ".join(FORMATS) + " (each optionally .gz)"
 
@@ -43,11 +50,16 @@ csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
 
 @dataclass(frozen=True)
 class Item:
-    """A raw record read from `path` at `line` (1-based; None when a file is one record)."""
+    """A raw record read from `path` at `line` (1-based; None when a file is one record).
+
+    `teaser`: its body may be only the start of the post (a listing's, a feed's summary), so it
+    never replaces a longer body of the same post (ingest/batch.py).
+    """
 
     path: str
     line: int | None
     data: Any
+    teaser: bool = False
 
     @property
     def place(self) -> str:
@@ -222,6 +234,10 @@ def read_source(
         return
     except (OSError, EOFError, zlib.error) as e:
         yield Problem(source.path, None, f"cannot read: {_os_reason(e)}")
+        return
+    if source.format in BYTE_READERS:
+        # Feeds and pages say their own encoding (an XML declaration, a <meta charset>).
+        yield from BYTE_READERS[source.format](source.path, bytes(data))
         return
     try:
         text, partly_utf8 = _decoded(data, source.format)
@@ -524,8 +540,36 @@ def _read_listing(path: str, text: str) -> Iterator[Item | Problem]:
         if isinstance(found, ListingProblem):
             yield Problem(path, found.line, found.message)
         else:
-            yield Item(path, found.line, found.data)
+            yield Item(path, found.line, found.data, teaser=True)
 
+
+def _read_feed(path: str, content: bytes) -> Iterator[Item | Problem]:
+    if _SITEMAP.search(content[:4096]):
+        yield Problem(path, None, "a sitemap lists pages but holds no posts: `searchsvc follow URL` reads the "
+                                  "pages of a sitemap on the web")
+        return
+    try:
+        for entry in read_feed(content):
+            yield Item(path, entry.line, entry.data, teaser=entry.teaser)
+    except NotAFeed as e:
+        yield Problem(path, None, str(e))
+
+
+_SITEMAP = re.compile(rb"<(?:[A-Za-z0-9_]+:)?(?:urlset|sitemapindex)[\s>]")
+
+
+def _read_html(path: str, content: bytes) -> Iterator[Item | Problem]:
+    """One post, or a listing's teasers (each at the line its block starts on)."""
+    try:
+        page = read_page(content)
+    except NotAPage as e:
+        yield Problem(path, None, str(e))
+        return
+    for record in page.records:
+        yield Item(path, record.line, record.data, teaser=record.teaser)
+
+
+BYTE_READERS: dict[str, Callable[[str, bytes], Iterator[Item | Problem]]] = {"feed": _read_feed, "html": _read_html}
 
 READERS: dict[str, Callable[[str, str], Iterator[Item | Problem]]] = {
     "json": _read_json, "csv": _read_csv, "markdown": _read_markdown, "listing": _read_listing,

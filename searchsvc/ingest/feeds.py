@@ -1,0 +1,108 @@
+"""Feeds: RSS 0.9x/1.0/2.0 and Atom 0.3/1.0 through feedparser, one raw record per entry.
+
+An entry's full content (`content:encoded`, Atom's `<content>`) is its body; an entry with only
+a summary (`<description>`, `<summary>`) is a teaser of its post, replaced when the post's page
+arrives and never replacing a longer body (ingest/batch.py). HTML content becomes text with
+paragraphs kept; content of type text/markdown stays Markdown (`body_format: markdown`).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import feedparser
+
+from searchsvc.dates import parse_date
+from searchsvc.errors import InvalidDate
+from searchsvc.ingest.pages import html_text
+
+# A feed's entries start at these tags: where each entry's line is, for FILE:LINE messages.
+_ENTRY = re.compile(rb"<(?:[A-Za-z0-9_]+:)?(?:item|entry)[\s>/]")
+_FEED_ROOT = re.compile(rb"<(?:[A-Za-z0-9_]+:)?(?:rss|feed|RDF)[\s>]")
+
+
+@dataclass(frozen=True)
+class FeedEntry:
+    """A raw record from a feed entry, the line it starts on, and whether its body is a teaser."""
+
+    line: int | None
+    data: dict[str, Any]
+    teaser: bool
+
+
+class NotAFeed(Exception):
+    """Bytes that feedparser cannot read as a feed."""
+
+
+def looks_like_feed(content: bytes) -> bool:
+    """Whether the start of `content` is an RSS, RDF or Atom root element."""
+    return _FEED_ROOT.search(content[:4096]) is not None
+
+
+def read_feed(content: bytes, url: str | None = None) -> Iterator[FeedEntry]:
+    """The entries of a feed, in the feed's order. Raises NotAFeed for anything else."""
+    parsed = feedparser.parse(content, response_headers={"content-location": url} if url else None,
+                              sanitize_html=True, resolve_relative_uris=True)
+    if not parsed.version and not parsed.entries:
+        reason = parsed.get("bozo_exception")
+        raise NotAFeed(f"not an RSS or Atom feed ({reason})" if reason else "not an RSS or Atom feed")
+    lines = [content.count(b"\n", 0, m.start()) + 1 for m in _ENTRY.finditer(content)]
+    for n, entry in enumerate(parsed.entries):
+        yield _entry(entry, lines[n] if n < len(lines) and len(lines) == len(parsed.entries) else None)
+
+
+def _entry(entry: Any, line: int | None) -> FeedEntry:
+    data: dict[str, Any] = {"title": _text(entry.get("title_detail"), entry.get("title"))}
+    link = entry.get("link")
+    if link and urlsplit(link).scheme in ("http", "https"):
+        data["url"] = link
+    date = _date(entry)
+    if date:
+        data["date"] = date
+    author = entry.get("author")
+    if author:
+        data["author"] = author
+    content = entry.get("content") or []
+    full = next((c for c in content if (c.get("value") or "").strip()), None)
+    teaser = full is None
+    detail = full or entry.get("summary_detail") or {}
+    value = detail.get("value") or ("" if full else entry.get("summary", ""))
+    kind = (detail.get("type") or "text/html").lower()
+    if kind in ("text/markdown", "text/x-markdown"):
+        data["body"] = value
+        data["body_format"] = "markdown"
+    else:
+        data["body"] = html_text(value) if "html" in kind else value
+    return FeedEntry(line, data, teaser)
+
+
+def _text(detail: Any, value: str | None) -> str | None:
+    if value is None:
+        return None
+    if detail and "html" in (detail.get("type") or ""):
+        return " ".join(html_text(value).split())
+    return value
+
+
+def _date(entry: Any) -> str | None:
+    """The entry's date as written (published, else updated), or feedparser's reading of it in
+    UTC when it is written in a way only feedparser knows."""
+    for key in ("published", "updated", "created"):
+        written = entry.get(key)
+        if written:
+            parsed = entry.get(f"{key}_parsed")
+            return written if parsed is None or _readable(written) else time.strftime("%Y-%m-%dT%H:%M:%SZ", parsed)
+    return None
+
+
+def _readable(text: str) -> bool:
+    try:
+        parse_date(text, finest_required="day")
+    except InvalidDate:
+        return False
+    return True

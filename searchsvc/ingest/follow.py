@@ -1,0 +1,298 @@
+"""From a URL to posts: one feed or page (`ingest URL`), or a feed, sitemap or listing and the post
+pages it links to (`follow URL`).
+
+What a crawl visits is bounded: only the host of the URL it started from, only the post pages
+a feed, sitemap or listing links to (and a listing's next pages), at most `max_pages` requests.
+Teasers (a listing's, a feed's summaries) are handed out after every page was tried, with the
+address of the page their link led to, so the batch sees each teaser after its post's full body
+and keeps the longer one. A page that fails leaves its teaser, and the crawl goes on.
+
+Conditional requests: `FetchState` keeps each fetched URL's ETag and Last-Modified, what it was
+(a feed, a listing ...), the links it gave and the ids of the posts it gave, in
+`searchsvc-fetched.json` in the index folder (JSON, written after a commit). A URL answered
+with 304 gives its posts as the index has them (`Unchanged`), and its stored links are followed
+again; a URL whose posts are no longer all in the index is fetched unconditionally.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections import deque
+from collections.abc import Callable, Collection, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import lxml.etree
+
+from searchsvc.ingest.feeds import NotAFeed, looks_like_feed, read_feed
+from searchsvc.ingest.fetch import Fetched, Fetcher, FetchError
+from searchsvc.ingest.pages import NotAPage, read_page
+from searchsvc.ingest.sources import Item, Notice, Problem
+
+STATE_FILE = "searchsvc-fetched.json"
+STATE_VERSION = 1
+MAX_STATE_BYTES = 64 * 1024 * 1024
+DEFAULT_MAX_PAGES = 5000
+MAX_SITEMAP_DEPTH = 3  # a sitemap index of sitemap indexes of sitemaps
+
+
+def is_url(text: str) -> bool:
+    return urlsplit(text).scheme.lower() in ("http", "https") and bool(urlsplit(text).netloc)
+
+
+@dataclass(frozen=True)
+class Unchanged:
+    """A URL that answered 304: its posts are the ones the index holds under `ids`."""
+
+    url: str
+    ids: tuple[str, ...]
+
+
+@dataclass
+class _Seen:
+    etag: str | None
+    last_modified: str | None
+    kind: str  # "feed", "sitemap", "listing", "page"
+    links: list[str] = field(default_factory=list)  # post pages it links to
+    more: list[str] = field(default_factory=list)  # next listing pages, nested sitemaps
+    ids: list[str] = field(default_factory=list)
+    post_url: str | None = None  # a post page's own address (after redirects, or its canonical link)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"etag": self.etag, "last_modified": self.last_modified, "kind": self.kind, "links": self.links,
+                "more": self.more, "ids": self.ids, "post_url": self.post_url}
+
+    @classmethod
+    def from_json(cls, data: Any) -> _Seen | None:
+        try:
+            seen = cls(data.get("etag"), data.get("last_modified"), str(data["kind"]), list(data.get("links", [])),
+                       list(data.get("more", [])), list(data.get("ids", [])), data.get("post_url"))
+        except (AttributeError, KeyError, TypeError):
+            return None
+        fields = (seen.etag, seen.last_modified, seen.post_url, *seen.links, *seen.more, *seen.ids)
+        return seen if all(v is None or isinstance(v, str) for v in fields) else None
+
+
+class FetchState:
+    """What earlier runs fetched, for conditional requests; this run's answers wait in `fetched`
+    until `save` (called after the commit, so a failed ingest never skips a page next time)."""
+
+    def __init__(self, path: Path | None):
+        self.path = path
+        self.known: dict[str, _Seen] = {}
+        self.fetched: dict[str, _Seen] = {}
+        self.problem: str | None = None
+        if path is not None and path.is_file():
+            self._load(path)
+
+    def _load(self, path: Path) -> None:
+        try:
+            if path.stat().st_size > MAX_STATE_BYTES:
+                raise ValueError("too large")
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if data.get("version") != STATE_VERSION:
+                raise ValueError(f"version {data.get('version')!r}")
+            urls = data["urls"]
+            self.known = {u: s for u, d in urls.items() if isinstance(u, str) and (s := _Seen.from_json(d))}
+        except (OSError, ValueError, KeyError, AttributeError, TypeError) as e:
+            self.problem = f"{path}: warning: not read ({e}); every page is fetched in full"
+            self.known = {}
+
+    def save(self, ids_by_url: dict[str, list[str]], failed: Collection[str]) -> None:
+        """Keep this run's answers, except those of URLs whose posts were not all valid."""
+        if self.path is None:
+            return
+        merged = dict(self.known)
+        for url, seen in self.fetched.items():
+            if url in failed:
+                merged.pop(url, None)
+                continue
+            if seen.kind in ("page", "feed", "listing"):
+                seen.ids = ids_by_url.get(url, seen.ids)
+            merged[url] = seen
+        text = json.dumps({"version": STATE_VERSION, "urls": {u: s.to_json() for u, s in merged.items()}},
+                          ensure_ascii=False, sort_keys=True)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=self.path.parent, prefix=".fetched-", suffix=".tmp")
+        try:
+            with os.fdopen(handle, "w", encoding="utf-8") as out:
+                out.write(text)
+            os.replace(temporary, self.path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+
+
+@dataclass
+class _Visit:
+    url: str
+    role: str  # "start", "page" (a post page linked from a feed, listing or sitemap), "listing", "sitemap"
+    host: str
+    depth: int = 0
+    link: str | None = None  # the address a teaser linked to (this visit's first URL)
+
+
+@dataclass
+class Crawl:
+    """One run over some URLs; `read` yields what `ingest.batch` adds (Items, Problems, Unchanged)."""
+
+    fetcher: Fetcher
+    state: FetchState
+    follow: bool = False
+    known_ids: Collection[str] = ()
+    max_pages: int = DEFAULT_MAX_PAGES
+    on_url: Callable[[str, int], None] | None = None  # (url, URLs still queued), for a progress bar
+    other_hosts: int = 0  # links not followed because they lead to another site
+    visited: int = 0  # URLs fetched or tried
+
+    def read(self, urls: Iterable[str]) -> Iterator[Item | Problem | Notice | Unchanged]:
+        queue: deque[_Visit] = deque(_Visit(u, "start", _host(u)) for u in urls)
+        queued = {v.url for v in queue}
+        teasers: list[tuple[Item, str | None]] = []
+        final: dict[str, str] = {}  # a teaser's link -> the address of the post its page gave
+
+        def enqueue(url: str, role: str, origin: _Visit, link: str | None = None) -> None:
+            if url in queued:
+                return
+            if _host(url) != origin.host:
+                self.other_hosts += 1
+                return
+            queued.add(url)
+            queue.append(_Visit(url, role, origin.host, origin.depth + (role == "sitemap"), link))
+
+        while queue:
+            visit = queue.popleft()
+            if self.visited >= self.max_pages:
+                yield Notice(visit.url, f"not fetched: the crawl stopped at --max-pages {self.max_pages} "
+                                        f"({len(queue) + 1} addresses left)")
+                break
+            self.visited += 1
+            if self.on_url:
+                self.on_url(visit.url, len(queue))
+            for found in self._visit(visit, enqueue, final):
+                if isinstance(found, Item) and found.teaser:
+                    teasers.append((found, found.data.get("url")))
+                else:
+                    yield found
+        for item, link in teasers:
+            target = final.get(link) if link else None
+            if target and target != link:
+                item = Item(item.path, item.line, {**item.data, "url": target}, teaser=True)
+            yield item
+
+    def _visit(self, visit: _Visit, enqueue: Callable[..., None],
+               final: dict[str, str]) -> Iterator[Item | Problem | Notice | Unchanged]:
+        url = visit.url
+        before = self.state.known.get(url)
+        usable = before is not None and all(i in self.known_ids for i in before.ids)
+        try:
+            fetched = self.fetcher.fetch(url, etag=before.etag if usable else None,
+                                         last_modified=before.last_modified if usable else None)
+        except FetchError as e:
+            yield Problem(e.url, None, e.reason)
+            return
+        if fetched.not_modified and before is not None:
+            self.state.fetched[url] = before
+            yield Unchanged(url, tuple(before.ids))
+            if visit.link and before.post_url:
+                final[visit.link] = before.post_url  # the teaser's post is the one the index holds
+            if self.follow:
+                self._follow(before, visit, enqueue)
+            return
+        seen = _Seen(fetched.etag, fetched.last_modified, "page")
+        try:
+            yield from self._read(fetched, visit, seen, final)
+        except (NotAFeed, NotAPage, _NotReadable) as e:
+            yield Problem(url, None, str(e))
+            return
+        self.state.fetched[url] = seen
+        if fetched.url != url:
+            self.state.fetched[fetched.url] = seen
+        if self.follow:
+            self._follow(seen, visit, enqueue)
+
+    def _read(self, fetched: Fetched, visit: _Visit, seen: _Seen,
+              final: dict[str, str]) -> Iterator[Item | Problem | Notice]:
+        kind = _kind_of(fetched)
+        url = visit.url
+        if kind == "feed":
+            seen.kind = "feed"
+            for entry in read_feed(fetched.content, fetched.url):
+                yield Item(url, entry.line, entry.data, teaser=entry.teaser)
+                if entry.teaser and entry.data.get("url"):
+                    seen.links.append(entry.data["url"])
+        elif kind == "sitemap":
+            seen.kind = "sitemap"
+            pages, sitemaps = _read_sitemap(fetched.content)
+            seen.links, seen.more = pages, sitemaps
+            if not self.follow:
+                yield Problem(url, None, "a sitemap lists pages but holds no posts: `searchsvc follow` reads "
+                                         "the pages it lists")
+        elif kind == "html":
+            page = read_page(fetched.content, fetched.url)
+            if page.listing:
+                seen.kind = "listing"
+                seen.links, seen.more = page.post_links, page.next_pages
+                for record in page.records:
+                    yield Item(url, None, record.data, teaser=True)
+            else:
+                record = page.records[0]
+                if not record.data.get("url"):
+                    record.data["url"] = fetched.url
+                seen.post_url = record.data["url"]
+                if visit.link:
+                    final[visit.link] = seen.post_url
+                yield Item(url, None, record.data, teaser=record.teaser)
+        else:
+            raise _NotReadable(f"not a web page or feed (Content-Type: {fetched.content_type or 'none'})")
+
+    def _follow(self, seen: _Seen, visit: _Visit, enqueue: Callable[..., None]) -> None:
+        for link in seen.links:
+            enqueue(link, "page", visit, link=link)
+        if seen.kind == "listing":
+            for more in seen.more:
+                enqueue(more, "listing", visit)
+        elif seen.kind == "sitemap" and visit.depth < MAX_SITEMAP_DEPTH:
+            for more in seen.more:
+                enqueue(more, "sitemap", visit)
+
+
+class _NotReadable(Exception):
+    pass
+
+
+def _host(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def _kind_of(fetched: Fetched) -> str | None:
+    """"feed", "sitemap", "html" or None, by the Content-Type and, for XML, the root element."""
+    kind = fetched.content_type.split(";", 1)[0].strip().lower()
+    start = fetched.content[:4096].lstrip()
+    if kind in ("text/html", "application/xhtml+xml") and not looks_like_feed(start[:200]):
+        return "html"
+    if b"<urlset" in start or b"<sitemapindex" in start:
+        return "sitemap"
+    if looks_like_feed(start) or kind in ("application/rss+xml", "application/atom+xml", "application/rdf+xml"):
+        return "feed"
+    if not kind and start[:1] == b"<":
+        return "html"
+    return None
+
+
+def _read_sitemap(content: bytes) -> tuple[list[str], list[str]]:
+    """The page addresses of a sitemap and the sitemaps of a sitemap index (no entities, no network)."""
+    parser = lxml.etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False, recover=False)
+    try:
+        root = lxml.etree.fromstring(content, parser)
+    except lxml.etree.XMLSyntaxError as e:
+        raise _NotReadable(f"not a valid sitemap: {e}") from None
+    locs = [(el.getparent(), (el.text or "").strip()) for el in root.iter("{*}loc")]
+    pages = [loc for parent, loc in locs if is_url(loc) and lxml.etree.QName(parent).localname == "url"]
+    sitemaps = [loc for parent, loc in locs if is_url(loc) and lxml.etree.QName(parent).localname == "sitemap"]
+    return pages, sitemaps

@@ -1,0 +1,264 @@
+"""Web pages: a saved or fetched HTML page is one post, or a listing of teasers of many.
+
+A post page goes through trafilatura (main text without menus, sidebars and footers; title,
+author; the date through htmldate). A listing page (a blog's front page, a Drupal view, a
+WordPress archive) would come out of trafilatura as its first teaser only, so it is recognised
+first, by its shape: two or more blocks (`<article>`, or Drupal's and WordPress's teaser and
+row classes), each with a heading that links to the post. Each block is a teaser of its post:
+a record whose body is only the start of the post (`teaser=True`), replaced when the post's own
+page arrives (ingest/batch.py).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urldefrag, urljoin, urlsplit
+
+import lxml.etree
+import lxml.html
+import trafilatura
+
+from searchsvc.ingest.listing import CHROME, DATE_LINE
+
+# Blocks of a listing: each one post's teaser. Class names of Drupal (node-teaser, views-row),
+# WordPress (type-post, hentry) and microformats (h-entry).
+_BLOCK_CLASSES = {"node-teaser", "teaser", "views-row", "type-post", "hentry", "h-entry", "post-teaser",
+                  "entry", "post", "node"}
+_HEADINGS = ("h1", "h2", "h3", "h4")
+# Parts of a teaser block that are not its text: the byline and date, links, comment counts.
+_NOT_TEXT_CLASSES = {"submitted", "links", "meta", "byline", "author", "date", "entry-meta", "post-meta",
+                     "node-readmore", "tags", "field-name-field-tags", "entry-footer", "comments"}
+_BLOCK_TAGS = {"p", "div", "li", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "pre", "tr", "article",
+               "section", "header", "footer", "ul", "ol", "table", "dd", "dt", "figcaption", "br"}
+
+
+@dataclass(frozen=True)
+class PageRecord:
+    """A raw post record read from a page, and whether its body is only a teaser."""
+
+    data: dict[str, Any]
+    teaser: bool = False
+    line: int | None = None  # where a listing's teaser starts in the page
+
+
+@dataclass
+class ReadPage:
+    """What a page held: posts (one, or a listing's teasers), and the links a crawler follows."""
+
+    records: list[PageRecord] = field(default_factory=list)
+    listing: bool = False
+    post_links: list[str] = field(default_factory=list)  # each teaser's post page
+    next_pages: list[str] = field(default_factory=list)  # the listing's pager
+
+
+class NotAPage(Exception):
+    """HTML with no text to read."""
+
+
+def read_page(content: bytes | str, url: str | None = None) -> ReadPage:
+    """The posts of an HTML page; `url` is where it came from (links are resolved against it)."""
+    try:
+        tree = lxml.html.document_fromstring(content)
+    except (lxml.etree.ParserError, ValueError) as e:
+        raise NotAPage(f"not an HTML page: {e or 'empty'}") from None
+    base = _base_url(tree, url)
+    blocks = _listing_blocks(tree)
+    if len(blocks) >= 2 or (blocks and _is_teaser(blocks[0][0])):
+        return _read_listing(blocks, base)
+    return ReadPage(records=[_read_post(tree, url, base)])
+
+
+def _base_url(tree: lxml.html.HtmlElement, url: str | None) -> str | None:
+    for element in tree.iter("base"):
+        href = element.get("href")
+        if href:
+            return urljoin(url or "", href)
+    return url
+
+
+# -- a post page -------------------------------------------------------------------------------
+
+def _read_post(tree: lxml.html.HtmlElement, url: str | None, base: str | None) -> PageRecord:
+    canonical = _canonical(tree, base)
+    document = trafilatura.bare_extraction(
+        tree, url=url, with_metadata=True, include_comments=False, include_tables=True, favor_precision=True,
+        date_extraction_params={"outputformat": "%Y-%m-%dT%H:%M:%S", "original_date": True,
+                                "extensive_search": False},
+    )
+    if document is None or not (document.text or "").strip():
+        raise NotAPage("no text found in the page")
+    title = (document.title or "").strip()
+    lines = [line.strip() for line in document.text.split("\n") if line.strip()]
+    # trafilatura keeps the post's own heading and Drupal's "submitted" line at the top of the text.
+    if lines and title and _same_text(lines[0], title):
+        lines.pop(0)
+    if lines and DATE_LINE.match(lines[0]):
+        lines.pop(0)
+    data: dict[str, Any] = {"title": title or None, "body": "\n\n".join(lines)}
+    if document.date:
+        data["date"] = document.date
+    if document.author:
+        data["author"] = document.author
+    page_url = canonical or url
+    if page_url and urlsplit(page_url).scheme in ("http", "https"):
+        data["url"] = page_url
+    return PageRecord(data)
+
+
+def _canonical(tree: lxml.html.HtmlElement, base: str | None) -> str | None:
+    """The page's `<link rel="canonical">`, if it is an http(s) address."""
+    for element in tree.iter("link"):
+        if "canonical" in (element.get("rel") or "").lower().split() and element.get("href"):
+            found = urldefrag(urljoin(base or "", element.get("href").strip()))[0]
+            if urlsplit(found).scheme in ("http", "https") and urlsplit(found).netloc:
+                return found
+    return None
+
+
+def _same_text(a: str, b: str) -> bool:
+    return " ".join(a.split()).casefold() == " ".join(b.split()).casefold()
+
+
+# -- a listing ---------------------------------------------------------------------------------
+
+def _classes(element: lxml.html.HtmlElement) -> set[str]:
+    return set((element.get("class") or "").split())
+
+
+def _listing_blocks(tree: lxml.html.HtmlElement) -> list[tuple[lxml.html.HtmlElement, lxml.html.HtmlElement]]:
+    """(block, its heading link) of each teaser, outermost blocks first dropped for innermost."""
+    found = []
+    for heading in tree.iter(*_HEADINGS):
+        link = next((a for a in heading.iter("a") if a.get("href")), None)
+        if link is None:
+            continue
+        block = next((up for up in heading.iterancestors()
+                      if up.tag == "article" or _classes(up) & _BLOCK_CLASSES), None)
+        if block is not None and all(block is not b for b, _ in found):
+            found.append((block, link))
+    # A page whose one article holds headings of its own (a post with linked sub-headings) is not a
+    # listing: every block must hold one heading link only.
+    blocks = [(b, a) for b, a in found if sum(1 for h in b.iter(*_HEADINGS) if h.find(".//a[@href]") is not None) == 1]
+    hrefs = {a.get("href") for _, a in blocks}
+    return blocks if len(hrefs) == len(blocks) else []
+
+
+# A block that says it is a teaser: the last page of a listing may hold only one.
+_TEASER_CLASSES = {"node-teaser", "teaser", "views-row", "post-teaser"}
+_READ_MORE = re.compile(r"^\s*(read more|continue reading|more)\b", re.IGNORECASE)
+
+
+def _is_teaser(block: Any) -> bool:
+    if _classes(block) & _TEASER_CLASSES or any(_classes(up) & _TEASER_CLASSES for up in block.iterancestors()):
+        return True
+    return any(_READ_MORE.match(a.text_content() or "") for a in block.iter("a"))
+
+
+def _read_listing(blocks: list[tuple[Any, Any]], base: str | None) -> ReadPage:
+    page = ReadPage(listing=True)
+    for block, link in blocks:
+        href = urldefrag(urljoin(base or "", link.get("href").strip()))[0]
+        data: dict[str, Any] = {"title": " ".join(link.text_content().split()) or None}
+        if urlsplit(href).scheme in ("http", "https") and urlsplit(href).netloc:
+            data["url"] = href
+            page.post_links.append(href)
+        text = block_text(block)
+        date, author = _byline(block)
+        if date:
+            data["date"] = date
+        if author:
+            data["author"] = author
+        lines = [line for line in text.split("\n\n") if not DATE_LINE.match(line)
+                 and not _same_text(line, data["title"] or "") and not CHROME.match(line)]
+        data["body"] = "\n\n".join(lines)
+        page.records.append(PageRecord(data, teaser=True, line=block.sourceline))
+    page.next_pages = _pager(blocks[0][0].getroottree().getroot(), base)
+    return page
+
+
+def _byline(block: Any) -> tuple[str | None, str | None]:
+    """The teaser's date and author: Drupal's "date -- author" line, else `<time>` and an author link."""
+    for element in block.iter():
+        if isinstance(element.tag, str) and _classes(element) & _NOT_TEXT_CLASSES:
+            match = DATE_LINE.match(" ".join(element.text_content().split()))
+            if match:
+                return match["date"], match["author"]
+    date = None
+    for element in block.iter("time"):
+        date = element.get("datetime") or element.text_content().strip() or None
+        break
+    if date is None:
+        for element in block.iter():
+            if "dc:date" in (element.get("property") or "") and element.get("content"):
+                date = element.get("content")
+                break
+    author = None
+    for element in block.iter("a", "span"):
+        if element.get("rel") == "author" or _classes(element) & {"username", "author", "fn", "p-author"}:
+            author = " ".join(element.text_content().split()) or None
+            break
+    return date, author
+
+
+def _pager(root: Any, base: str | None) -> list[str]:
+    """The listing's next page: a `rel="next"` link, or a pager link reading "next"."""
+    found = []
+    for element in root.iter("a", "link"):
+        rel = (element.get("rel") or "").lower().split()
+        label = " ".join(element.text_content().split()).lower() if element.tag == "a" else ""
+        if element.get("href") and ("next" in rel or re.match(r"^(next|older)\b|^next ›|›$|»$", label)):
+            if label in ("last »", "»"):
+                continue
+            href = urldefrag(urljoin(base or "", element.get("href").strip()))[0]
+            if urlsplit(href).scheme in ("http", "https") and href not in found:
+                found.append(href)
+    return found
+
+
+def block_text(element: Any) -> str:
+    """The text of an element as paragraphs separated by blank lines, without the parts of a
+    teaser that are not its text (headings, bylines, link lists), scripts and styles."""
+    parts: list[str] = []
+    current: list[str] = []
+
+    def flush() -> None:
+        line = " ".join("".join(current).split())
+        if line:
+            parts.append(line)
+        current.clear()
+
+    def walk(node: Any, top: bool) -> None:
+        if not isinstance(node.tag, str) or node.tag in ("script", "style", "noscript", "template"):
+            if node.tail and not top:
+                current.append(node.tail)
+            return
+        skip = _classes(node) & _NOT_TEXT_CLASSES or node.tag in ("nav", "form")
+        block = node.tag in _BLOCK_TAGS
+        if block:
+            flush()
+        if not skip:
+            if node.text:
+                current.append(node.text)
+            for child in node:
+                walk(child, False)
+        if block:
+            flush()
+        if node.tail and not top:
+            current.append(node.tail)
+
+    walk(element, True)
+    flush()
+    return "\n\n".join(parts)
+
+
+def html_text(fragment: str) -> str:
+    """The text of an HTML fragment (a feed's content), paragraphs separated by blank lines."""
+    if not fragment.strip():
+        return ""
+    try:
+        root = lxml.html.fragment_fromstring(fragment, create_parent="div")
+    except (lxml.etree.ParserError, ValueError):
+        return fragment
+    return block_text(root)
