@@ -138,12 +138,14 @@ def _submitted(post: Post) -> str:
             f"{html.escape(post.author)}</a></div>")
 
 
-def post_page(post: Post) -> bytes:
+def post_page(post: Post, base: str | None = None) -> bytes:
     main = (f'<article class="node node-blog node-full"><h1 class="title">{html.escape(post.title)}</h1>'
             f'{_submitted(post)}<div class="content">{_paragraphs(post.body)}</div>'
             '<ul class="links inline"><li><a href="/comment/reply">Add new comment</a></li></ul></article>')
     head = (f'<meta name="author" content="{html.escape(post.author)}">'
             f'<meta property="article:published_time" content="{post.iso}+00:00">')
+    if base:
+        head += f'<link rel="canonical" href="{base}{post.path}">'  # as Drupal 8 and WordPress write it
     return _page(post.title, main, head)
 
 
@@ -317,7 +319,7 @@ def serving(site: Site | None = None) -> Iterator[Site]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(site))
     server.daemon_threads = True
     site.build(f"http://127.0.0.1:{server.server_address[1]}")
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
         yield site

@@ -202,7 +202,8 @@ def test_a_teaser_never_replaces_a_longer_body_but_a_shorter_post_does(searchsvc
     searchsvc("ingest", write("full.jsonl", json.dumps(FULL_POST) + "\n"))
     corrected = write("page.txt", LISTING.replace("two metres", "three metres"))
     result = searchsvc("ingest", corrected)
-    assert result.stdout == "Read 1 file: 1 new, 0 updated, 0 unchanged, 1 teaser kept aside, 0 invalid, 0 skipped files\n"
+    assert result.stdout == ("Read 1 file: 1 new, 0 updated, 0 unchanged, 1 teaser kept aside, 0 invalid, "
+                             "0 skipped files\n")
     bodies = {p["title"]: p["body"] for p in searchsvc.export()}
     assert bodies["A fictional river report"] == FULL_POST["body"]
     shorter = write("short.jsonl", json.dumps({**FULL_POST, "body": "The river rose two metres overnight."}) + "\n")

@@ -76,8 +76,7 @@ class Fetcher:
         self.sleep = sleep
         self.hosts: dict[str, _Host] = {}
         self.requests = 0
-        self.http = urllib3.PoolManager(retries=False, timeout=urllib3.Timeout(connect=timeout, read=timeout),
-                                        headers={"User-Agent": user_agent})
+        self.http = urllib3.PoolManager(retries=False, timeout=urllib3.Timeout(connect=timeout, read=timeout))
 
     def close(self) -> None:
         self.http.clear()
@@ -163,7 +162,8 @@ class Fetcher:
         self.requests += 1
         deadline = host.last_request + self.timeout
         try:
-            response = self.http.request("GET", url, headers=headers, redirect=False, preload_content=False)
+            response = self.http.request("GET", url, headers={**headers, "User-Agent": self.user_agent},
+                                         redirect=False, preload_content=False)
         except urllib3.exceptions.HTTPError as e:
             raise FetchError(url, _reason(e, self.timeout)) from None
         try:

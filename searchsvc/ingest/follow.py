@@ -197,6 +197,8 @@ class Crawl:
             return
         if fetched.not_modified and before is not None:
             self.state.fetched[url] = before
+            if before.kind == "sitemap" and not self.follow:
+                yield Problem(url, None, _SITEMAP_ALONE)
             yield Unchanged(url, tuple(before.ids))
             if visit.link and before.post_url:
                 final[visit.link] = before.post_url  # the teaser's post is the one the index holds
@@ -230,8 +232,7 @@ class Crawl:
             pages, sitemaps = _read_sitemap(fetched.content)
             seen.links, seen.more = pages, sitemaps
             if not self.follow:
-                yield Problem(url, None, "a sitemap lists pages but holds no posts: `searchsvc follow` reads "
-                                         "the pages it lists")
+                yield Problem(url, None, _SITEMAP_ALONE)
         elif kind == "html":
             page = read_page(fetched.content, fetched.url)
             if page.listing:
@@ -259,6 +260,9 @@ class Crawl:
         elif seen.kind == "sitemap" and visit.depth < MAX_SITEMAP_DEPTH:
             for more in seen.more:
                 enqueue(more, "sitemap", visit)
+
+
+_SITEMAP_ALONE = "a sitemap lists pages but holds no posts: `searchsvc follow` reads the pages it lists"
 
 
 class _NotReadable(Exception):

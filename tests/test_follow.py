@@ -1,0 +1,305 @@
+"""Ingesting from the web: `ingest URL`, `follow URL`, feeds and pages as files.
+
+Every network test runs against tests/fixture_site.py on a free loopback port: a Drupal-like
+blog built from the seed's four real posts and plainly synthetic posts by a fictional author.
+Its request log is the ground truth for what was fetched, when, and how.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from fixture_site import SYNTHETIC_AUTHOR, Page, Site, atom_feed, listing_page, post_page, rss_feed, serving
+
+from searchsvc.ingest.fetch import USER_AGENT
+from searchsvc.ingest.follow import STATE_FILE
+
+# Small enough for a quick test, large enough to tell from no delay at all in the server's log.
+DELAY = 0.1
+TIMEOUT = 0.5
+WEB = ("--delay", str(DELAY), "--timeout", str(TIMEOUT))
+
+
+@pytest.fixture
+def site():
+    with serving() as site:
+        yield site
+
+
+def shown(text: str) -> str:
+    """A text as a browser shows it in HTML paragraphs: runs of spaces are one space."""
+    return "\n\n".join(" ".join(p.split()) for p in text.split("\n\n"))
+
+
+def by_title(searchsvc) -> dict[str, dict]:
+    return {p["title"]: p for p in searchsvc.export()}
+
+
+def failures(base: str) -> str:
+    return (f"{base}/content/broken-server: HTTP 500\n"
+            f"{base}/content/slow-post: timed out after {TIMEOUT:g} s\n"
+            f"{base}/private/private-draft: not fetched: robots.txt disallows it\n"
+            f"{base}/files/report-file.pdf: not a web page or feed (Content-Type: application/pdf)\n")
+
+
+def test_follow_a_site_indexes_every_post_with_its_full_body_and_obeys_robots_and_the_delay(searchsvc, site):
+    result = searchsvc("follow", *WEB, site.base + "/")
+    assert result.exit_code == 1  # pages failed
+    assert result.stdout == ("Fetched 12 URLs (0 not modified, 4 failed): 9 new, 0 updated, 0 unchanged, "
+                             "5 teasers kept aside, 0 invalid, 0 skipped files\n")
+    assert result.stderr == failures(site.base)
+    posts = by_title(searchsvc)
+    assert len(posts) == 9
+    # The real posts: their full bodies as the blog's own pages show them, menus and footers left out.
+    for post in site.real:
+        stored = posts[post.title]
+        assert stored["body"] == shown(post.body)
+        assert stored["author"] == "Kanat"
+        assert stored["date"] == post.iso
+        assert stored["url"] == site.base + post.path
+    # The post that moved: its full body, at its new address; the listing's teaser was kept aside.
+    moved = posts["Synthetic post that moved"]
+    assert moved["body"] == site.post("moved-post").body and moved["url"] == site.base + "/content/moved-post-new"
+    # Posts whose page failed keep their teaser (the posts that did arrive are not lost).
+    for slug in ("broken-server", "slow-post", "private-draft", "report-file"):
+        post = site.post(slug)
+        assert posts[post.title]["body"] == post.teaser != post.body
+        assert posts[post.title]["author"] == SYNTHETIC_AUTHOR
+    assert not any("Copyright notice" in p["body"] or "Contact us" in p["body"] for p in posts.values())
+
+    log = site.requests()
+    assert [r.path for r in log][:2] == ["/robots.txt", "/"]
+    assert sum(r.path == "/robots.txt" for r in log) == 1
+    assert not any(r.path.startswith("/private/") for r in log)  # robots.txt said no
+    assert {r.user_agent for r in log} == {USER_AGENT}
+    gaps = [b.at - a.at for a, b in zip(log, log[1:], strict=False)]
+    assert min(gaps) >= DELAY * 0.9, gaps  # one request at a time, DELAY apart (server clock)
+
+
+@pytest.mark.slow  # three crawls, each waiting out the slow page's timeout
+def test_a_second_run_fetches_only_what_changed(searchsvc, site):
+    searchsvc("follow", *WEB, site.base + "/")
+    first = len(site.requests())
+    site.change_post("moved-post", "This is a synthetic test post written for searchsvc's tests, now revised.\n\n"
+                                   "Its second paragraph was revised too: heliotrope.")
+    result = searchsvc("follow", *WEB, site.base + "/")
+    assert result.stdout == ("Fetched 12 URLs (7 not modified, 4 failed): 0 new, 1 updated, 8 unchanged, "
+                             "0 invalid, 0 skipped files\n")
+    assert result.stderr == failures(site.base)
+    again = site.requests()[first:]
+    downloaded = sorted(r.path for r in again if r.status == 200)
+    # The one changed page in full; robots.txt, and the slow page that never finished, are asked each run.
+    assert downloaded == ["/content/moved-post-new", "/content/slow-post", "/files/report-file.pdf", "/robots.txt"]
+    unchanged = [r for r in again if r.status == 304]
+    assert len(unchanged) == 7 and all(r.if_none_match and r.if_modified_since for r in unchanged)
+    assert by_title(searchsvc)["Synthetic post that moved"]["body"].startswith("This is a synthetic test post "
+                                                                               "written for searchsvc's tests, now")
+    # A rebuild from a run of 304s keeps every post as the index holds it.
+    before = searchsvc.export()
+    result = searchsvc("follow", "--rebuild", *WEB, site.base + "/")
+    assert "0 new, 0 updated, 9 unchanged, 0 removed" in result.stdout
+    assert searchsvc.export() == before
+
+
+def test_a_post_deleted_from_the_index_is_fetched_again_not_taken_as_unchanged(searchsvc, site):
+    searchsvc("follow", *WEB, site.base + "/rss.xml")
+    [gone] = [p for p in searchsvc.export() if p["title"] == site.real[3].title]
+    assert searchsvc("delete", gone["id"]).exit_code == 0
+    result = searchsvc("follow", *WEB, site.base + "/rss.xml")
+    assert result.exit_code == 0, result.output
+    assert "1 new, 0 updated, 3 unchanged" in result.stdout
+    assert gone in searchsvc.export()
+
+
+def test_follow_a_feed_fetches_pages_only_for_entries_without_their_full_text(searchsvc, site):
+    result = searchsvc("follow", *WEB, site.base + "/rss.xml")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == ("Fetched 3 URLs (0 not modified, 0 failed): 4 new, 0 updated, 0 unchanged, "
+                             "2 teasers kept aside, 0 invalid, 0 skipped files\n")
+    assert [r.path for r in site.requests()] == ["/robots.txt", "/rss.xml", site.real[2].path, site.real[3].path]
+    posts = by_title(searchsvc)
+    assert {t: p["body"] for t, p in posts.items()} == {p.title: shown(p.body) for p in site.real}
+    # Dates as each source wrote them: the feed's in UTC ("Z"), the pages' as their meta tags give them.
+    assert [posts[p.title]["date"] for p in site.real] == [site.real[0].iso + "Z", site.real[1].iso + "Z",
+                                                             site.real[2].iso, site.real[3].iso]
+
+
+def test_ingest_a_feed_url_reads_the_feed_alone(searchsvc, site):
+    result = searchsvc("ingest", *WEB, site.base + "/atom.xml")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == ("Fetched 1 URL (0 not modified, 0 failed): 4 new, 0 updated, 0 unchanged, 0 invalid, "
+                             "0 skipped files\n")
+    assert [r.path for r in site.requests()] == ["/robots.txt", "/atom.xml"]
+    assert {t: p["body"] for t, p in by_title(searchsvc).items()} == {p.title: shown(p.body) for p in site.real}
+
+
+def test_follow_a_sitemap(searchsvc, site):
+    result = searchsvc("follow", *WEB, site.base + "/sitemap.xml")
+    assert result.exit_code == 1
+    assert result.stderr == (f"{site.base}/private/private-draft: not fetched: robots.txt disallows it\n"
+                             f"{site.base}/content/broken-server: HTTP 500\n")
+    assert {t: p["body"] for t, p in by_title(searchsvc).items()} == {p.title: shown(p.body) for p in site.real}
+    # `ingest` of a sitemap says what to do instead.
+    result = searchsvc("ingest", *WEB, site.base + "/sitemap.xml")
+    assert result.stderr == (f"{site.base}/sitemap.xml: a sitemap lists pages but holds no posts: `searchsvc follow` "
+                             "reads the pages it lists\n")
+
+
+def test_an_unreadable_robots_txt_allows_nothing(searchsvc, site):
+    site.pages["/robots.txt"] = Page(b"down", status=503)
+    result = searchsvc("follow", *WEB, site.base + "/")
+    assert result.exit_code == 1
+    assert result.stderr == (f"{site.base}/: not fetched: robots.txt answered HTTP 503, so nothing is fetched from "
+                             f"{site.base}\n")
+    assert [r.path for r in site.requests()] == ["/robots.txt"]
+    assert searchsvc.export() == []
+
+
+def test_robots_txt_disallowing_us_by_name_and_a_crawl_delay(searchsvc, site):
+    site.pages["/robots.txt"] = Page(b"User-agent: searchsvc\nDisallow: /content/open*\nCrawl-delay: 0.3\n",
+                                     content_type="text/plain")
+    result = searchsvc("follow", "--delay", "0", "--timeout", str(TIMEOUT), site.base + "/rss.xml")
+    assert result.stderr == f"{site.base}{site.real[3].path}: not fetched: robots.txt disallows it\n"
+    log = site.requests()
+    assert min(b.at - a.at for a, b in zip(log, log[1:], strict=False)) >= 0.27
+
+
+def test_the_crawl_stays_on_the_site_and_within_max_pages(searchsvc, site):
+    site.pages["/elsewhere"] = Page(listing_page(site.real[:2], {site.real[0].slug: "http://192.0.2.1/x"}, 0, 1))
+    result = searchsvc("follow", *WEB, site.base + "/elsewhere")
+    assert result.exit_code == 0, result.output
+    assert "note: 1 links to other sites were not followed" in result.stderr
+    assert [r.path for r in site.requests()] == ["/robots.txt", "/elsewhere", site.real[1].path]
+    result = searchsvc("follow", *WEB, "--max-pages", "2", site.base + "/")
+    assert f"{site.base}{site.real[1].path}: not fetched: the crawl stopped at --max-pages 2" in result.stderr
+
+
+def test_redirects_to_other_schemes_and_oversized_answers_are_refused(searchsvc, site):
+    site.pages["/to-file"] = Page(b"", status=302, location="file:///etc/passwd")
+    site.pages["/loop"] = Page(b"", status=302, location="/loop")
+    result = searchsvc("ingest", *WEB, site.base + "/to-file", site.base + "/loop", site.base + "/nothing")
+    assert result.exit_code == 1
+    assert result.stderr == (f"{site.base}/to-file: redirects to 'file:///etc/passwd', which is not an http(s) "
+                             "address\n"
+                             f"{site.base}/loop: more than 5 redirects\n"
+                             f"{site.base}/nothing: HTTP 404\n")
+
+
+def test_a_damaged_fetch_state_is_ignored_with_a_warning(searchsvc, site, index_dir):
+    searchsvc("ingest", *WEB, site.base + "/atom.xml")
+    (index_dir / STATE_FILE).write_text("{not json", encoding="utf-8")
+    result = searchsvc("ingest", *WEB, site.base + "/atom.xml")
+    assert result.exit_code == 0
+    assert result.stderr.startswith(f"{index_dir / STATE_FILE}: warning: not read (")
+    assert result.stderr.endswith("); every page is fetched in full\n")
+    assert "0 new, 0 updated, 4 unchanged" in result.stdout
+    assert json.loads((index_dir / STATE_FILE).read_text())["version"] == 1  # written afresh
+
+
+def test_cli_refuses_a_follow_of_something_not_a_url(searchsvc):
+    result = searchsvc("follow", "sample_posts/")
+    assert result.exit_code == 2
+    assert "'sample_posts/' is not an http(s) URL" in result.stderr
+
+
+# -- feeds and pages as files -------------------------------------------------------------------
+
+def test_saved_feeds_and_pages_are_read_as_files(searchsvc, write):
+    site = Site()
+    site.build("https://blog.example.org")
+    rss = write("statements.rss", rss_feed(site.real, site.base, full={site.real[0].slug}))
+    page = write("post.html", post_page(site.real[1], site.base))
+    result = searchsvc("ingest", rss, page)
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "Read 2 files: 4 new, 0 updated, 0 unchanged, 0 invalid, 0 skipped files\n"
+    posts = by_title(searchsvc)
+    # The feed's post 0 is full; post 1 comes whole from its saved page (its canonical address is the
+    # feed's link); posts 2 and 3 are known by the feed's summaries only.
+    assert [posts[p.title]["body"] for p in site.real] == [shown(site.real[0].body), shown(site.real[1].body),
+                                                           site.real[2].teaser, site.real[3].teaser]
+    assert posts[site.real[1].title]["url"] == site.base + site.real[1].path
+    atom = write("statements.atom", atom_feed(site.real, site.base))
+    result = searchsvc("ingest", atom)
+    assert result.stdout == "Read 1 file: 0 new, 3 updated, 1 unchanged, 0 invalid, 0 skipped files\n"
+    assert {t: p["body"] for t, p in by_title(searchsvc).items()} == {p.title: shown(p.body) for p in site.real}
+
+
+def test_a_feed_entry_without_a_title_is_reported_at_its_line(searchsvc, write):
+    feed = (b'<?xml version="1.0"?>\n<rss version="2.0"><channel><title>Fictional feed</title>\n'
+            b"<item><title>One</title><description>A synthetic body.</description></item>\n"
+            b"<item>\n<description>No title here.</description></item>\n"
+            b"<item><title>Three</title><description>Another synthetic body.</description></item>\n"
+            b"</channel></rss>\n")
+    path = write("feed.xml", feed)
+    result = searchsvc("ingest", path)
+    assert result.exit_code == 1
+    assert result.stderr == f"{path}:4: missing required field 'title'\n"
+    assert sorted(by_title(searchsvc)) == ["One", "Three"]
+
+
+def test_things_that_are_not_feeds_or_pages(searchsvc, write):
+    notfeed = write("notes.xml", b"<notes><n>a synthetic note</n></notes>")
+    empty = write("empty.html", b"")
+    sitemap = write("sitemap.xml", b'<?xml version="1.0"?><urlset><url><loc>https://x.example/a</loc></url></urlset>')
+    result = searchsvc("ingest", notfeed, empty, sitemap)
+    assert result.exit_code == 1
+    lines = result.stderr.splitlines()
+    assert lines[0].startswith(f"{notfeed}: not an RSS or Atom feed")
+    assert lines[1].startswith(f"{empty}: not an HTML page")
+    assert lines[2] == (f"{sitemap}: a sitemap lists pages but holds no posts: `searchsvc follow URL` reads the "
+                        "pages of a sitemap on the web")
+
+
+def test_a_listing_file_then_the_post_page_replaces_the_teaser(searchsvc, write):
+    site = Site()
+    site.build("https://blog.example.org")
+    post = site.synthetic[1]
+    links = {post.slug: site.base + post.path}
+    result = searchsvc("ingest", write("listing.html", listing_page([post], links, 0, 1)))
+    assert result.exit_code == 0, result.output
+    assert by_title(searchsvc)[post.title]["body"] == post.teaser
+    result = searchsvc("ingest", write("post.html", post_page(post, site.base)))
+    assert "0 new, 1 updated" in result.stdout
+    assert by_title(searchsvc)[post.title]["body"] == post.body
+    # The listing read again keeps the longer body.
+    result = searchsvc("ingest", write("listing2.html", listing_page([post], links, 0, 1)))
+    assert "1 teaser kept aside" in result.stdout
+    assert by_title(searchsvc)[post.title]["body"] == post.body
+
+
+def test_html_in_feeds_and_pages_is_text_never_markup(searchsvc, write, client_for, index_dir):
+    hostile = ('<p>A synthetic paragraph.</p><script>alert("x")</script><img src=x onerror="alert(1)">'
+               '<p>Second <b>bold</b> paragraph.</p>')
+    feed = ('<?xml version="1.0"?><rss version="2.0"><channel><title>t</title><item>'
+            '<title>Hostile &lt;script&gt;alert(2)&lt;/script&gt; title</title>'
+            f"<link>https://blog.example.org/h</link><description><![CDATA[{hostile}]]></description>"
+            "</item></channel></rss>")
+    searchsvc("ingest", write("h.rss", feed))
+    [post] = searchsvc.export()
+    assert post["body"] == "A synthetic paragraph.\n\nSecond bold paragraph."
+    client = client_for(index_dir)
+    page = client.get(f"/posts/{post['id']}").get_data(as_text=True)
+    assert "<script>alert" not in page and "onerror" not in page
+
+
+@pytest.mark.parametrize("name", ["listing.html", "post.html"])
+def test_pages_saved_in_another_encoding(searchsvc, write, name):
+    site = Site()
+    site.build("https://blog.example.org")
+    post = site.synthetic[0]
+    post.title = "Sentetik yazı: Çarşamba günü ığdır"
+    page = (listing_page([post, site.synthetic[1]], {}, 0, 1) if name == "listing.html" else post_page(post))
+    page = page.decode("utf-8").replace('charset="utf-8"', 'charset="windows-1254"').encode("windows-1254")
+    result = searchsvc("ingest", write(name, page))
+    assert result.exit_code == 0, result.output
+    assert post.title in by_title(searchsvc)
+
+
+def test_state_file_is_in_the_index_folder_and_never_holds_bodies(searchsvc, site, index_dir):
+    searchsvc("follow", *WEB, site.base + "/rss.xml")
+    state = json.loads(Path(index_dir / STATE_FILE).read_text())
+    assert set(state["urls"]) == {site.base + p for p in ("/rss.xml", site.real[2].path, site.real[3].path)}
+    assert all(set(entry) == {"etag", "last_modified", "kind", "links", "more", "ids", "post_url"}
+               for entry in state["urls"].values())
