@@ -8,6 +8,7 @@ rewritten, which makes re-ingesting an archive cheap.
 from __future__ import annotations
 
 import errno
+from collections import Counter
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 
@@ -18,6 +19,7 @@ from searchsvc.index.store import IndexStore
 from searchsvc.index.toc import PinnedIndex
 from searchsvc.index.writer import write_records
 from searchsvc.ingest.bounded import DEFAULT_LIMITS, Limits
+from searchsvc.ingest.fieldnames import FieldNames, Reading
 from searchsvc.ingest.listing import is_teaser_of
 from searchsvc.ingest.sources import Item, Notice, Problem, Skipped, SourceFile, discover, read_source
 from searchsvc.records import EXPORT_RANKING, Record, has_export_ranking, record_from_mapping
@@ -48,6 +50,10 @@ class IngestReport:
     written: bool = False
     problems: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    # Columns read as fields ("headline -> title") and columns not read ("title"), over all
+    # files, in the order first met (ordered sets).
+    columns: dict[str, None] = field(default_factory=dict)
+    not_read: dict[str, None] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -66,7 +72,11 @@ class IngestReport:
         parts += [f"{self.invalid} invalid", f"{self.skipped_files} skipped files"]
         verb = "Rebuilt index from" if rebuild and self.written else "Read"
         files = "1 file" if self.files == 1 else f"{self.files} files"
-        return f"{verb} {files}: " + ", ".join(parts)
+        columns = ""
+        if self.columns or self.not_read:
+            columns = " (columns: " + "; ".join(filter(None, [
+                ", ".join(self.columns), self.not_read and "not read: " + ", ".join(self.not_read)])) + ")"
+        return f"{verb} {files}: " + ", ".join(parts) + columns
 
 
 @dataclass
@@ -91,8 +101,12 @@ def read_batch(
     progress: Callable[[int], None] | None = None,
     on_sources: Callable[[list[SourceFile]], None] | None = None,
     limits: Limits = DEFAULT_LIMITS,
+    fields: FieldNames | None = None,
 ) -> Batch:
     """Read and validate every record under `paths`; problems go to `report` and `notify`.
+
+    Columns are read as fields by `fields` (by default, the synonyms alone); each file that had
+    any is noted once, with how many of its records had them.
 
     Memory: one record (or one file of a format read whole) at a time, at most
     `limits.max_record_bytes`, besides the valid records kept for the commit.
@@ -113,16 +127,23 @@ def read_batch(
     if on_sources:
         on_sources(sources)
 
+    names = fields or FieldNames()
     batch = Batch()
+    seen: set[str] = set()
     for source in sources:
         rankings = 0
+        records = 0
+        readings: Counter[Reading] = Counter()
         try:
             for item in read_source(source, progress, limits):
                 if isinstance(item, Problem):
                     _problem(report, say, str(item))
                     continue
                 rankings += has_export_ranking(item.data)
-                _add(batch, item, source.format, report, say, dayfirst)
+                records += 1
+                data, read = names.read(item.data)
+                readings.update(read)
+                _add(batch, Item(item.path, item.line, data), source.format, report, say, dayfirst, read)
         except MemoryError:
             # Within the bounds this takes a machine with less memory than they need; the
             # records of the other files are still kept.
@@ -132,14 +153,40 @@ def read_batch(
             records = "1 record has" if rankings == 1 else f"{rankings} records have"
             _warn(report, say, f"{source.path}: note: {records} a top-level {EXPORT_RANKING!r}, the ranking "
                                "a search export adds: it is not stored as post data")
+        if readings:
+            _warn(report, say, f"{source.path}: note: {_columns_note(readings, records, names, report)}")
+            seen.update(target for _, target in readings if target is not None)
+    for mapped in names.explicit.values():
+        if mapped.target not in seen and mapped.source.strip().lower() != mapped.target:
+            _warn(report, say, f"note: no record has a column {mapped.source!r} ({mapped.origin})")
     return batch
 
 
-def _add(batch: Batch, item: Item, fmt: str, report: IngestReport, say: Notify, dayfirst: bool) -> None:
+def _columns_note(readings: Counter[Reading], records: int, names: FieldNames, report: IngestReport) -> str:
+    """What a file's columns were read as ("columns read as fields: headline -> title (2 of 3
+    records)"), also added to the report's summary."""
+    read, not_read = [], []
+    for (column, target), n in readings.items():
+        share = "" if n == records else f" ({n} of {records} records)"
+        if target is None:
+            report.not_read[column] = None
+            not_read.append(f"{column} ({names.explicit[column.strip().lower()].origin}){share}")
+        else:
+            report.columns[f"{column} -> {target}"] = None
+            read.append(f"{column} -> {target}{share}")
+    note = f"columns read as fields: {', '.join(read)}"
+    return note + (f"; not read: {', '.join(not_read)}" if not_read else "")
+
+
+def _add(batch: Batch, item: Item, fmt: str, report: IngestReport, say: Notify, dayfirst: bool,
+         read: tuple[Reading, ...] = ()) -> None:
     try:
         record = record_from_mapping(item.data, dayfirst=dayfirst)
     except InvalidRecord as e:
-        _problem(report, say, f"{item.place}: {e.reason}")
+        # Said with the record's renamed columns: "missing required field 'title'" of a record
+        # whose title was read from an empty `headline` names the column that was read.
+        columns = ", ".join(f"{c} -> {t}" for c, t in read if t is not None)
+        _problem(report, say, f"{item.place}: {e.reason}" + (f" (columns: {columns})" if columns else ""))
         return
     earlier = batch.places.get(record.id)
     if earlier is not None:
