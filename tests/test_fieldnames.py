@@ -219,3 +219,16 @@ def test_a_column_no_record_has_is_noted(searchsvc, write):
     assert result.exit_code == 0
     assert result.stderr == "note: no record has a column 'headlne' (--field title=headlne)\n"
     assert result.stdout == summary()
+
+
+def test_a_source_ingested_before_synonyms_can_be_read_as_it_was(searchsvc, write):
+    # Without synonyms, this record was undated, without author or url, with an id derived from
+    # its title alone; its other columns were extra keys.
+    record = {"title": POST["title"], "body": POST["body"], "published": "2020-03-02", "byline": "Wren Fictional",
+              "link": "https://example.org/log/1"}
+    path = write("old.jsonl", jsonl(record))
+    result = searchsvc("ingest", "--field", "date=date", "--field", "author=author", "--field", "url=url", path)
+    assert (result.exit_code, result.stderr, result.stdout) == (0, "", summary())
+    assert searchsvc.export() == [{"id": "5d22d82a1beb8386", "title": POST["title"], "date": None, "author": None,
+                                   "url": None, "body": POST["body"], "published": "2020-03-02",
+                                   "byline": "Wren Fictional", "link": "https://example.org/log/1"}]
