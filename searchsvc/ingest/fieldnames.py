@@ -82,6 +82,8 @@ class FieldNames:
         """
         if not isinstance(data, Mapping):
             return data, ()
+        if not self._sources and all(target in data for target in SYNONYMS):
+            return data, ()  # every field under its own name, as in an export: nothing to look for
         first: dict[str, Any] = {}  # a name as records.py matches it -> the first key so named
         for key in data:
             first.setdefault(str(key).strip().lower(), key)
