@@ -28,6 +28,15 @@ from searchsvc.ingest.batch import KEPT_LINES, Batch, IngestReport, fingerprints
 from searchsvc.ingest.bounded import Limits
 from searchsvc.ingest.delete import delete_posts
 from searchsvc.ingest.fetch import DEFAULT_DELAY, DEFAULT_TIMEOUT, USER_AGENT, Fetcher
+from searchsvc.ingest.fieldnames import (
+    SYNONYMS,
+    FieldMapError,
+    FieldNames,
+    Mapped,
+    field_names,
+    parse_mapping,
+    read_mapping_file,
+)
 from searchsvc.ingest.follow import DEFAULT_MAX_PAGES, STATE_FILE, Crawl, FetchState, is_url
 from searchsvc.search.engine import Engine
 from searchsvc.search.request import DEFAULT_PER_PAGE, SORTS, request_from_params
@@ -106,7 +115,9 @@ INGEST_HELP = f"""Add or update the posts in PATHS: files and directories (read 
     Formats by extension: .jsonl .ndjson .json .csv .md (YAML front matter) .txt (the
     blog listing format) .rss .atom .xml (RSS and Atom feeds) .html .htm (a post's page, or a
     listing of teasers), each optionally gzip-compressed (.gz). Each record needs a title and a body; date, author,
-    url and id are optional. Invalid records are reported as FILE:LINE: reason on stderr
+    url and id are optional; columns named like headline, content, pubDate, byline or link are
+    read as them where a record lacks the field itself, and the summary line says so. Invalid
+    records are reported as FILE:LINE: reason on stderr
     and the valid ones are still ingested; the exit code is then 1. So is a record, or a file
     read whole (all but JSON Lines), of more than {settings.MAX_RECORD_BYTES.envvar}
     ({settings.MAX_RECORD_BYTES.default}), and a .gz file inflating more than
@@ -119,6 +130,7 @@ INGEST_HELP = f"""Add or update the posts in PATHS: files and directories (read 
     Example:
         searchsvc ingest sample_posts/
         searchsvc ingest --rebuild archive.jsonl.gz
+        searchsvc ingest --field title=headline --field date=published_at news.csv
         searchsvc ingest https://example.org/statements/rss.xml
     """
 
@@ -159,6 +171,39 @@ def web_options(f: Callable[..., Any]) -> Callable[..., Any]:
     return f
 
 
+class FieldParam(click.ParamType):
+    """`FIELD=COLUMN`: the field is read from that column."""
+
+    name = "FIELD=COLUMN"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Mapped:
+        if isinstance(value, Mapped):
+            return value
+        try:
+            return parse_mapping(value, f"--field {value.strip()}")
+        except FieldMapError as e:
+            self.fail(str(e), param, ctx)
+
+
+class FieldsFileParam(click.Path):
+    """A file of `FIELD = COLUMN` lines, read into its mappings."""
+
+    def __init__(self) -> None:
+        super().__init__(exists=True, dir_okay=False)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> list[Mapped]:
+        path = super().convert(value, param, ctx)
+        try:
+            return read_mapping_file(path)
+        except FieldMapError as e:
+            self.fail(str(e), param, ctx)
+        except OSError as e:
+            self.fail(f"{path}: cannot read: {e.strerror}", param, ctx)
+
+
+_SYNONYM_HELP = "; ".join(f"{', '.join(names)} for {target}" for target, names in SYNONYMS.items())
+
+
 @cli.command(help=INGEST_HELP)
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
 @index_option
@@ -169,12 +214,25 @@ def web_options(f: Callable[..., Any]) -> Callable[..., Any]:
               help="All or nothing: write nothing if any record is invalid.")
 @click.option("--dayfirst", is_flag=True,
               help="Read ambiguous dates like 01/02/2020 as day first (default: month first).")
+@click.option("--field", "field_options", multiple=True, type=FieldParam(),
+              help="Read FIELD (id, title, date, author, url, body) from COLUMN (matched ignoring case) "
+                   "rather than from the record's own FIELD column or a synonym; repeatable. "
+                   f"The synonyms, used where a record lacks the field: {_SYNONYM_HELP}. "
+                   "--field date=date reads the date from 'date' alone (no synonyms).")
+@click.option("--fields", "fields_file", type=FieldsFileParam(), metavar="FILE",
+              help="Read the --field mappings from FILE: one FIELD = COLUMN a line, # comments. "
+                   "A --field overrides the file's line for its field.")
 @click.option("--follow", is_flag=True, help="For URLs: also fetch the post pages they link to (as `follow`).")
 @web_options
 @wait_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-def ingest(paths: tuple[str, ...], **options: Any) -> None:
-    _ingest(paths, **options)
+def ingest(paths: tuple[str, ...], field_options: tuple[Mapped, ...], fields_file: list[Mapped] | None,
+           **options: Any) -> None:
+    try:
+        fields = field_names(fields_file or [], field_options)
+    except FieldMapError as e:
+        raise click.BadParameter(str(e), param_hint="'--field'") from None
+    _ingest(paths, fields=fields, **options)
 
 
 @cli.command(help=FOLLOW_HELP)
@@ -196,7 +254,8 @@ def follow(urls: tuple[str, ...], **options: Any) -> None:
 
 
 def _ingest(paths: tuple[str, ...], index_dir: str, rebuild: bool, strict: bool, dayfirst: bool, wait: float,
-            quiet: bool, follow: bool, delay: float, timeout: float, user_agent: str, max_pages: int) -> None:
+            quiet: bool, follow: bool, delay: float, timeout: float, user_agent: str, max_pages: int,
+            fields: FieldNames | None = None) -> None:
     store = IndexStore(index_dir)
     limits = Limits.from_environ()
     report = IngestReport()
@@ -232,7 +291,7 @@ def _ingest(paths: tuple[str, ...], index_dir: str, rebuild: bool, strict: bool,
         if files or not urls:
             batch = read_batch(files, report, dayfirst=dayfirst, notify=say,
                                progress=(lambda n: bar.update(n)) if show_bar else None,
-                               on_sources=start_bar, limits=limits)
+                               on_sources=start_bar, limits=limits, fields=fields)
         if bar is not None:
             bar.__exit__(None, None, None)
             bar = None

@@ -8,6 +8,7 @@ rewritten, which makes re-ingesting an archive cheap.
 from __future__ import annotations
 
 import errno
+from collections import Counter
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 
@@ -18,6 +19,7 @@ from searchsvc.index.store import IndexStore
 from searchsvc.index.toc import PinnedIndex
 from searchsvc.index.writer import write_records
 from searchsvc.ingest.bounded import DEFAULT_LIMITS, Limits
+from searchsvc.ingest.fieldnames import FieldNames, Reading
 from searchsvc.ingest.follow import Crawl, Unchanged, is_url
 from searchsvc.ingest.sources import Item, Notice, Problem, Skipped, SourceFile, discover, read_source
 from searchsvc.records import EXPORT_RANKING, Record, has_export_ranking, record_from_mapping
@@ -51,6 +53,10 @@ class IngestReport:
     written: bool = False
     problems: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    # Columns read as fields ("headline -> title") and columns not read ("title"), over all
+    # files, in the order first met (ordered sets).
+    columns: dict[str, None] = field(default_factory=dict)
+    not_read: dict[str, None] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -77,7 +83,11 @@ class IngestReport:
             web = "1 URL" if self.urls == 1 else f"{self.urls} URLs"
             heads.append(f"{'fetched' if heads else ('Rebuilt index from fetched' if rebuilt else 'Fetched')} {web} "
                          f"({self.not_modified} not modified, {self.fetch_errors} failed)")
-        return " and ".join(heads) + ": " + ", ".join(parts)
+        columns = ""
+        if self.columns or self.not_read:
+            columns = " (columns: " + "; ".join(filter(None, [
+                ", ".join(self.columns), self.not_read and "not read: " + ", ".join(self.not_read)])) + ")"
+        return " and ".join(heads) + ": " + ", ".join(parts) + columns
 
 
 @dataclass
@@ -112,8 +122,12 @@ def read_batch(
     progress: Callable[[int], None] | None = None,
     on_sources: Callable[[list[SourceFile]], None] | None = None,
     limits: Limits = DEFAULT_LIMITS,
+    fields: FieldNames | None = None,
 ) -> Batch:
     """Read and validate every record under `paths`; problems go to `report` and `notify`.
+
+    Columns are read as fields by `fields` (by default, the synonyms alone); each file that had
+    any is noted once, with how many of its records had them.
 
     Memory: one record (or one file of a format read whole) at a time, at most
     `limits.max_record_bytes`, besides the valid records kept for the commit.
@@ -134,16 +148,23 @@ def read_batch(
     if on_sources:
         on_sources(sources)
 
+    names = fields or FieldNames()
     batch = Batch()
+    seen: set[str] = set()
     for source in sources:
         rankings = 0
+        records = 0
+        readings: Counter[Reading] = Counter()
         try:
             for item in read_source(source, progress, limits):
                 if isinstance(item, Problem):
                     _problem(report, say, str(item))
                     continue
                 rankings += has_export_ranking(item.data)
-                add_item(batch, item, report, say, dayfirst)
+                records += 1
+                data, read = names.read(item.data)
+                readings.update(read)
+                add_item(batch, Item(item.path, item.line, data, teaser=item.teaser), report, say, dayfirst, read)
         except MemoryError:
             # Within the bounds this takes a machine with less memory than they need; the
             # records of the other files are still kept.
@@ -153,6 +174,12 @@ def read_batch(
             records = "1 record has" if rankings == 1 else f"{rankings} records have"
             _warn(report, say, f"{source.path}: note: {records} a top-level {EXPORT_RANKING!r}, the ranking "
                                "a search export adds: it is not stored as post data")
+        if readings:
+            _warn(report, say, f"{source.path}: note: {_columns_note(readings, records, names, report)}")
+            seen.update(target for _, target in readings if target is not None)
+    for mapped in names.explicit.values():
+        if mapped.target not in seen and mapped.source.strip().lower() != mapped.target:
+            _warn(report, say, f"note: no record has a column {mapped.source!r} ({mapped.origin})")
     return batch
 
 
@@ -177,13 +204,33 @@ def read_web(batch: Batch, crawl: Crawl, urls: Iterable[str], report: IngestRepo
         _warn(report, say, f"note: {crawl.other_hosts} links to other sites were not followed")
 
 
-def add_item(batch: Batch, item: Item, report: IngestReport, say: Notify, dayfirst: bool) -> None:
+def _columns_note(readings: Counter[Reading], records: int, names: FieldNames, report: IngestReport) -> str:
+    """What a file's columns were read as ("columns read as fields: headline -> title (2 of 3
+    records)"), also added to the report's summary."""
+    read, not_read = [], []
+    for (column, target), n in readings.items():
+        share = "" if n == records else f" ({n} of {records} records)"
+        if target is None:
+            report.not_read[column] = None
+            not_read.append(f"{column} ({names.explicit[column.strip().lower()].origin}){share}")
+        else:
+            report.columns[f"{column} -> {target}"] = None
+            read.append(f"{column} -> {target}{share}")
+    note = f"columns read as fields: {', '.join(read)}"
+    return note + (f"; not read: {', '.join(not_read)}" if not_read else "")
+
+
+def add_item(batch: Batch, item: Item, report: IngestReport, say: Notify, dayfirst: bool,
+             read: tuple[Reading, ...] = ()) -> None:
     """Validate one raw record into `batch`; an invalid one is a problem of `report`."""
     try:
         record = record_from_mapping(item.data, dayfirst=dayfirst)
     except InvalidRecord as e:
         batch.failed_sources.add(item.path)
-        _problem(report, say, f"{item.place}: {e.reason}")
+        # Said with the record's renamed columns: "missing required field 'title'" of a record
+        # whose title was read from an empty `headline` names the column that was read.
+        columns = ", ".join(f"{c} -> {t}" for c, t in read if t is not None)
+        _problem(report, say, f"{item.place}: {e.reason}" + (f" (columns: {columns})" if columns else ""))
         return
     earlier = batch.places.get(record.id)
     if earlier is not None:
