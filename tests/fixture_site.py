@@ -95,6 +95,8 @@ class Page:
     status: int = 200
     location: str | None = None
     delay: float = 0.0
+    drip: float = 0.0  # seconds between bytes: a server that never finishes its answer
+    encoding: str | None = None  # Content-Encoding sent with the (already encoded) body
     modified: float = field(default_factory=lambda: 1_600_000_000.0)
 
     @property
@@ -300,8 +302,16 @@ def _handler(site: Site) -> type[BaseHTTPRequestHandler]:
                 return
             self.send_header("Content-Type", page.content_type if page is not None else "text/plain")
             self.send_header("Content-Length", str(len(body)))
+            if page is not None and page.encoding:
+                self.send_header("Content-Encoding", page.encoding)
             self.end_headers()
             try:
+                if page is not None and page.drip:
+                    for byte in body:
+                        self.wfile.write(bytes([byte]))
+                        self.wfile.flush()
+                        time.sleep(page.drip)
+                    return
                 self.wfile.write(body)
             except (BrokenPipeError, ConnectionResetError):
                 pass  # the slow page's client gave up, as it should

@@ -7,7 +7,9 @@ Its request log is the ground truth for what was fetched, when, and how.
 
 from __future__ import annotations
 
+import gzip
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -185,6 +187,19 @@ def test_redirects_to_other_schemes_and_oversized_answers_are_refused(searchsvc,
                              "address\n"
                              f"{site.base}/loop: more than 5 redirects\n"
                              f"{site.base}/nothing: HTTP 404\n")
+
+
+def test_a_dripping_answer_and_a_compression_bomb_are_cut_off(searchsvc, site):
+    """A server sending a byte every 0.05 s never trips a read timeout; the whole answer's does.
+    A gzip body inflating past the bound is stopped."""
+    site.pages["/drip"] = Page(post_page(site.real[0]), drip=0.05)
+    site.pages["/bomb"] = Page(gzip.compress(b"<p>" + b" " * (40 * 1024 * 1024)), encoding="gzip")
+    started = time.monotonic()
+    result = searchsvc("ingest", *WEB, site.base + "/drip", site.base + "/bomb")
+    assert time.monotonic() - started < 5
+    assert result.stderr == (f"{site.base}/drip: timed out: no whole answer within {TIMEOUT:g} s\n"
+                             f"{site.base}/bomb: too large: more than 16 MB\n")
+    assert searchsvc.export() == []
 
 
 def test_a_damaged_fetch_state_is_ignored_with_a_warning(searchsvc, site, index_dir):

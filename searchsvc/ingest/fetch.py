@@ -166,10 +166,13 @@ class Fetcher:
                                          redirect=False, preload_content=False)
         except urllib3.exceptions.HTTPError as e:
             raise FetchError(url, _reason(e, self.timeout)) from None
+        complete = False
         try:
             chunks = []
             size = 0
-            for chunk in response.stream(64 * 1024):
+            # read1: whatever one read of the socket gives, so a server dripping a byte at a time
+            # meets the deadline after each byte, not after a whole chunk's worth of them.
+            while chunk := response.read1(64 * 1024):
                 size += len(chunk)
                 if size > limit:
                     if truncate:
@@ -179,10 +182,13 @@ class Fetcher:
                 chunks.append(chunk)
                 if self.clock() > deadline:
                     raise FetchError(url, f"timed out: no whole answer within {self.timeout:g} s")
+            complete = True
             return response.status, response.headers, b"".join(chunks)
         except urllib3.exceptions.HTTPError as e:
             raise FetchError(url, _reason(e, self.timeout)) from None
         finally:
+            if not complete:
+                response.close()  # the rest of the answer is unread: the connection cannot be used again
             response.release_conn()
 
 
