@@ -18,7 +18,7 @@ from searchsvc.index.store import IndexStore
 from searchsvc.index.toc import PinnedIndex
 from searchsvc.index.writer import write_records
 from searchsvc.ingest.bounded import DEFAULT_LIMITS, Limits
-from searchsvc.ingest.listing import is_teaser_of
+from searchsvc.ingest.listing import is_teaser_of, is_text_of
 from searchsvc.ingest.sources import Item, Notice, Problem, Skipped, SourceFile, discover, read_source
 from searchsvc.records import EXPORT_RANKING, Record, has_export_ranking, record_from_mapping
 
@@ -143,10 +143,14 @@ def _add(batch: Batch, item: Item, fmt: str, report: IngestReport, say: Notify, 
         return
     earlier = batch.places.get(record.id)
     if earlier is not None:
-        if fmt == "listing" and is_teaser_of(record.body, batch.records[record.id].body):
+        if fmt == "listing" and is_teaser_of(record.body, batch.records[record.id].body_text):
             report.kept_longer += 1
             _warn(report, say, f"{item.place}: warning: post {record.id!r} is a teaser of the longer body at "
                                f"{earlier}; kept the longer body")
+            return
+        if fmt == "listing" and _is_markdown_of(record, batch.records[record.id]):
+            _warn(report, say, f"{item.place}: warning: post {record.id!r} is the text of the Markdown post at "
+                               f"{earlier}; kept the Markdown")
             return
         _warn(report, say, f"{item.place}: warning: id {record.id!r} also at {earlier}; the last one wins")
         del batch.records[record.id]  # re-insert so the order is that of the winner
@@ -225,23 +229,33 @@ def write_batch(
 
 def _keep_longer_bodies(ix, batch: Batch, existing: dict[str, bytes], report: IngestReport,
                         say: Notify) -> set[str]:
-    """Put back the stored post wherever the batch has only a listing's teaser of its body.
+    """Put back the stored post wherever the batch has only a listing's teaser of its body, or
+    the text of a Markdown post (`_is_markdown_of`: counted unchanged, without a warning).
 
     A listing shows the start of each post; read again, it must not cut the posts short.
     Only records from a listing, and only when their body is the start of the stored one
-    (listing.is_teaser_of), so a shorter correction from any other source is applied.
+    (listing.is_teaser_of; of a Markdown post's text, which is what a listing shows), so a
+    shorter correction from any other source is applied.
     """
     candidates = {post_id for post_id in batch.from_listing
                   if post_id in existing and existing[post_id] != batch.records[post_id].fingerprint}
     kept = set()
     for post_id, stored in _stored(ix, candidates).items():
-        if is_teaser_of(batch.records[post_id].body, stored.body):
+        if _is_markdown_of(batch.records[post_id], stored):
+            batch.records[post_id] = stored  # the same post: unchanged, nothing to warn of
+        elif is_teaser_of(batch.records[post_id].body, stored.body_text):
             batch.records[post_id] = stored
             kept.add(post_id)
             report.kept_longer += 1
             _warn(report, say, f"{batch.places[post_id]}: warning: post {post_id!r} is a teaser of the longer body "
                                "in the index; kept the longer body")
     return kept
+
+
+def _is_markdown_of(listed: Record, post: Record) -> bool:
+    """Whether a listing's record has all the text of Markdown post `post`: the listing shows
+    the page, so it has the words without the Markdown, and the post must keep it."""
+    return post.markdown and not listed.markdown and is_text_of(listed.body, post.body_text)
 
 
 def _stored(ix, ids: Collection[str]) -> dict[str, Record]:

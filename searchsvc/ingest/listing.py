@@ -109,6 +109,12 @@ def _body(lines: list[str]) -> str:
 _ELLIPSIS = re.compile(r"\s*[\[(]?(?:\.\.\.|…|&hellip;)[\])]?\s*$")
 
 
+def is_text_of(listed: str, text: str) -> bool:
+    """Whether a listing's body is the whole of `text` (a Markdown post's text as its page
+    shows it), spacing aside: the same post, of which the listing knows no Markdown."""
+    return " ".join(listed.split()) == " ".join(text.split())
+
+
 def is_teaser_of(teaser: str, body: str) -> bool:
     """Whether `teaser`, a listing's body, is `body` cut short: the same text up to where it
     stops (maybe mid-word, maybe with an ellipsis), line breaks and spacing aside.
