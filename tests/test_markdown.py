@@ -223,7 +223,7 @@ def test_snippets_are_the_text_without_markup(md_client):
     assert "sweep the <mark>porch</mark> mend the net" in page
 
 
-def test_export_gives_the_source_back_and_reads_back_unchanged(md_index, tmp_path):
+def test_export_gives_the_source_back_and_reads_back_unchanged(md_index, client_for, tmp_path):
     searchsvc = Searchsvc(md_index)
     exported = {post["id"]: post for post in searchsvc.export()}
     assert exported["md-guide"] == {"id": "md-guide", "title": "Synthetic ferry guide", "date": "2021-02-01",
@@ -232,6 +232,11 @@ def test_export_gives_the_source_back_and_reads_back_unchanged(md_index, tmp_pat
     assert exported["md-hostile"]["body"] == HOSTILE_BODY
     assert exported["md-jsonl"] == {**JSONL[0], "url": None}
     assert "body_format" not in exported["plain-jsonl"]
+    response = client_for(md_index).get("/api/export", query_string={"q": "lantern", "format": "jsonl"})
+    [line] = response.get_data(as_text=True).splitlines()
+    record = json.loads(line)
+    assert isinstance(record.pop("score"), float)  # the ranking an export adds
+    assert record == exported["md-guide"]
     path = tmp_path / "export.jsonl"
     path.write_text("".join(json.dumps(post) + "\n" for post in exported.values()), encoding="utf-8")
     result = searchsvc("ingest", path)
