@@ -1,7 +1,8 @@
 """A post record: validated from whatever mapping a reader produced, and written back out.
 
 The record format (also what `export` writes) is a JSON object with `id`, `title`,
-`date`, `author`, `url`, `body`, and any extra keys the source carried.
+`date`, `author`, `url`, `body`, and any extra keys the source carried. One extra key has a
+meaning: `body_format`, "markdown" for a body in Markdown (absent, null, "" or "plain": plain text).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from urllib.parse import urlsplit
 
 from searchsvc.dates import LATEST_YEAR, ParsedDate, parse_date
 from searchsvc.errors import InvalidRecord
+from searchsvc.markup import plain_text
 
 KNOWN_FIELDS = ("id", "title", "date", "author", "url", "body")
 # `/api/export` writes each match as its record plus "score", the search's ranking (a
@@ -26,6 +28,11 @@ KNOWN_FIELDS = ("id", "title", "date", "author", "url", "body")
 # would make every post of a re-ingested export "updated", with a stale number in it.
 EXPORT_RANKING = "score"
 MAX_ID_LENGTH = 200
+# An extra key, not a known field: absent means plain text, so every record without it (every
+# export before it existed) reads and fingerprints as before, and export writes it back as given.
+BODY_FORMAT = "body_format"
+MARKDOWN = "markdown"
+BODY_FORMATS = ("plain", MARKDOWN)
 
 # C0/C1 control characters other than tab and newline: never meaningful in a post.
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -63,6 +70,16 @@ class Record:
         data.update(self.extra)
         return data
 
+    @property
+    def markdown(self) -> bool:
+        """Whether the body is Markdown (`body_format` "markdown"), shown rendered and searched as its text."""
+        return self.extra.get(BODY_FORMAT) == MARKDOWN
+
+    @cached_property
+    def body_text(self) -> str:
+        """The body's words as a reader sees them: what is indexed and what snippets are cut from."""
+        return plain_text(self.body) if self.markdown else self.body
+
     @cached_property
     def fingerprint(self) -> bytes:
         """A digest of everything stored for this post: equal digests mean nothing changed."""
@@ -73,7 +90,8 @@ class Record:
 def record_from_mapping(data: Any, *, dayfirst: bool = False) -> Record:
     """Validate one raw record; raise InvalidRecord saying what is wrong.
 
-    Known keys match case-insensitively ("Title" in a CSV header is `title`);
+    Known keys match case-insensitively ("Title" in a CSV header is `title`), and so does
+    `body_format`, kept as an extra under that name with its value in lower case;
     unknown keys are kept as extras, except an export's ranking (`EXPORT_RANKING`).
     """
     if not isinstance(data, Mapping):
@@ -81,12 +99,18 @@ def record_from_mapping(data: Any, *, dayfirst: bool = False) -> Record:
     _check_storable(data)
     known: dict[str, Any] = {}
     extra: dict[str, Any] = {}
+    format_key: str | None = None
     for key, value in data.items():
         name = str(key).strip().lower()
         if key == EXPORT_RANKING and is_export_ranking(value):
             continue
         if name in KNOWN_FIELDS and name not in known:
             known[name] = value
+        elif name == BODY_FORMAT:
+            if format_key is not None:
+                raise InvalidRecord(f"'{BODY_FORMAT}' is given twice ({format_key!r} and {str(key)!r})")
+            format_key = str(key)
+            extra[BODY_FORMAT] = _body_format(value)
         else:
             extra[str(key)] = value
 
@@ -109,6 +133,16 @@ def record_from_mapping(data: Any, *, dayfirst: bool = False) -> Record:
 
     post_id = _record_id(known.get("id"), url, title, date, author)
     return Record(post_id, title, body, date, author, url, extra)
+
+
+def _body_format(value: Any) -> Any:
+    """`body_format` as stored: "markdown" or "plain" (any case), or left as given when empty."""
+    if value is None or value == "":
+        return value
+    if isinstance(value, str) and value.strip().lower() in BODY_FORMATS:
+        return value.strip().lower()
+    formats = " or ".join(repr(name) for name in BODY_FORMATS)
+    raise InvalidRecord(f"'{BODY_FORMAT}' must be {formats} (or absent, for plain text), got {value!r}")
 
 
 def has_export_ranking(data: Any) -> bool:

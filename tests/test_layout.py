@@ -17,7 +17,7 @@ MAY_IMPORT = {
     "cli": {"index", "ingest", "search", "web"},
     "web": {"index", "search"},
 }
-NOUNS = {"errors", "settings", "dates", "records"}
+NOUNS = {"errors", "settings", "dates", "records", "markup"}
 
 
 def modules() -> dict[str, Path]:

@@ -16,7 +16,9 @@ from searchsvc.index.analysis import text_analyzer, word_analyzer
 from searchsvc.index.fasttext import FastText
 from searchsvc.records import Record
 
-SCHEMA_VERSION = 5  # 5: Snowball 3 stems by PyStemmer (analysis.py); 4: positions as raw uint32, postings arrays
+# 6: a Markdown post's `text` is its rendered words, kept as `body_text`; 5: Snowball 3 stems by PyStemmer
+# (analysis.py); 4: positions as raw uint32, postings arrays
+SCHEMA_VERSION = 6
 
 # What the query language searches when no field is named.
 DEFAULT_FIELDS = ("text", "title")
@@ -32,6 +34,9 @@ def build_schema() -> fields.Schema:
     `text` (title and body together) carries the ranking: one combined field ranked
     better on SciFact than separate ones. `title` is indexed again so a query can boost
     or name it. `body` is only stored. `spell` keeps unstemmed words for "did you mean".
+    A Markdown post indexes its text as a reader sees it (`Record.body_text`: no link URLs,
+    no markup), stored as `body_text` so a hit's snippet is cut from it without rendering
+    the Markdown again; `body` keeps the source, which export writes.
     """
     analyzer = text_analyzer()
     return fields.Schema(
@@ -40,6 +45,7 @@ def build_schema() -> fields.Schema:
         title=FastText(stored=True, analyzer=analyzer, multitoken_query="phrase"),
         text=FastText(analyzer=analyzer, multitoken_query="phrase"),
         body=fields.STORED(),
+        body_text=fields.STORED(),
         spell=FastText(analyzer=word_analyzer(), phrase=False),
         author=FastText(stored=True, analyzer=word_analyzer()),
         author_key=fields.ID(sortable=True),
@@ -53,7 +59,7 @@ def build_schema() -> fields.Schema:
 
 def document_from_record(record: Record) -> dict[str, Any]:
     """The Whoosh document for a record; absent optional values are left out."""
-    words = record.title + "\n" + record.body  # one object: the analysis reuses its words
+    words = record.title + "\n" + record.body_text  # one object: the analysis reuses its words
     doc: dict[str, Any] = {
         "id": record.id,
         "title": record.title,
@@ -62,6 +68,8 @@ def document_from_record(record: Record) -> dict[str, Any]:
         "spell": words,
         "fingerprint": record.fingerprint,
     }
+    if record.markdown:
+        doc["body_text"] = record.body_text
     if record.author is not None:
         doc["author"] = record.author
         doc["author_key"] = record.author
@@ -73,6 +81,11 @@ def document_from_record(record: Record) -> dict[str, Any]:
     if record.extra:
         doc["extra"] = json.dumps(record.extra, ensure_ascii=False)
     return doc
+
+
+def stored_body_text(stored: dict[str, Any]) -> str:
+    """The text of a stored post's body as a reader sees it (`Record.body_text`), without rendering."""
+    return stored["body_text"] if "body_text" in stored else stored["body"]
 
 
 def record_from_stored(stored: dict[str, Any]) -> Record:

@@ -21,6 +21,7 @@ from searchsvc.index.writer import write_records
 from searchsvc.ingest.bounded import DEFAULT_LIMITS, Limits
 from searchsvc.ingest.fieldnames import FieldNames, Reading
 from searchsvc.ingest.follow import Crawl, Unchanged, is_url
+from searchsvc.ingest.listing import is_text_of
 from searchsvc.ingest.sources import Item, Notice, Problem, Skipped, SourceFile, discover, read_source
 from searchsvc.records import EXPORT_RANKING, Record, has_export_ranking, record_from_mapping
 
@@ -234,7 +235,11 @@ def add_item(batch: Batch, item: Item, report: IngestReport, say: Notify, dayfir
         return
     earlier = batch.places.get(record.id)
     if earlier is not None:
-        if item.teaser and is_shorter(record.body, batch.records[record.id].body):
+        if item.teaser and _is_markdown_of(record, batch.records[record.id]):
+            _warn(report, say, f"{item.place}: warning: post {record.id!r} is the text of the Markdown post at "
+                               f"{earlier}; kept the Markdown")
+            return
+        if item.teaser and is_shorter(record.body, batch.records[record.id].body_text):
             report.kept_longer += 1
             if not is_url(item.path):  # a crawl keeps every teaser aside for its page: counted, not told
                 _warn(report, say, f"{item.place}: warning: post {record.id!r} is a teaser of the longer body at "
@@ -332,12 +337,15 @@ def write_batch(
 def _keep_longer_bodies(ix, batch: Batch, existing: dict[str, bytes], report: IngestReport,
                         say: Notify) -> set[str]:
     """Put back the stored post wherever the batch has only a teaser (a listing's, a feed's summary)
-    shorter than the stored body: read again, a listing or a feed must not cut posts short."""
+    no longer than the stored body's text: read again, a listing or a feed must not cut posts
+    short. A teaser with all the text of a Markdown post is that post (unchanged, no warning)."""
     candidates = {post_id for post_id in batch.teasers
                   if post_id in existing and existing[post_id] != batch.records[post_id].fingerprint}
     kept = set()
     for post_id, stored in _stored(ix, candidates).items():
-        if is_shorter(batch.records[post_id].body, stored.body):
+        if _is_markdown_of(batch.records[post_id], stored):
+            batch.records[post_id] = stored  # the same post: unchanged, nothing to warn of
+        elif is_shorter(batch.records[post_id].body, stored.body_text):
             place = batch.places[post_id]
             batch.records[post_id] = stored
             kept.add(post_id)
@@ -346,6 +354,12 @@ def _keep_longer_bodies(ix, batch: Batch, existing: dict[str, bytes], report: In
                 _warn(report, say, f"{place}: warning: post {post_id!r} is a teaser of the longer body in the "
                                    "index; kept the longer body")
     return kept
+
+
+def _is_markdown_of(teaser: Record, post: Record) -> bool:
+    """Whether a teaser has all the text of Markdown post `post`: a listing shows the page, so it
+    has the words without the Markdown, and the post must keep it."""
+    return post.markdown and not teaser.markdown and is_text_of(teaser.body, post.body_text)
 
 
 def _stored(ix, ids: Collection[str]) -> dict[str, Record]:

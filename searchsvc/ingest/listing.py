@@ -102,3 +102,9 @@ def _body(lines: list[str]) -> str:
         elif not CHROME.match(line):
             paragraphs[-1].append(line.strip())
     return "\n\n".join("\n".join(p) for p in paragraphs if p)
+
+
+def is_text_of(listed: str, text: str) -> bool:
+    """Whether a listing's body is the whole of `text` (a Markdown post's text as its page
+    shows it), spacing aside: the same post, of which the listing knows no Markdown."""
+    return " ".join(listed.split()) == " ".join(text.split())

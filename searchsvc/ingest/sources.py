@@ -26,7 +26,7 @@ from searchsvc.ingest.bounded import DEFAULT_LIMITS, BoundedInput, Limits, TooLa
 from searchsvc.ingest.feeds import NotAFeed, read_feed
 from searchsvc.ingest.listing import MAX_LISTING_BYTES, ListingProblem, parse_listing
 from searchsvc.ingest.pages import NotAPage, read_page
-from searchsvc.records import leaves
+from searchsvc.records import BODY_FORMAT, MARKDOWN, leaves
 from searchsvc.settings import show_size
 
 FORMATS = {
@@ -468,7 +468,8 @@ _FRONT_MATTER_END = re.compile(r"^[^\S\n]*(?:---|\.\.\.)[^\S\n]*$", re.MULTILINE
 
 
 def _read_markdown(path: str, text: str) -> Iterator[Item | Problem]:
-    """YAML front matter between `---` lines, then the Markdown body."""
+    """YAML front matter between `---` lines, then the Markdown body: `body_format` "markdown"
+    unless the front matter gives one (`body_format: plain` for a body that is plain text)."""
     first = text.find("\n")
     if (text if first < 0 else text[:first]).strip() != "---":
         yield Problem(path, 1, "no YAML front matter (the file must start with a '---' line)")
@@ -505,6 +506,8 @@ def _read_markdown(path: str, text: str) -> Iterator[Item | Problem]:
     body = text[end.end():].strip()
     if body:
         record["body"] = body
+    if not any(key.strip().lower() == BODY_FORMAT for key in record):
+        record[BODY_FORMAT] = MARKDOWN
     yield Item(path, 1, record)
 
 

@@ -7,7 +7,7 @@ from whoosh import query as wq
 from whoosh.searching import Searcher
 
 from searchsvc.index.analysis import text_analyzer
-from searchsvc.index.schema import DEFAULT_FIELDS
+from searchsvc.index.schema import DEFAULT_FIELDS, stored_body_text
 from searchsvc.search.deadline import Deadline
 from searchsvc.search.request import SearchRequest
 from searchsvc.search.results import Hit
@@ -45,7 +45,8 @@ def make_hit(searcher: Searcher, docnum: int, score: float | None, terms: set[st
     deadline = deadline or Deadline(None)
     stored = searcher.stored_fields(docnum)
     title_spans = match_spans(stored["title"], terms, ANALYZER, deadline)
-    body_spans = match_spans(stored["body"], terms, ANALYZER, deadline)
+    body = stored_body_text(stored)  # a Markdown post's words, not its markup
+    body_spans = match_spans(body, terms, ANALYZER, deadline)
     return Hit(
         id=stored["id"],
         title=stored["title"],
@@ -54,6 +55,6 @@ def make_hit(searcher: Searcher, docnum: int, score: float | None, terms: set[st
         url=stored.get("url"),
         score=score,
         title_highlighted=highlight(stored["title"], title_spans),
-        snippet=snippet(stored["body"], body_spans, deadline=deadline),
+        snippet=snippet(body, body_spans, deadline=deadline),
         matched_terms=tuple(sorted({term for _, _, term in title_spans + body_spans})),
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify, request
 
 from searchsvc.index.schema import SCHEMA_VERSION
-from searchsvc.search.posts import get_post, highlighted_post, similar_posts
+from searchsvc.search.posts import get_post, highlighted_post, rendered_body, similar_posts
 from searchsvc.search.request import request_from_params
 from searchsvc.search.run import search
 from searchsvc.web.context import engine, export_slots
@@ -42,6 +42,8 @@ def api_post(post_id: str) -> Response:
     if q.strip():
         title, body = highlighted_post(engine(), record, q)
         data["title_highlighted"], data["body_highlighted"] = str(title.html()), str(body.html())
+    if record.markdown:
+        data["body_html"] = str(rendered_body(engine(), record, q))
     return jsonify(data)
 
 

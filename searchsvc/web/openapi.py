@@ -131,6 +131,13 @@ POST = {
         "body": {"type": "string"},
         "title_highlighted": {"type": "string", "description": "With q: HTML, matches in <mark>"},
         "body_highlighted": {"type": "string", "description": "With q: HTML, matches in <mark>"},
+        "body_format": {**_NULLABLE_STRING,
+                        "description": "\"markdown\" when `body` is Markdown; absent, null, \"\" or \"plain\": "
+                                       "plain text"},
+        "body_html": {"type": "string",
+                      "description": "Markdown posts only: the body rendered as sanitised HTML (no scripts, styles, "
+                                     "event handlers, frames or images; links http(s) and mailto only), with q "
+                                     "its matches in <mark>"},
     },
     "additionalProperties": True,
     "description": "The post in the record format of `searchsvc export`, extra source keys included.",

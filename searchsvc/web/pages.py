@@ -6,9 +6,10 @@ from datetime import date, datetime
 from typing import Any
 
 from flask import Blueprint, Response, current_app, render_template, request, url_for
+from markupsafe import Markup
 
 from searchsvc.errors import BadRequest
-from searchsvc.search.posts import archive_contents, get_post, highlighted_post, similar_posts
+from searchsvc.search.posts import archive_contents, get_post, highlighted_post, rendered_body, similar_posts
 from searchsvc.search.request import SearchRequest, request_from_params
 from searchsvc.search.run import search
 from searchsvc.web.context import engine
@@ -52,19 +53,26 @@ def post_page(post_id: str) -> str:
     record = get_post(engine(), post_id)
     q = request.args.get("q", "")
     try:
-        title, body = highlighted_post(engine(), record, q)
+        title_html, body_html = _shown(record, q)
     except BadRequest:
-        title, body = highlighted_post(engine(), record, "")
+        title_html, body_html = _shown(record, "")
     accessed = date.today().isoformat()
     return render_template(
         "post.html",
         post=record,
         q=q,
-        title_html=title.html(),
-        body_html=body.html(),
+        title_html=title_html,
+        body_html=body_html,
         citation=citation(record, _site_root() + url_for("pages.post_page", post_id=post_id), accessed),
         similar=similar_posts(engine(), post_id, limit=5),
     )
+
+
+def _shown(record: Any, q: str) -> tuple[Markup, Markup]:
+    """The title and body as HTML with the words of `q` marked: a Markdown body rendered and
+    sanitised (markup.py), any other escaped as text."""
+    title, body = highlighted_post(engine(), record, q)
+    return title.html(), rendered_body(engine(), record, q) if record.markdown else body.html()
 
 
 @pages.get("/feed.atom")
