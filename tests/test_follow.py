@@ -318,3 +318,43 @@ def test_state_file_is_in_the_index_folder_and_never_holds_bodies(searchsvc, sit
     assert set(state["urls"]) == {site.base + p for p in ("/rss.xml", site.real[2].path, site.real[3].path)}
     assert all(set(entry) == {"etag", "last_modified", "kind", "links", "more", "ids", "post_url"}
                for entry in state["urls"].values())
+
+
+def test_robots_txt_behind_a_redirect_is_obeyed(searchsvc, site):
+    site.pages["/robots.txt"] = Page(b"", status=301, location="/robots-moved.txt")
+    site.pages["/robots-moved.txt"] = Page(b"User-agent: *\nDisallow: /content/\n", content_type="text/plain")
+    result = searchsvc("follow", *WEB, site.base + "/rss.xml")
+    assert result.stderr == "".join(f"{site.base}{p.path}: not fetched: robots.txt disallows it\n"
+                                    for p in site.real[2:])
+    assert not any(r.path.startswith("/content/") for r in site.requests())
+
+
+def test_a_start_url_that_redirects_to_another_host_is_followed_there(searchsvc, site):
+    """http -> https, example.org -> www.example.org: the site is where the start URL leads."""
+    port = site.base.rsplit(":", 1)[1]
+    site.pages["/start"] = Page(b"", status=301, location=f"{site.base}/rss.xml")
+    result = searchsvc("follow", *WEB, f"http://localhost:{port}/start")
+    assert result.exit_code == 0, result.output
+    assert "4 new" in result.stdout
+    assert {site.real[2].path, site.real[3].path} <= {r.path for r in site.requests()}
+
+
+def test_a_gzip_sitemap(searchsvc, site):
+    site.pages["/sitemap.xml.gz"] = Page(gzip.compress(site.pages["/sitemap.xml"].body),
+                                         content_type="application/x-gzip")
+    result = searchsvc("follow", *WEB, site.base + "/sitemap.xml.gz")
+    assert {t: p["body"] for t, p in by_title(searchsvc).items()} == {p.title: shown(p.body) for p in site.real}
+    assert result.stderr.count("\n") == 2  # the private page and the broken one, as from the plain sitemap
+
+
+def test_related_posts_beside_a_post_do_not_make_it_a_listing(searchsvc, write):
+    site = Site()
+    site.build("https://blog.example.org")
+    post = site.real[0]
+    related = "".join(f'<article class="node-teaser"><h3><a href="{p.path}">{p.title}</a></h3><p>{p.teaser}</p>'
+                      "</article>" for p in site.real[1:])
+    page = post_page(post, site.base).replace(b"</main>", f'<div class="related-posts">{related}</div></main>'.encode())
+    result = searchsvc("ingest", write("post.html", page))
+    assert result.exit_code == 0, result.output
+    [stored] = searchsvc.export()
+    assert stored["title"] == post.title and stored["body"] == shown(post.body)

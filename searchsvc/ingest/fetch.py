@@ -130,14 +130,13 @@ class Fetcher:
 
     def _host(self, url: str) -> _Host:
         parts = urlsplit(url)
-        key = f"{parts.scheme}://{parts.netloc}".lower()
+        key = _host_key(url)
         host = self.hosts.get(key)
         if host is None:
             host = self.hosts[key] = _Host(delay=self.delay)
             robots_url = urlunsplit((parts.scheme, parts.netloc, "/robots.txt", "", ""))
             try:
-                status, _, content = self._request(robots_url, {"Accept": "text/plain"}, MAX_ROBOTS_BYTES,
-                                                   host=host, truncate=True)
+                status, content = self._robots(robots_url, host)
             except FetchError as e:
                 host.robots_problem = f"robots.txt could not be read ({e.reason}), so nothing is fetched from {key}"
                 return host
@@ -150,6 +149,22 @@ class Fetcher:
                     host.delay = max(host.delay, min(float(crawl_delay), MAX_CRAWL_DELAY))
             # 3xx (not followed for robots.txt here) and 4xx: no rules, everything allowed.
         return host
+
+    def _robots(self, url: str, host: _Host) -> tuple[int, bytes]:
+        """robots.txt's status and content, its redirects followed (RFC 9309: at least five), each
+        hop paced by the host it goes to (the first by the host it is for)."""
+        current, pacer = url, host
+        for _ in range(MAX_REDIRECTS + 1):
+            status, headers, content = self._request(current, {"Accept": "text/plain"}, MAX_ROBOTS_BYTES,
+                                                     host=pacer, truncate=True)
+            location = headers.get("Location")
+            if status not in (301, 302, 303, 307, 308) or not location:
+                return status, content
+            current = _without_fragment(urljoin(current, location.strip()))
+            if urlsplit(current).scheme not in ("http", "https"):
+                return 404, b""  # nowhere to read rules from: as a missing robots.txt
+            pacer = self.hosts.get(_host_key(current)) or pacer
+        raise FetchError(url, f"more than {MAX_REDIRECTS} redirects")
 
     def _request(self, url: str, headers: dict[str, str], limit: int, *, host: _Host | None = None,
                  truncate: bool = False) -> tuple[int, urllib3.HTTPHeaderDict, bytes]:
@@ -205,6 +220,11 @@ def _reason(error: Exception, timeout: float) -> str:
     if isinstance(error, urllib3.exceptions.ProtocolError):
         return f"the connection broke off ({error.args[0] if error.args else error})"
     return str(error) or type(error).__name__
+
+
+def _host_key(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
 
 
 def _without_fragment(url: str) -> str:

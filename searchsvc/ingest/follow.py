@@ -19,9 +19,10 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import zlib
 from collections import deque
 from collections.abc import Callable, Collection, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -29,7 +30,7 @@ from urllib.parse import urlsplit
 import lxml.etree
 
 from searchsvc.ingest.feeds import NotAFeed, looks_like_feed, read_feed
-from searchsvc.ingest.fetch import Fetched, Fetcher, FetchError
+from searchsvc.ingest.fetch import MAX_BYTES, Fetched, Fetcher, FetchError
 from searchsvc.ingest.pages import NotAPage, read_page
 from searchsvc.ingest.sources import Item, Notice, Problem
 
@@ -147,10 +148,13 @@ class Crawl:
     max_pages: int = DEFAULT_MAX_PAGES
     on_url: Callable[[str, int], None] | None = None  # (url, URLs still queued), for a progress bar
     other_hosts: int = 0  # links not followed because they lead to another site
+    sites: set[str] = field(default_factory=set)
     visited: int = 0  # URLs fetched or tried
 
     def read(self, urls: Iterable[str]) -> Iterator[Item | Problem | Notice | Unchanged]:
         queue: deque[_Visit] = deque(_Visit(u, "start", _host(u)) for u in urls)
+        # The sites of the start URLs, and where they redirect (http -> https, example.org -> www.).
+        self.sites = {v.host for v in queue}
         queued = {v.url for v in queue}
         teasers: list[tuple[Item, str | None]] = []
         final: dict[str, str] = {}  # a teaser's link -> the address of the post its page gave
@@ -158,7 +162,7 @@ class Crawl:
         def enqueue(url: str, role: str, origin: _Visit, link: str | None = None) -> None:
             if url in queued:
                 return
-            if _host(url) != origin.host:
+            if _host(url) not in self.sites:
                 self.other_hosts += 1
                 return
             queued.add(url)
@@ -205,6 +209,8 @@ class Crawl:
             if self.follow:
                 self._follow(before, visit, enqueue)
             return
+        if visit.role == "start":
+            self.sites.add(_host(fetched.url))
         seen = _Seen(fetched.etag, fetched.last_modified, "page")
         try:
             yield from self._read(fetched, visit, seen, final)
@@ -219,6 +225,8 @@ class Crawl:
 
     def _read(self, fetched: Fetched, visit: _Visit, seen: _Seen,
               final: dict[str, str]) -> Iterator[Item | Problem | Notice]:
+        if fetched.content[:2] == _GZIP:
+            fetched = replace(fetched, content=_content(fetched))
         kind = _kind_of(fetched)
         url = visit.url
         if kind == "feed":
@@ -287,6 +295,24 @@ def _kind_of(fetched: Fetched) -> str | None:
     if not kind and start[:1] == b"<":
         return "html"
     return None
+
+
+_GZIP = b"\x1f\x8b"
+
+
+def _content(fetched: Fetched) -> bytes:
+    """The answer's bytes, inflated when it is a gzip file (`sitemap.xml.gz`, served as a file and
+    not with Content-Encoding), at most the fetcher's bound: a small file may inflate enormously."""
+    if fetched.content[:2] != _GZIP:
+        return fetched.content
+    inflate = zlib.decompressobj(wbits=31)
+    try:
+        content = inflate.decompress(fetched.content, MAX_BYTES + 1)
+    except zlib.error as e:
+        raise _NotReadable(f"not a readable gzip file ({e})") from None
+    if len(content) > MAX_BYTES:
+        raise _NotReadable(f"too large: more than {MAX_BYTES // (1024 * 1024)} MB once inflated")
+    return content
 
 
 def _read_sitemap(content: bytes) -> tuple[list[str], list[str]]:

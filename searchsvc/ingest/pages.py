@@ -136,7 +136,9 @@ def _listing_blocks(tree: lxml.html.HtmlElement) -> list[tuple[lxml.html.HtmlEle
             continue
         block = next((up for up in heading.iterancestors()
                       if up.tag == "article" or _classes(up) & _BLOCK_CLASSES), None)
-        if block is not None and all(block is not b for b, _ in found):
+        if block is None or _aside(block):
+            continue  # "related posts", "recent posts" beside a post are not a listing
+        if all(block is not b for b, _ in found):
             found.append((block, link))
     # A page whose one article holds headings of its own (a post with linked sub-headings) is not a
     # listing: every block must hold one heading link only.
@@ -154,6 +156,19 @@ def _is_teaser(block: Any) -> bool:
     if _classes(block) & _TEASER_CLASSES or any(_classes(up) & _TEASER_CLASSES for up in block.iterancestors()):
         return True
     return any(_READ_MORE.match(a.text_content() or "") for a in block.iter("a"))
+
+
+_ASIDE = re.compile(r"related|recent|sidebar|widget|popular|more-posts|read-next|footer|menu", re.IGNORECASE)
+
+
+def _aside(block: Any) -> bool:
+    """Whether a block sits in an aside, a navigation, a footer or a block of related posts."""
+    for up in (block, *block.iterancestors()):
+        if up.tag in ("aside", "nav", "footer"):
+            return True
+        if _ASIDE.search(" ".join(filter(None, (up.get("class"), up.get("id"))))):
+            return True
+    return False
 
 
 def _read_listing(blocks: list[tuple[Any, Any]], base: str | None) -> ReadPage:
