@@ -358,3 +358,21 @@ def test_related_posts_beside_a_post_do_not_make_it_a_listing(searchsvc, write):
     assert result.exit_code == 0, result.output
     [stored] = searchsvc.export()
     assert stored["title"] == post.title and stored["body"] == shown(post.body)
+
+
+def test_markdown_from_a_feed_is_rendered_and_searched_as_text(searchsvc, write, client_for, index_dir):
+    feed = b'''<?xml version="1.0"?><feed xmlns="http://www.w3.org/2005/Atom"><title>t</title><id>x</id>
+<entry><title>A synthetic Markdown entry</title><id>https://blog.example.org/md</id>
+<link href="https://blog.example.org/md"/><updated>2021-01-01T00:00:00Z</updated>
+<content type="text/markdown">## A heading
+
+Some *emphasis* and a [linked word](https://blog.example.org/zanzibar).</content></entry></feed>'''
+    result = searchsvc("ingest", write("md.atom", feed))
+    assert result.exit_code == 0, result.output
+    [post] = searchsvc.export()
+    assert post["body_format"] == "markdown" and post["body"].startswith("## A heading")
+    client = client_for(index_dir)
+    page = client.get(f"/posts/{post['id']}").get_data(as_text=True)
+    assert "<em>emphasis</em>" in page and "*emphasis*" not in page
+    assert client.get("/api/search?q=linked").get_json()["total"] == 1
+    assert client.get("/api/search?q=zanzibar").get_json()["total"] == 0  # only in the link's address
