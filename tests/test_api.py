@@ -109,7 +109,7 @@ def test_cors_allows_any_origin(client):
 def test_healthz(client):
     health = client.get("/healthz").get_json()
     commit, committed = health.pop("commit"), health.pop("committed")
-    assert health == {"status": "ok", "posts": 13, "generation": "g000001", "schema_version": 5}
+    assert health == {"status": "ok", "posts": 13, "generation": "g000001", "schema_version": 6}
     assert re.fullmatch(r"[0-9a-f]{16}", commit)
     now = datetime.now(timezone.utc).replace(tzinfo=None)
     assert abs(datetime.strptime(committed, "%Y-%m-%dT%H:%M:%SZ") - now) < timedelta(hours=1)
@@ -161,7 +161,7 @@ def test_export_csv_streams_every_match_with_provenance(client):
     assert json.loads(response.headers["X-Searchsvc-Query"]) == "pamphlet"
     assert json.loads(response.headers["X-Searchsvc-Filters"]) == {"from": None, "to": None, "author": [],
                                                                    "sort": "oldest"}
-    assert response.headers["X-Searchsvc-Index-Version"] == "schema 5, g000001"
+    assert response.headers["X-Searchsvc-Index-Version"] == "schema 6, g000001"
     assert response.headers["X-Searchsvc-Commit"] == client.get("/healthz").get_json()["commit"]
     text = response.get_data(as_text=True)
     assert text.startswith("\ufeff")

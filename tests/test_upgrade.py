@@ -17,7 +17,7 @@ from whoosh.util.times import datetime_to_long
 
 from searchsvc.index.analysis import text_analyzer, word_analyzer
 from searchsvc.index.fasttext import FastText
-from searchsvc.index.schema import build_schema
+from searchsvc.index.schema import SCHEMA_VERSION, build_schema
 from searchsvc.index.store import MARKER, IndexStore, Marker
 from searchsvc.records import Record, record_from_mapping
 
@@ -128,7 +128,8 @@ def snapshot(index_dir: Path) -> dict[str, bytes]:
 
 def mismatch(index_dir: Path) -> str:
     return (
-        f"Error: the index at {index_dir} was built with schema version 2, this searchsvc uses version 5: "
+        f"Error: the index at {index_dir} was built with schema version 2, "
+        f"this searchsvc uses version {SCHEMA_VERSION}: "
         "rebuild it with `searchsvc ingest --rebuild PATH...` (or `searchsvc export` first to keep its posts)\n"
     )
 
@@ -204,15 +205,15 @@ def test_export_then_rebuild_upgrades_to_the_current_schema(searchsvc, v2_index,
         f"Rebuilt index from 1 file: {len(SOURCES)} new, 0 updated, 0 unchanged, 0 removed, 0 invalid, "
         "0 skipped files\n")
     marker = json.loads((v2_index / MARKER).read_text())
-    assert marker == {"format": "searchsvc-index", "schema_version": 5, "generation": "g000002",
+    assert marker == {"format": "searchsvc-index", "schema_version": 6, "generation": "g000002",
                       "previous": "g000001", "created": OLD_CREATED}
 
     info = searchsvc.info()
-    assert (info["schema_version"], info["current_schema_version"], info["generation"]) == (5, 5, "g000002")
+    assert (info["schema_version"], info["current_schema_version"], info["generation"]) == (6, 6, "g000002")
     assert (info["posts"], info["undated"]) == (len(SOURCES), 2)
     assert info["authors"] == {"Bora Kurgusal": 2, "Mira Inventa": 2, "Tomas Ficticio": 2}
     assert info["date_range"] == {"first": "2018-03-04T00:00:00", "last": "2021-01-01T00:00:00"}
-    assert searchsvc("info").stdout.splitlines()[1] == "Schema version: 5"
+    assert searchsvc("info").stdout.splitlines()[1] == "Schema version: 6"
 
     # The same posts come back out, and ingesting them again changes nothing.
     assert searchsvc.export() == exported
@@ -246,7 +247,7 @@ def test_schema_3_has_no_newest_or_year(searchsvc, v2_index, tmp_path):
     # A rebuild straight from the source files, without an export first.
     result = searchsvc("ingest", "--rebuild", source)
     assert (result.exit_code, result.stderr) == (0, "")
-    assert IndexStore(v2_index).marker().schema_version == 5
+    assert IndexStore(v2_index).marker().schema_version == 6
 
     ix = IndexStore(v2_index).open()
     assert "newest" not in ix.schema and "year" not in ix.schema

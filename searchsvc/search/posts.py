@@ -7,11 +7,11 @@ from whoosh.searching import Searcher
 
 from searchsvc.errors import PostNotFound
 from searchsvc.index.info import Contents, contents
-from searchsvc.index.schema import record_from_stored
+from searchsvc.index.schema import LANGUAGE_FIELDS, language_of, record_from_stored
 from searchsvc.records import Record
 from searchsvc.search.deadline import Deadline
 from searchsvc.search.engine import Engine
-from searchsvc.search.hits import ANALYZER, make_hit, query_terms
+from searchsvc.search.hits import ANALYZERS, make_hit, query_terms
 from searchsvc.search.query import check_expansions, parse_query
 from searchsvc.search.results import Hit
 from searchsvc.search.snippets import Highlighted, highlight, match_spans
@@ -31,26 +31,32 @@ def _docnum(searcher: Searcher, post_id: str) -> int:
 
 
 def highlighted_post(engine: Engine, record: Record, q: str) -> tuple[Highlighted, Highlighted]:
-    """The title and the whole body with the words of query `q` marked."""
+    """The title and the whole body with the words of query `q` marked, by the analysis of
+    the post's language."""
     deadline = Deadline(engine.search_timeout)
+    language = language_of(record)
     with engine.reading() as searcher:
         terms: set[str] = set()
         if q.strip():
             query = parse_query(q)
             check_expansions(query, searcher.reader(), deadline)  # `w1*` marked 5 MB of a body
-            terms = query_terms(searcher, query)
+            terms = query_terms(searcher, query)[language]
         deadline.check()
-        return (highlight(record.title, match_spans(record.title, terms, ANALYZER, deadline)),
-                highlight(record.body, match_spans(record.body, terms, ANALYZER, deadline)))
+        analyzer = ANALYZERS[language]
+        return (highlight(record.title, match_spans(record.title, terms, analyzer, deadline)),
+                highlight(record.body, match_spans(record.body, terms, analyzer, deadline)))
 
 
 def similar_posts(engine: Engine, post_id: str, limit: int = 10) -> list[Hit]:
-    """Posts most like this one (Whoosh's key-term "more like this" over title and body)."""
+    """Posts most like this one (Whoosh's key-term "more like this" over title and body), in
+    its language."""
     with engine.reading() as searcher:
         docnum = _docnum(searcher, post_id)
         record = record_from_stored(searcher.stored_fields(docnum))
-        results = searcher.more_like(docnum, "text", text=record.title + "\n" + record.body, top=limit)
-        return [make_hit(searcher, h.docnum, round(h.score, 4), set()) for h in results]
+        # Its own language's field: posts in the same language, on the same analysis.
+        field = LANGUAGE_FIELDS[language_of(record)][0]
+        results = searcher.more_like(docnum, field, text=record.title + "\n" + record.body, top=limit)
+        return [make_hit(searcher, h.docnum, round(h.score, 4), {}) for h in results]
 
 
 def archive_contents(engine: Engine) -> Contents:
