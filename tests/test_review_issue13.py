@@ -67,7 +67,8 @@ def test_highlighting_a_long_body_looks_at_the_deadline(searchsvc, tmp_path):
     engine = Engine(IndexStore(searchsvc.index), result_cache_size=0, search_timeout=None)
     with engine.reading() as searcher:
         with pytest.raises(SearchTimeout):
-            page_hits(searcher, {"spam"}, [(0, 1.0)], request_from_params({"q": "spam"}), RunsOutAfterFirstCheck())
+            page_hits(searcher, {"en": {"spam"}}, [(0, 1.0)], request_from_params({"q": "spam"}),
+                      RunsOutAfterFirstCheck())
     engine.close()
 
 

@@ -17,7 +17,7 @@ from whoosh.util.times import datetime_to_long
 
 from searchsvc.index.analysis import text_analyzer, word_analyzer
 from searchsvc.index.fasttext import FastText
-from searchsvc.index.schema import build_schema
+from searchsvc.index.schema import SCHEMA_VERSION, build_schema
 from searchsvc.index.store import MARKER, IndexStore, Marker
 from searchsvc.records import Record, record_from_mapping
 
@@ -128,7 +128,8 @@ def snapshot(index_dir: Path) -> dict[str, bytes]:
 
 def mismatch(index_dir: Path) -> str:
     return (
-        f"Error: the index at {index_dir} was built with schema version 2, this searchsvc uses version 6: "
+        f"Error: the index at {index_dir} was built with schema version 2, "
+        f"this searchsvc uses version {SCHEMA_VERSION}: "
         "rebuild it with `searchsvc ingest --rebuild PATH...` (or `searchsvc export` first to keep its posts)\n"
     )
 

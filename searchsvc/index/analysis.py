@@ -13,6 +13,12 @@ The pipeline, the same at index and at query time:
 4. `VariantFilter`: spelling variants common in this field map to one form
    (Uighur, Uigur, Uygur -> uyghur), from `data/variants.txt` plus the user's own file.
 
+Turkish posts (`lang: tr`) have their own analysis, `text_analyzer("tr")`, indexed into their
+own fields (schema.py): `TurkishFilter` lowercases the Turkish way ("I" is "ı", "İ" is "i"),
+stems with Snowball's Turkish stemmer (`turkish_stem`: see there for the rule and its
+measurements), then folds as above, so "borsa" finds "borsada" and "borsanın", and a query
+typed without Turkish letters ("sirket") finds "şirket".
+
 Kept apart from the schema so the analysis can change (with a new schema version)
 without touching ingestion.
 """
@@ -54,9 +60,10 @@ class ScriptTokenizer(Tokenizer):
                  start_char: int = 0, tokenize: bool = True, mode: str = "",
                  **kwargs) -> Iterator[Token]:
         token = Token(positions, chars, removestops=removestops, mode=mode, **kwargs)
-        if not tokenize:
+        if not tokenize:  # Whoosh's parser asks so for a `prefix*` (and other text it must not split)
             token.original = token.text = value
             token.boost, token.stopped = 1.0, False
+            token.whole = True
             if positions:
                 token.pos = start_pos
             if chars:
@@ -69,7 +76,7 @@ class ScriptTokenizer(Tokenizer):
             pieces = bigrams(text, start) if "\u3040" <= text[0] and is_cjk(text[0]) else [(start, text)]
             for offset, piece in pieces:
                 token.text = piece
-                token.boost, token.stopped = 1.0, False
+                token.boost, token.stopped, token.whole = 1.0, False, False
                 if keeporiginal:
                     token.original = piece
                 if positions:
@@ -131,6 +138,71 @@ class SnowballStemmer:
         return stem(word)
 
 
+# Snowball's Turkish stemmer, one per thread (module-level: a schema's filters are pickled).
+_TURKISH = SnowballStemmer("turkish")
+# The shortest stem `turkish_stem` makes: shorter ones merged unrelated words.
+TURKISH_MIN_STEM = 3
+_VOWELS = frozenset("aeıioöuü")
+_HIGH_VOWELS = frozenset("ıiuü")
+
+
+def turkish_lower(word: str) -> str:
+    """Lowercase by Turkish rules: "I" is "ı", "İ" is "i" (Python's lower() makes "i" and "i̇")."""
+    return word.replace("I", "ı").replace("İ", "i").lower()
+
+
+@lru_cache(maxsize=100_000)
+def turkish_stem(word: str) -> str:
+    """The stem of a lowercased Turkish word: Snowball's Turkish stemmer applied until the word
+    stops changing, never shorter than TURKISH_MIN_STEM letters, and the possessive's buffer
+    "s" taken off ("bankası" -> "banka", where Snowball leaves "bankas").
+
+    Why not the stemmer once: it strips one layer of suffixes, so a lemma that looks like a
+    suffixed word and its inflected forms part ways ("borsa" -> "bor", "borsada" -> "borsa").
+    Repeating it joins them ("borsada" -> "borsa" -> "bor"), but unbounded it reached two
+    letters and merged unrelated words ("dolar" -> "do" with "dönem", "işlem" -> "is" with "iş",
+    "yatırım" -> "ya" with "ya"). benchmarks/turkish.py measures each rule on 50 lemmas of
+    financial news: recall 0.61 (today's folding), 0.89 (once), 0.96 (unbounded), 0.96
+    (at least 3 letters), 0.97 (this); precision 0.97, 0.99, 0.95, 0.99, 0.99.
+    """
+    original = word
+    seen = {word}
+    while True:
+        stem = _TURKISH(word)
+        if len(stem) < TURKISH_MIN_STEM:
+            return word
+        if (len(stem) > TURKISH_MIN_STEM and stem[-1] == "s" and stem[-2] in _VOWELS
+                and original.startswith(stem) and original[len(stem):len(stem) + 1] in _HIGH_VOWELS):
+            stem = stem[:-1]  # the 3rd person possessive after a vowel, -sI: Snowball takes only the I
+        if stem in seen:  # unchanged (or back to an earlier form: Snowball also adds letters)
+            return stem
+        seen.add(stem)
+        word = stem
+
+
+class TurkishFilter(Filter):
+    """Turkish lowercasing, stems (`turkish_stem`), then the same folding as every word. A
+    `prefix*` is lowercased and folded, not stemmed: a stem need not begin the words it
+    stands for ("yatırım" -> "yatir"), so a stemmed prefix found words not beginning with it
+    ("yatırım*" found "yatırılan")."""
+
+    def __eq__(self, other: object) -> bool:
+        return type(self) is type(other)
+
+    def __hash__(self) -> int:
+        return hash(type(self))
+
+    def __call__(self, tokens: Iterator[Token]) -> Iterator[Token]:
+        for token in tokens:
+            token.text = fold(turkish_lower(token.text)) if getattr(token, "whole", False) else turkish_term(token.text)
+            yield token
+
+
+def turkish_term(word: str) -> str:
+    """A raw word of a Turkish post as TurkishFilter indexes it."""
+    return fold(turkish_stem(turkish_lower(word)))
+
+
 class AsciiStemFilter(StemFilter):
     """English stems for Latin-script words only; other scripts pass through unchanged.
 
@@ -190,13 +262,15 @@ def variant_groups() -> list[list[str]]:
     return groups
 
 
-def _stem_only() -> Analyzer:
+def _stem_only(language: str = "en") -> Analyzer:
+    if language == "tr":
+        return ScriptTokenizer() | TurkishFilter()
     return ScriptTokenizer() | FoldFilter() | AsciiStemFilter(lang="en", cachesize=100_000)
 
 
-def variant_mapping() -> dict[str, str]:
-    """stem of each variant -> stem of its group's first spelling."""
-    stem = _stem_only()
+def variant_mapping(language: str = "en") -> dict[str, str]:
+    """stem of each variant -> stem of its group's first spelling, in `language`'s analysis."""
+    stem = _stem_only(language)
     mapping: dict[str, str] = {}
     for group in variant_groups():
         forms = [[t.text for t in stem(word)] for word in group]
@@ -208,9 +282,13 @@ def variant_mapping() -> dict[str, str]:
     return mapping
 
 
-def text_analyzer() -> Analyzer:
-    """The analysis of titles and bodies (and of queries against them)."""
-    return _stem_only() | VariantFilter(variant_mapping())
+# The languages with an analysis of their own; posts in any other are analysed as English.
+LANGUAGES = ("en", "tr")
+
+
+def text_analyzer(language: str = "en") -> Analyzer:
+    """The analysis of titles and bodies in `language` (and of queries against them)."""
+    return _stem_only(language) | VariantFilter(variant_mapping(language))
 
 
 def word_analyzer() -> Analyzer:
@@ -231,11 +309,16 @@ class TermFunction:
     def __init__(self, analyzer: Analyzer):
         self.stem = None
         self.english = False  # the stem is English Snowball (what `word_prefixes` knows)
+        self.fold = fold
+        self.prefixes_known = True  # False: a stem need not be a prefix of its word
         self.mapping: dict[str, str] = {}
         for item in getattr(analyzer, "items", [analyzer]):
             if isinstance(item, AsciiStemFilter):
                 self.stem = item._stem
                 self.english = item.lang == "en"
+            elif isinstance(item, TurkishFilter):
+                self.fold = turkish_term  # lowercases, stems and folds
+                self.prefixes_known = False  # "kitabı" -> "kitap"
             elif isinstance(item, VariantFilter):
                 self.mapping = item.mapping
         self.variants_of: dict[str, list[str]] = {}
@@ -246,7 +329,7 @@ class TermFunction:
     def __call__(self, word: str) -> str:
         term = self.cache.get(word)
         if term is None:
-            term = fold(word)
+            term = self.fold(word)
             if self.stem is not None and term.isascii():
                 term = self.stem(term)
             term = self.mapping.get(term, term)
@@ -260,9 +343,9 @@ class TermFunction:
 
         Says nothing of words with a non-ASCII letter ("Ürümqi" is "urumqi"): a caller looks at
         those itself. None when no prefix can be promised (a stemmer other than English Snowball,
-        or a stem as short as its possible ending).
+        such as the Turkish one, or a stem as short as its possible ending).
         """
-        if self.stem is not None and not self.english:
+        if (self.stem is not None and not self.english) or not self.prefixes_known:
             return None
         prefixes = set()
         for term in terms:

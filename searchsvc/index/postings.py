@@ -36,7 +36,7 @@ from whoosh.util.numeric import byte_to_length, length_to_byte
 
 MAGIC = b"SSVEC1\n\0"
 # The fields the vectorised search scores (with positions: phrases too).
-ARRAY_FIELDS = ("author", "text", "title")
+ARRAY_FIELDS = ("author", "text", "title", "text_tr", "title_tr")
 _ARRAYS = (("terms", "u1"), ("term_ends", "<u8"), ("post_ends", "<i8"), ("docs", "<i4"), ("freqs", "<f4"),
            ("pos_ends", "<i8"), ("positions", "<u4"), ("lengths", "u1"))
 # Whoosh's one-byte field length code -> the length its scorer uses.

@@ -16,12 +16,18 @@ from searchsvc.index.analysis import text_analyzer, word_analyzer
 from searchsvc.index.fasttext import FastText
 from searchsvc.records import Record
 
-# 6: a Markdown post's `text` is its rendered words, kept as `body_text`; 5: Snowball 3 stems by PyStemmer
-# (analysis.py); 4: positions as raw uint32, postings arrays
+# 6: Turkish posts in text_tr and title_tr, Turkish stems; a Markdown post's `text` is its rendered words,
+# kept as `body_text`; 5: Snowball 3 stems by PyStemmer (analysis.py); 4: positions as raw uint32, postings arrays
 SCHEMA_VERSION = 6
 
-# What the query language searches when no field is named.
-DEFAULT_FIELDS = ("text", "title")
+# The ranked fields of each analysis language (analysis.LANGUAGES): title and body, and the title
+# again. A post is indexed into its language's fields only, so English posts are ranked on
+# exactly the terms and statistics they had before Turkish posts had fields of their own.
+LANGUAGE_FIELDS = {"en": ("text", "title"), "tr": ("text_tr", "title_tr")}
+# What the query language searches when no field is named: every language's fields.
+DEFAULT_FIELDS = ("text", "title", "text_tr", "title_tr")
+# The fields `title:` searches.
+TITLE_FIELDS = ("title", "title_tr")
 # Fields a query may name: `title:`, `author:`.
 QUERY_FIELDS = ("title", "author")
 # Unstemmed words for "did you mean" (written by writer.PostWriter, one posting a segment).
@@ -37,13 +43,19 @@ def build_schema() -> fields.Schema:
     A Markdown post indexes its text as a reader sees it (`Record.body_text`: no link URLs,
     no markup), stored as `body_text` so a hit's snippet is cut from it without rendering
     the Markdown again; `body` keeps the source, which export writes.
+    A Turkish post has `text_tr` and `title_tr` instead (Turkish stems; its title is
+    stored in `title_tr`) and `lang` "tr", which says which analysis highlights it.
     """
     analyzer = text_analyzer()
+    turkish = text_analyzer("tr")
     return fields.Schema(
         id=fields.ID(stored=True, unique=True, sortable=True),
         # A word that analyses to several terms (Chinese bigrams, "China's") is a phrase.
         title=FastText(stored=True, analyzer=analyzer, multitoken_query="phrase"),
         text=FastText(analyzer=analyzer, multitoken_query="phrase"),
+        title_tr=FastText(stored=True, analyzer=turkish, multitoken_query="phrase"),
+        text_tr=FastText(analyzer=turkish, multitoken_query="phrase"),
+        lang=fields.STORED(),
         body=fields.STORED(),
         body_text=fields.STORED(),
         spell=FastText(analyzer=word_analyzer(), phrase=False),
@@ -57,19 +69,32 @@ def build_schema() -> fields.Schema:
     )
 
 
+def language_of(record: Record) -> str:
+    """The analysis language of a post: "tr" when its `lang` is Turkish ("tr", "TR", "tr-TR"),
+    else "en" (English stems; other scripts are matched by word)."""
+    lang = record.extra.get("lang")
+    if isinstance(lang, str) and lang.strip().lower().replace("_", "-").split("-")[0] == "tr":
+        return "tr"
+    return "en"
+
+
 def document_from_record(record: Record) -> dict[str, Any]:
     """The Whoosh document for a record; absent optional values are left out."""
     words = record.title + "\n" + record.body_text  # one object: the analysis reuses its words
+    language = language_of(record)
+    text_field, title_field = LANGUAGE_FIELDS[language]
     doc: dict[str, Any] = {
         "id": record.id,
-        "title": record.title,
-        "text": words,
+        title_field: record.title,
+        text_field: words,
         "body": record.body,
         "spell": words,
         "fingerprint": record.fingerprint,
     }
     if record.markdown:
         doc["body_text"] = record.body_text
+    if language != "en":
+        doc["lang"] = language
     if record.author is not None:
         doc["author"] = record.author
         doc["author_key"] = record.author
@@ -93,10 +118,20 @@ def record_from_stored(stored: dict[str, Any]) -> Record:
     date_text = stored.get("date_text")
     return Record(
         id=stored["id"],
-        title=stored["title"],
+        title=stored_title(stored),
         body=stored["body"],
         date=parse_date(date_text) if date_text else None,
         author=stored.get("author"),
         url=stored.get("url"),
         extra=json.loads(stored["extra"]) if stored.get("extra") else {},
     )
+
+
+def stored_language(stored: dict[str, Any]) -> str:
+    """The analysis language of a stored post (analysis.LANGUAGES)."""
+    return stored.get("lang") or "en"
+
+
+def stored_title(stored: dict[str, Any]) -> str:
+    """The title of a stored post, from its language's title field."""
+    return stored[LANGUAGE_FIELDS[stored_language(stored)][1]]

@@ -36,11 +36,15 @@ from searchsvc.index.commit import commit
 from searchsvc.index.fasttext import terms
 from searchsvc.index.inversion import Inverter
 from searchsvc.index.postings import ARRAY_FIELDS, set_length_code
-from searchsvc.index.schema import SPELL_FIELD, build_schema, document_from_record
+from searchsvc.index.schema import LANGUAGE_FIELDS, SPELL_FIELD, build_schema, document_from_record
 from searchsvc.index.toc import PinnedIndex
 
 if TYPE_CHECKING:
     from searchsvc.records import Record
+
+
+# Each language's title-and-body field: a post has one of them.
+TEXT_FIELDS = tuple(text for text, _ in LANGUAGE_FIELDS.values())
 
 
 class LeanPool(PostingPool):
@@ -106,7 +110,7 @@ class PostWriter(SegmentWriter):
         add_post = self.pool.add
         # `text` first: it is the string `spell` just split into words (fasttext.words keeps one).
         inverted = {name: self._inverter.add(name, docnum, fields[name])
-                    for name in sorted(self._inverter.fields, key=lambda name: name != "text")
+                    for name in sorted(self._inverter.fields, key=lambda name: name not in TEXT_FIELDS)
                     if fields.get(name) is not None}
         perdocwriter.start_doc(docnum)
         try:
@@ -342,7 +346,7 @@ def merge_small(writer: SegmentWriter, segments: list[Any]) -> list[Any]:
     for segment in segments:
         reader = SegmentReader(writer.storage, writer.schema, segment)
         try:
-            words = reader.field_length("text") if segment.doc_count() else 0
+            words = sum(reader.field_length(name) for name in TEXT_FIELDS) if segment.doc_count() else 0
         finally:
             reader.close()
         sized.append((words, segment))

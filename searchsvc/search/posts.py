@@ -8,12 +8,12 @@ from whoosh.searching import Searcher
 
 from searchsvc.errors import PostNotFound
 from searchsvc.index.info import Contents, contents
-from searchsvc.index.schema import record_from_stored, stored_body_text
+from searchsvc.index.schema import LANGUAGE_FIELDS, language_of, record_from_stored, stored_body_text
 from searchsvc.markup import render_markdown
 from searchsvc.records import Record
 from searchsvc.search.deadline import Deadline
 from searchsvc.search.engine import Engine
-from searchsvc.search.hits import ANALYZER, make_hit, query_terms
+from searchsvc.search.hits import ANALYZERS, make_hit, query_terms
 from searchsvc.search.query import check_expansions, parse_query
 from searchsvc.search.results import Hit
 from searchsvc.search.snippets import Highlighted, highlight, match_spans
@@ -33,29 +33,34 @@ def _docnum(searcher: Searcher, post_id: str) -> int:
 
 
 def highlighted_post(engine: Engine, record: Record, q: str) -> tuple[Highlighted, Highlighted]:
-    """The title and the whole body with the words of query `q` marked."""
+    """The title and the whole body with the words of query `q` marked, by the analysis of
+    the post's language."""
     deadline = Deadline(engine.search_timeout)
+    language = language_of(record)
     with engine.reading() as searcher:
-        terms = _terms(searcher, q, deadline)
-        return (highlight(record.title, match_spans(record.title, terms, ANALYZER, deadline)),
-                highlight(record.body, match_spans(record.body, terms, ANALYZER, deadline)))
+        terms = _terms(searcher, q, deadline).get(language, set())
+        analyzer = ANALYZERS[language]
+        return (highlight(record.title, match_spans(record.title, terms, analyzer, deadline)),
+                highlight(record.body, match_spans(record.body, terms, analyzer, deadline)))
 
 
 def rendered_body(engine: Engine, record: Record, q: str) -> Markup:
     """A Markdown post's body as sanitised HTML (markup.render_markdown), the words of query
-    `q` marked in its text; SearchTimeout past the search time limit."""
+    `q` marked in its text by its language's analysis; SearchTimeout past the search time limit."""
     deadline = Deadline(engine.search_timeout)
+    language = language_of(record)
     with engine.reading() as searcher:
-        terms = _terms(searcher, q, deadline)
+        terms = _terms(searcher, q, deadline).get(language, set())
+        analyzer = ANALYZERS[language]
         if terms:  # rendered under the lock, as every highlighting is (the stemmer is one per process)
             return Markup(render_markdown(record.body, lambda text: [
-                (start, end) for start, end, _ in match_spans(text, terms, ANALYZER, deadline)]))
+                (start, end) for start, end, _ in match_spans(text, terms, analyzer, deadline)]))
     return Markup(render_markdown(record.body))
 
 
-def _terms(searcher: Searcher, q: str, deadline: Deadline) -> set[str]:
-    """The index terms query `q` can match (none for an empty `q`); BadRequest for a bad `q`."""
-    terms: set[str] = set()
+def _terms(searcher: Searcher, q: str, deadline: Deadline) -> dict[str, set[str]]:
+    """The index terms query `q` can match, by language (none for an empty `q`); BadRequest for a bad `q`."""
+    terms: dict[str, set[str]] = {}
     if q.strip():
         query = parse_query(q)
         check_expansions(query, searcher.reader(), deadline)  # `w1*` marked 5 MB of a body
@@ -65,13 +70,17 @@ def _terms(searcher: Searcher, q: str, deadline: Deadline) -> set[str]:
 
 
 def similar_posts(engine: Engine, post_id: str, limit: int = 10) -> list[Hit]:
-    """Posts most like this one (Whoosh's key-term "more like this" over title and body)."""
+    """Posts most like this one (Whoosh's key-term "more like this" over title and body), in
+    its language."""
     with engine.reading() as searcher:
         docnum = _docnum(searcher, post_id)
         stored = searcher.stored_fields(docnum)
-        text = stored["title"] + "\n" + stored_body_text(stored)  # the words `text` indexed
-        results = searcher.more_like(docnum, "text", text=text, top=limit)
-        return [make_hit(searcher, h.docnum, round(h.score, 4), set()) for h in results]
+        record = record_from_stored(stored)
+        # Its own language's field: posts in the same language, on the same analysis.
+        field = LANGUAGE_FIELDS[language_of(record)][0]
+        text = record.title + "\n" + stored_body_text(stored)  # the words the field indexed
+        results = searcher.more_like(docnum, field, text=text, top=limit)
+        return [make_hit(searcher, h.docnum, round(h.score, 4), {}) for h in results]
 
 
 def archive_contents(engine: Engine) -> Contents:

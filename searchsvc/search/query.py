@@ -13,6 +13,7 @@ raise BadQuery saying what is wrong, so a typo is a 400 and never a silent wrong
 
 from __future__ import annotations
 
+import copy
 import functools
 import itertools
 import re
@@ -25,7 +26,14 @@ from whoosh.fields import Schema
 
 from searchsvc.errors import BadQuery
 from searchsvc.index.analysis import word_analyzer
-from searchsvc.index.schema import DEFAULT_FIELDS, QUERY_FIELDS, SPELL_FIELD, build_schema
+from searchsvc.index.schema import (
+    DEFAULT_FIELDS,
+    LANGUAGE_FIELDS,
+    QUERY_FIELDS,
+    SPELL_FIELD,
+    TITLE_FIELDS,
+    build_schema,
+)
 from searchsvc.search.deadline import Deadline
 from searchsvc.search.phrases import ExactPhrase
 from searchsvc.search.spelling import MAX_WORD_LENGTH, spelling_index
@@ -61,7 +69,8 @@ def parser(operator: str = "and") -> qparser.QueryParser:
     fields = {name: schema[name] for name in (*DEFAULT_FIELDS, *QUERY_FIELDS)}
     group = qparser.OrGroup if operator == "or" else qparser.AndGroup
     made = qparser.QueryParser(DEFAULT_FIELDS[0], Schema(**fields), group=group, phraseclass=ExactPhrase)
-    made.replace_plugin(qparser.MultifieldPlugin(DEFAULT_FIELDS, fieldboosts={"title": TITLE_BOOST}))
+    made.replace_plugin(qparser.MultifieldPlugin(DEFAULT_FIELDS, fieldboosts=dict.fromkeys(TITLE_FIELDS, TITLE_BOOST)))
+    made.add_plugin(_TitlesPlugin())
     made.add_plugin(_WordFuzzyPlugin())
     made.remove_plugin_class(qparser.BoostPlugin)
     made.remove_plugin_class(qparser.RangePlugin)
@@ -69,6 +78,28 @@ def parser(operator: str = "and") -> qparser.QueryParser:
     # silently different search. Here they are plain words.
     made.replace_plugin(qparser.OperatorsPlugin(AndMaybe=None, Require=None))
     return made
+
+
+class _TitlesPlugin(qparser.Plugin):
+    """`title:word` searches the title of every language (TITLE_FIELDS), each field analysing
+    the word its own way: after Whoosh gives nodes their named field (priority 100), before
+    MultifieldPlugin gives the unnamed ones the default fields (110)."""
+
+    def filters(self, parser: qparser.QueryParser) -> list[tuple[Callable[..., Any], int]]:
+        return [(self.do_titles, 105)]
+
+    def do_titles(self, parser: qparser.QueryParser, group: Any) -> Any:
+        for i, node in enumerate(group):
+            if isinstance(node, qparser.syntax.GroupNode):
+                group[i] = self.do_titles(parser, node)
+            elif node.has_fieldname and node.fieldname == TITLE_FIELDS[0]:
+                copies = []
+                for name in TITLE_FIELDS:
+                    copied = copy.copy(node)
+                    copied.set_fieldname(name, override=True)
+                    copies.append(copied)
+                group[i] = qparser.syntax.OrGroup(copies)
+        return group
 
 
 def parse_query(text: str, operator: str = "and") -> wq.Query:
@@ -308,26 +339,33 @@ def _describe(q: wq.Query, top: bool = False) -> str:
 
 
 def _collapse_default_fields(subqueries: list[wq.Query]) -> list[str]:
-    """Whoosh expands each word over every default field; show it once, unprefixed."""
+    """Whoosh expands each word over every default field, and `title:` over every language's
+    title (TITLE_FIELDS); show it once, as analysed for English posts (a Turkish post's field
+    holds the word's Turkish stem, which is not shown)."""
     parts: list[str] = []
     i = 0
-    n = len(DEFAULT_FIELDS)
     while i < len(subqueries):
-        group = subqueries[i:i + n]
-        if len(group) == n and _same_over_default_fields(group):
-            parts.append(_describe_without_field(group[0]))
-            i += n
+        for fields in (DEFAULT_FIELDS, TITLE_FIELDS):
+            group = subqueries[i:i + len(fields)]
+            shown = _same_word_over(group, fields)
+            if shown is not None:
+                parts.append(_describe_without_field(shown) if fields == DEFAULT_FIELDS else _describe(shown))
+                i += len(fields)
+                break
         else:
             parts.append(_describe(subqueries[i]))
             i += 1
     return parts
 
 
-def _same_over_default_fields(group: list[wq.Query]) -> bool:
-    fields = tuple(sorted(_fields_of(q) for q in group))
-    if fields != tuple(sorted(DEFAULT_FIELDS)):
-        return False
-    return len({type(q) for q in group}) == 1 and len({_describe_without_field(q) for q in group}) == 1
+def _same_word_over(group: list[wq.Query], fields: tuple[str, ...]) -> wq.Query | None:
+    """The part of `group` to show when it is one word over `fields` (the part of the first
+    field), else None."""
+    named = {_fields_of(q): q for q in group}
+    if len(group) != len(fields) or sorted(named) != sorted(fields) or len({type(q) for q in group}) != 1:
+        return None
+    english = {_describe_without_field(q) for name, q in named.items() if name in LANGUAGE_FIELDS["en"]}
+    return named[fields[0]] if len(english) == 1 else None
 
 
 def _fields_of(q: wq.Query) -> str:
