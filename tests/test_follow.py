@@ -376,3 +376,21 @@ Some *emphasis* and a [linked word](https://blog.example.org/zanzibar).</content
     assert "<em>emphasis</em>" in page and "*emphasis*" not in page
     assert client.get("/api/search?q=linked").get_json()["total"] == 1
     assert client.get("/api/search?q=zanzibar").get_json()["total"] == 0  # only in the link's address
+
+
+def test_a_page_or_feed_in_turkish_gets_turkish_stems(searchsvc, write, client_for, index_dir):
+    """The language a page (`<html lang>`) or feed (`<language>`) declares is the post's `lang`."""
+    page = ('<!DOCTYPE html><html lang="tr"><head><meta charset="utf-8"><title>Sentetik yazı</title></head><body>'
+            '<article><h1>Sentetik bir deneme yazısı</h1><p>Bu yazı searchsvc testleri için uydurulmuştur ve '
+            "kimsenin açıklaması değildir. Borsada işlemler bugün sakin geçti; yatırımcılar bekledi.</p>"
+            "<p>İkinci paragraf da uydurmadır.</p></article></body></html>")
+    feed = ('<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>t</title>'
+            "<language>tr</language><item><title>Sentetik haber</title><link>https://blog.example.org/tr</link>"
+            "<description>Uydurma bir metin: borsanın kapanışı bekleniyor.</description></item></channel></rss>")
+    result = searchsvc("ingest", write("tr.html", page), write("tr.rss", feed))
+    assert result.exit_code == 0, result.output
+    assert {p["title"]: p.get("lang") for p in searchsvc.export()} == {"Sentetik bir deneme yazısı": "tr",
+                                                                        "Sentetik haber": "tr"}
+    client = client_for(index_dir)
+    found = client.get("/api/search?q=borsa").get_json()
+    assert found["total"] == 2

@@ -52,8 +52,13 @@ def read_feed(content: bytes, url: str | None = None) -> Iterator[FeedEntry]:
         reason = parsed.get("bozo_exception")
         raise NotAFeed(f"not an RSS or Atom feed ({reason})" if reason else "not an RSS or Atom feed")
     lines = [content.count(b"\n", 0, m.start()) + 1 for m in _ENTRY.finditer(content)]
+    language = parsed.feed.get("language")  # RSS's <language>, Atom's xml:lang
     for n, entry in enumerate(parsed.entries):
-        yield _entry(entry, lines[n] if n < len(lines) and len(lines) == len(parsed.entries) else None)
+        found = _entry(entry, lines[n] if n < len(lines) and len(lines) == len(parsed.entries) else None)
+        entry_language = _language(entry) or language
+        if entry_language and _LANGUAGE.fullmatch(entry_language.strip()):
+            found.data.setdefault("lang", entry_language.strip())
+        yield found
 
 
 def _entry(entry: Any, line: int | None) -> FeedEntry:
@@ -79,6 +84,16 @@ def _entry(entry: Any, line: int | None) -> FeedEntry:
     else:
         data["body"] = html_text(value) if "html" in kind else value
     return FeedEntry(line, data, teaser)
+
+
+_LANGUAGE = re.compile(r"[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{1,8})*")
+
+
+def _language(entry: Any) -> str | None:
+    for detail in (*(entry.get("content") or []), entry.get("summary_detail") or {}, entry.get("title_detail") or {}):
+        if detail.get("language"):
+            return detail["language"]
+    return None
 
 
 def _text(detail: Any, value: str | None) -> str | None:

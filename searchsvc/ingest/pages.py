@@ -66,8 +66,30 @@ def read_page(content: bytes | str, url: str | None = None) -> ReadPage:
     base = _base_url(tree, url)
     blocks = _listing_blocks(tree)
     if len(blocks) >= 2 or (blocks and _is_teaser(blocks[0][0])):
-        return _read_listing(blocks, base)
-    return ReadPage(records=[_read_post(tree, url, base)])
+        page = _read_listing(blocks, base)
+    else:
+        page = ReadPage(records=[_read_post(tree, url, base)])
+    language = page_language(tree)
+    if language:
+        for record in page.records:
+            record.data.setdefault("lang", language)
+    return page
+
+
+_LANGUAGE = re.compile(r"[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{1,8})*")
+
+
+def page_language(tree: Any) -> str | None:
+    """The language the page declares (`<html lang="tr">`, or a Content-Language meta tag): what
+    picks a post's analysis (Turkish stems for "tr")."""
+    declared = tree.get("lang") or tree.get("{http://www.w3.org/XML/1998/namespace}lang")
+    if not declared:
+        for meta in tree.iter("meta"):
+            if (meta.get("http-equiv") or "").lower() == "content-language":
+                declared = (meta.get("content") or "").split(",")[0]
+                break
+    declared = (declared or "").strip()
+    return declared if _LANGUAGE.fullmatch(declared) else None
 
 
 def _base_url(tree: lxml.html.HtmlElement, url: str | None) -> str | None:
