@@ -394,3 +394,16 @@ def test_a_page_or_feed_in_turkish_gets_turkish_stems(searchsvc, write, client_f
     client = client_for(index_dir)
     found = client.get("/api/search?q=borsa").get_json()
     assert found["total"] == 2
+
+
+def test_a_canonical_link_to_another_site_is_not_taken(searchsvc, site):
+    """Ids derive from the url: a page naming another site's post as its canonical address would
+    replace that post."""
+    post = site.synthetic[0]
+    site.pages["/impostor"] = Page(post_page(post).replace(
+        b"</head>", b'<link rel="canonical" href="https://victim.example.org/their-post"></head>'))
+    site.pages["/honest"] = Page(post_page(post).replace(
+        b"</head>", f'<link rel="canonical" href="{site.base}/content/honest-post"></head>'.encode()))
+    searchsvc("ingest", *WEB, site.base + "/impostor", site.base + "/honest")
+    assert sorted(p["url"] for p in searchsvc.export()) == [f"{site.base}/content/honest-post",
+                                                           f"{site.base}/impostor"]

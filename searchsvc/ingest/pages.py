@@ -123,6 +123,10 @@ def _read_post(tree: lxml.html.HtmlElement, url: str | None, base: str | None) -
         data["date"] = document.date
     if document.author:
         data["author"] = document.author
+    # A canonical address on another site is not taken: the id derives from the url, and a page
+    # must not be able to stand in for another site's post (and replace it in the index).
+    if canonical and url and urlsplit(canonical).netloc.lower() != urlsplit(url).netloc.lower():
+        canonical = None
     page_url = canonical or url
     if page_url and urlsplit(page_url).scheme in ("http", "https"):
         data["url"] = page_url
