@@ -98,14 +98,20 @@ def record_from_mapping(data: Any, *, dayfirst: bool = False) -> Record:
         raise InvalidRecord(f"expected an object with title and body, got {_kind(data)}")
     _check_storable(data)
     known: dict[str, Any] = {}
+    spelled: dict[str, str] = {}
     extra: dict[str, Any] = {}
     format_key: str | None = None
     for key, value in data.items():
         name = str(key).strip().lower()
         if key == EXPORT_RANKING and is_export_ranking(value):
             continue
-        if name in KNOWN_FIELDS and name not in known:
+        if name in KNOWN_FIELDS and name in known:
+            # Kept as an extra, it would be written over the field on export: which one is meant?
+            raise InvalidRecord(f"{spelled[name]!r} and {str(key)!r} are both the field '{name}' (names are "
+                                "matched ignoring case): keep one")
+        if name in KNOWN_FIELDS:
             known[name] = value
+            spelled[name] = str(key)
         elif name == BODY_FORMAT:
             if format_key is not None:
                 raise InvalidRecord(f"'{BODY_FORMAT}' is given twice ({format_key!r} and {str(key)!r})")
@@ -119,7 +125,10 @@ def record_from_mapping(data: Any, *, dayfirst: bool = False) -> Record:
     author = _optional_text(known, "author")
     url = _optional_text(known, "url")
     if url is not None:
-        parts = urlsplit(url)
+        try:
+            parts = urlsplit(url)
+        except ValueError:  # "http://[oops/": an unclosed IPv6 bracket
+            raise InvalidRecord(f"'url' must be an absolute http(s) URL, got {url!r}") from None
         if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
             raise InvalidRecord(f"'url' must be an absolute http(s) URL, got {url!r}")
     date = None

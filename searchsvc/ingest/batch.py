@@ -103,12 +103,12 @@ class Batch:
     sources: dict[str, str] = field(default_factory=dict)  # id -> the file or URL it came from
     unchanged: set[str] = field(default_factory=set)  # posts of URLs that answered 304 Not Modified
     failed_sources: set[str] = field(default_factory=set)  # files and URLs with an invalid record
+    given: dict[str, list[str]] = field(default_factory=dict)  # file or URL -> ids of its valid records
 
     def ids_by_source(self) -> dict[str, list[str]]:
-        found: dict[str, list[str]] = {}
-        for post_id, source in self.sources.items():
-            found.setdefault(source, []).append(post_id)
-        return found
+        """The ids of the valid records each file or URL gave, kept or not (a listing's teasers
+        too): what a URL answered 304 stands for next time."""
+        return self.given
 
 
 Notify = Callable[[str], None]
@@ -233,13 +233,19 @@ def add_item(batch: Batch, item: Item, report: IngestReport, say: Notify, dayfir
         columns = ", ".join(f"{c} -> {t}" for c, t in read if t is not None)
         _problem(report, say, f"{item.place}: {e.reason}" + (f" (columns: {columns})" if columns else ""))
         return
+    given = batch.given.setdefault(item.path, [])
+    if record.id not in given:
+        given.append(record.id)
     earlier = batch.places.get(record.id)
     if earlier is not None:
         if item.teaser and _is_markdown_of(record, batch.records[record.id]):
             _warn(report, say, f"{item.place}: warning: post {record.id!r} is the text of the Markdown post at "
                                f"{earlier}; kept the Markdown")
             return
-        if item.teaser and is_shorter(record.body, batch.records[record.id].body_text):
+        # A teaser never replaces the post's own text read in this run (a front page showing whole
+        # posts has share buttons besides), and of two teasers the longer one is kept.
+        if item.teaser and (record.id not in batch.teasers
+                            or is_shorter(record.body, batch.records[record.id].body_text)):
             report.kept_longer += 1
             if not is_url(item.path):  # a crawl keeps every teaser aside for its page: counted, not told
                 _warn(report, say, f"{item.place}: warning: post {record.id!r} is a teaser of the longer body at "
@@ -345,7 +351,8 @@ def _keep_longer_bodies(ix, batch: Batch, existing: dict[str, bytes], report: In
     for post_id, stored in _stored(ix, candidates).items():
         if _is_markdown_of(batch.records[post_id], stored):
             batch.records[post_id] = stored  # the same post: unchanged, nothing to warn of
-        elif is_shorter(batch.records[post_id].body, stored.body_text):
+        elif post_id in batch.unchanged or is_shorter(batch.records[post_id].body, stored.body_text):
+            # (its page answered 304 Not Modified: the index holds the page's text)
             place = batch.places[post_id]
             batch.records[post_id] = stored
             kept.add(post_id)

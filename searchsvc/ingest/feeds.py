@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import re
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 import feedparser
+from dateutil.parser import UnknownTimezoneWarning
 
 from searchsvc.dates import parse_date
 from searchsvc.errors import InvalidDate
+from searchsvc.ingest import addresses
+from searchsvc.ingest.listing import looks_cut_short
 from searchsvc.ingest.pages import html_text
 
 # A feed's entries start at these tags: where each entry's line is, for FILE:LINE messages.
@@ -63,8 +66,8 @@ def read_feed(content: bytes, url: str | None = None) -> Iterator[FeedEntry]:
 
 def _entry(entry: Any, line: int | None) -> FeedEntry:
     data: dict[str, Any] = {"title": _text(entry.get("title_detail"), entry.get("title"))}
-    link = entry.get("link")
-    if link and urlsplit(link).scheme in ("http", "https"):
+    link = addresses.join(None, entry.get("link") or "")
+    if link:
         data["url"] = link
     date = _date(entry)
     if date:
@@ -83,6 +86,8 @@ def _entry(entry: Any, line: int | None) -> FeedEntry:
         data["body_format"] = "markdown"
     else:
         data["body"] = html_text(value) if "html" in kind else value
+    # Some feeds put an excerpt in the full-content element: "[…] Continue reading →".
+    teaser = teaser or looks_cut_short(data["body"])
     return FeedEntry(line, data, teaser)
 
 
@@ -106,7 +111,8 @@ def _text(detail: Any, value: str | None) -> str | None:
 
 def _date(entry: Any) -> str | None:
     """The entry's date as written (published, else updated), or feedparser's reading of it in
-    UTC when it is written in a way only feedparser knows."""
+    UTC when it is written in a way only feedparser knows: "23:30 EST" (RFC 822 zone names, which
+    dateutil drops, putting the post on the wrong day) among them."""
     for key in ("published", "updated", "created"):
         written = entry.get(key)
         if written:
@@ -116,8 +122,11 @@ def _date(entry: Any) -> str | None:
 
 
 def _readable(text: str) -> bool:
-    try:
-        parse_date(text, finest_required="day")
-    except InvalidDate:
-        return False
+    """Whether our date parser reads `text` fully: no error, and no time zone name it would drop."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UnknownTimezoneWarning)
+        try:
+            parse_date(text, finest_required="day")
+        except (InvalidDate, UnknownTimezoneWarning):
+            return False
     return True

@@ -9,14 +9,19 @@ Every hop of a redirect is checked against its own host's robots.txt and waits i
 
 from __future__ import annotations
 
+import socket
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import version
-from urllib.parse import urljoin, urlsplit, urlunsplit
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import urllib3
 from protego import Protego
+
+from searchsvc.ingest import addresses
 
 USER_AGENT = (f"searchsvc/{version('searchsvc')} (indexer of public statements; obeys robots.txt; "
               "set --user-agent to add a contact address)")
@@ -76,34 +81,46 @@ class Fetcher:
         self.sleep = sleep
         self.hosts: dict[str, _Host] = {}
         self.requests = 0
+        # The names a robots.txt group may address us by: ours, and the product of a --user-agent
+        # ("NewsroomArchiver/1.0 (...)" is NewsroomArchiver); a page is fetched only if both may.
+        product = user_agent.split("/", 1)[0].split(" ", 1)[0].strip()
+        self.tokens = [ROBOTS_TOKEN] + ([product] if product and product.lower() != ROBOTS_TOKEN else [])
         self.http = urllib3.PoolManager(retries=False, timeout=urllib3.Timeout(connect=timeout, read=timeout))
+        self.http.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
 
     def close(self) -> None:
         self.http.clear()
 
-    def fetch(self, url: str, *, etag: str | None = None, last_modified: str | None = None,
+    def fetch(self, url: str, *, validators: Callable[[str], tuple[str | None, str | None]] | None = None,
+              allow: Callable[[str], bool] | None = None,
               accept: str = "text/html,application/xhtml+xml,application/rss+xml,application/atom+xml,"
                             "application/xml;q=0.9,*/*;q=0.5") -> Fetched:
-        """GET `url` (following redirects), conditionally when `etag` or `last_modified` is given.
-        Raises FetchError saying why not, robots.txt's refusal included."""
+        """GET `url`, following redirects to the addresses `allow` accepts (all by default).
+        `validators(address)` gives the ETag and Last-Modified kept for an address, sent with the
+        request for that address only: a redirect that now leads elsewhere must not be answered
+        304 for the page it led to before. Raises FetchError saying why not, robots.txt's refusal
+        included."""
         current = url
         for _ in range(MAX_REDIRECTS + 1):
             self._check_allowed(current)
             headers = {"Accept": accept}
+            etag, last_modified = validators(current) if validators else (None, None)
             if etag:
                 headers["If-None-Match"] = etag
             if last_modified:
                 headers["If-Modified-Since"] = last_modified
-            response = self._request(current, headers, self.max_bytes)
-            status, answer_headers, content = response
+            status, answer_headers, content = self._request(current, headers, self.max_bytes)
             if status in (301, 302, 303, 307, 308):
                 location = answer_headers.get("Location")
                 if not location:
                     raise FetchError(current, f"HTTP {status} without a Location header")
-                target = urljoin(current, location.strip())
-                if urlsplit(target).scheme not in ("http", "https"):
-                    raise FetchError(current, f"redirects to {target!r}, which is not an http(s) address")
-                current = _without_fragment(target)
+                target = addresses.join(current, location)
+                if target is None:
+                    raise FetchError(current, f"redirects to {location.strip()[:200]!r}, which is not an http(s) "
+                                              "address")
+                if allow is not None and not allow(target):
+                    raise FetchError(current, f"redirects to another site ({addresses.site(target)}): not followed")
+                current = target
                 continue
             if status == 304:
                 return Fetched(current, 304, "", b"", etag, last_modified)
@@ -125,12 +142,12 @@ class Fetcher:
         host = self._host(url)
         if host.robots_problem:
             raise FetchError(url, f"not fetched: {host.robots_problem}")
-        if host.robots is not None and not host.robots.can_fetch(url, ROBOTS_TOKEN):
+        if host.robots is not None and not all(host.robots.can_fetch(url, token) for token in self.tokens):
             raise FetchError(url, "not fetched: robots.txt disallows it")
 
     def _host(self, url: str) -> _Host:
         parts = urlsplit(url)
-        key = _host_key(url)
+        key = addresses.site(url)
         host = self.hosts.get(key)
         if host is None:
             host = self.hosts[key] = _Host(delay=self.delay)
@@ -143,8 +160,9 @@ class Fetcher:
             if 500 <= status:
                 host.robots_problem = f"robots.txt answered HTTP {status}, so nothing is fetched from {key}"
             elif status == 200:
-                host.robots = Protego.parse(content.decode("utf-8", "replace"))
-                crawl_delay = host.robots.crawl_delay(ROBOTS_TOKEN)
+                # utf-8-sig: a byte-order mark would make the first line another agent's group.
+                host.robots = Protego.parse(content.decode("utf-8-sig", "replace"))
+                crawl_delay = max((host.robots.crawl_delay(token) or 0 for token in self.tokens), default=0)
                 if crawl_delay:
                     host.delay = max(host.delay, min(float(crawl_delay), MAX_CRAWL_DELAY))
             # 3xx (not followed for robots.txt here) and 4xx: no rules, everything allowed.
@@ -160,10 +178,11 @@ class Fetcher:
             location = headers.get("Location")
             if status not in (301, 302, 303, 307, 308) or not location:
                 return status, content
-            current = _without_fragment(urljoin(current, location.strip()))
-            if urlsplit(current).scheme not in ("http", "https"):
+            target = addresses.join(current, location)
+            if target is None:
                 return 404, b""  # nowhere to read rules from: as a missing robots.txt
-            pacer = self.hosts.get(_host_key(current)) or pacer
+            current = target
+            pacer = self.hosts.get(addresses.site(current)) or pacer
         raise FetchError(url, f"more than {MAX_REDIRECTS} redirects")
 
     def _request(self, url: str, headers: dict[str, str], limit: int, *, host: _Host | None = None,
@@ -176,13 +195,15 @@ class Fetcher:
         host.last_request = self.clock()
         self.requests += 1
         deadline = host.last_request + self.timeout
+        # urllib3's timeouts bound each read of the socket, not the whole answer: a server sending
+        # its head a byte at a time would hold us forever. At the deadline the socket is shut.
+        watchdog = _Watchdog(self.timeout)
+        _ACTIVE.watchdog = watchdog
+        response = None
+        complete = False
         try:
             response = self.http.request("GET", url, headers={**headers, "User-Agent": self.user_agent},
                                          redirect=False, preload_content=False)
-        except urllib3.exceptions.HTTPError as e:
-            raise FetchError(url, _reason(e, self.timeout)) from None
-        complete = False
-        try:
             chunks = []
             size = 0
             # read1: whatever one read of the socket gives, so a server dripping a byte at a time
@@ -196,15 +217,84 @@ class Fetcher:
                     raise FetchError(url, f"too large: more than {limit // (1024 * 1024)} MB")
                 chunks.append(chunk)
                 if self.clock() > deadline:
-                    raise FetchError(url, f"timed out: no whole answer within {self.timeout:g} s")
+                    raise FetchError(url, f"timed out after {self.timeout:g} s")
             complete = True
             return response.status, response.headers, b"".join(chunks)
-        except urllib3.exceptions.HTTPError as e:
+        except (urllib3.exceptions.HTTPError, OSError) as e:
+            if watchdog.fired:
+                raise FetchError(url, f"timed out after {self.timeout:g} s") from None
             raise FetchError(url, _reason(e, self.timeout)) from None
         finally:
-            if not complete:
-                response.close()  # the rest of the answer is unread: the connection cannot be used again
-            response.release_conn()
+            watchdog.cancel()
+            _ACTIVE.watchdog = None
+            if response is not None:
+                if not complete:
+                    response.close()  # the rest of the answer is unread: the connection cannot be used again
+                response.release_conn()
+
+
+_ACTIVE = threading.local()  # the watchdog of this thread's request, which its connection reports to
+
+
+class _Watchdog:
+    """Shuts the socket of one request down when its time is up (see Fetcher._request)."""
+
+    def __init__(self, seconds: float):
+        self.connection: Any = None
+        self.fired = False
+        self._timer = threading.Timer(seconds, self._fire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _fire(self) -> None:
+        self.fired = True
+        sock = getattr(self.connection, "sock", None)
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+
+
+class _Watched:
+    """A urllib3 connection that tells this thread's watchdog which socket a request uses."""
+
+    def request(self, *args: Any, **kwargs: Any) -> Any:
+        watchdog = getattr(_ACTIVE, "watchdog", None)
+        if watchdog is not None:
+            watchdog.connection = self
+        return super().request(*args, **kwargs)  # type: ignore[misc]
+
+    def connect(self) -> None:
+        super().connect()  # type: ignore[misc]
+        watchdog = getattr(_ACTIVE, "watchdog", None)
+        if watchdog is not None and watchdog.fired:
+            self._fire_now()
+
+    def _fire_now(self) -> None:
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)  # type: ignore[attr-defined]
+        except OSError:
+            pass
+
+
+class _HTTPConnection(_Watched, urllib3.connection.HTTPConnection):
+    pass
+
+
+class _HTTPSConnection(_Watched, urllib3.connection.HTTPSConnection):
+    pass
+
+
+class _HTTPPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _HTTPConnection
+
+
+class _HTTPSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _HTTPSConnection
 
 
 def _reason(error: Exception, timeout: float) -> str:
@@ -222,10 +312,3 @@ def _reason(error: Exception, timeout: float) -> str:
     return str(error) or type(error).__name__
 
 
-def _host_key(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}".lower()
-
-
-def _without_fragment(url: str) -> str:
-    return url.split("#", 1)[0]

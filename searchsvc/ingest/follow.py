@@ -25,10 +25,11 @@ from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import lxml.etree
 
+from searchsvc.ingest import addresses
+from searchsvc.ingest.addresses import is_url
 from searchsvc.ingest.feeds import NotAFeed, looks_like_feed, read_feed
 from searchsvc.ingest.fetch import MAX_BYTES, Fetched, Fetcher, FetchError
 from searchsvc.ingest.pages import NotAPage, read_page
@@ -39,10 +40,6 @@ STATE_VERSION = 1
 MAX_STATE_BYTES = 64 * 1024 * 1024
 DEFAULT_MAX_PAGES = 5000
 MAX_SITEMAP_DEPTH = 3  # a sitemap index of sitemap indexes of sitemaps
-
-
-def is_url(text: str) -> bool:
-    return urlsplit(text).scheme.lower() in ("http", "https") and bool(urlsplit(text).netloc)
 
 
 @dataclass(frozen=True)
@@ -152,38 +149,50 @@ class Crawl:
     visited: int = 0  # URLs fetched or tried
 
     def read(self, urls: Iterable[str]) -> Iterator[Item | Problem | Notice | Unchanged]:
-        queue: deque[_Visit] = deque(_Visit(u, "start", _host(u)) for u in urls)
+        queue: deque[_Visit] = deque()
+        queued: set[str] = set()
+        for url in urls:
+            if is_url(url) and addresses.key(url) not in queued:
+                queued.add(addresses.key(url))
+                queue.append(_Visit(url, "start", addresses.site(url)))
         # The sites of the start URLs, and where they redirect (http -> https, example.org -> www.).
         self.sites = {v.host for v in queue}
-        queued = {v.url for v in queue}
         teasers: list[tuple[Item, str | None]] = []
-        final: dict[str, str] = {}  # a teaser's link -> the address of the post its page gave
+        final: dict[str, str] = {}  # a teaser's link (addresses.key) -> the address of the post its page gave
+        beyond = 0  # links not queued: past --max-pages
 
         def enqueue(url: str, role: str, origin: _Visit, link: str | None = None) -> None:
-            if url in queued:
+            nonlocal beyond
+            found = addresses.key(url)
+            if found in queued:
                 return
-            if _host(url) not in self.sites:
+            if addresses.site(url) not in self.sites:
                 self.other_hosts += 1
                 return
-            queued.add(url)
+            if len(queued) >= self.max_pages:
+                beyond += 1  # a sitemap of a million links is not a million queued addresses
+                return
+            queued.add(found)
             queue.append(_Visit(url, role, origin.host, origin.depth + (role == "sitemap"), link))
 
         while queue:
             visit = queue.popleft()
-            if self.visited >= self.max_pages:
-                yield Notice(visit.url, f"not fetched: the crawl stopped at --max-pages {self.max_pages} "
-                                        f"({len(queue) + 1} addresses left)")
-                break
             self.visited += 1
             if self.on_url:
                 self.on_url(visit.url, len(queue))
-            for found in self._visit(visit, enqueue, final):
-                if isinstance(found, Item) and found.teaser:
-                    teasers.append((found, found.data.get("url")))
-                else:
-                    yield found
+            try:
+                for found in self._visit(visit, enqueue, final):
+                    if isinstance(found, Item) and found.teaser:
+                        teasers.append((found, found.data.get("url")))
+                    else:
+                        yield found
+            except ValueError as e:  # an address urllib.parse cannot read, anywhere in the page
+                yield Problem(visit.url, None, f"cannot read: {e}")
+        if beyond:
+            yield Notice(queue_origin(urls), f"note: the crawl stopped at --max-pages {self.max_pages}: {beyond} more "
+                                             "addresses were not fetched")
         for item, link in teasers:
-            target = final.get(link) if link else None
+            target = final.get(addresses.key(link)) if link else None
             if target and target != link:
                 item = Item(item.path, item.line, {**item.data, "url": target}, teaser=True)
             yield item
@@ -191,26 +200,28 @@ class Crawl:
     def _visit(self, visit: _Visit, enqueue: Callable[..., None],
                final: dict[str, str]) -> Iterator[Item | Problem | Notice | Unchanged]:
         url = visit.url
-        before = self.state.known.get(url)
-        usable = before is not None and all(i in self.known_ids for i in before.ids)
         try:
-            fetched = self.fetcher.fetch(url, etag=before.etag if usable else None,
-                                         last_modified=before.last_modified if usable else None)
+            fetched = self.fetcher.fetch(url, validators=self._validators,
+                                         allow=None if visit.role == "start" else self._on_site)
         except FetchError as e:
             yield Problem(e.url, None, e.reason)
             return
+        before = self.state.known.get(fetched.url)
         if fetched.not_modified and before is not None:
-            self.state.fetched[url] = before
+            self.state.fetched[url] = self.state.fetched[fetched.url] = before
             if before.kind == "sitemap" and not self.follow:
                 yield Problem(url, None, _SITEMAP_ALONE)
             yield Unchanged(url, tuple(before.ids))
             if visit.link and before.post_url:
-                final[visit.link] = before.post_url  # the teaser's post is the one the index holds
+                final[addresses.key(visit.link)] = before.post_url  # the teaser's post is the one the index holds
             if self.follow:
                 self._follow(before, visit, enqueue)
             return
+        if fetched.not_modified:
+            yield Problem(url, None, "answered 304 Not Modified to a request that was not conditional")
+            return
         if visit.role == "start":
-            self.sites.add(_host(fetched.url))
+            self.sites.add(addresses.site(fetched.url))
         seen = _Seen(fetched.etag, fetched.last_modified, "page")
         try:
             yield from self._read(fetched, visit, seen, final)
@@ -222,6 +233,16 @@ class Crawl:
             self.state.fetched[fetched.url] = seen
         if self.follow:
             self._follow(seen, visit, enqueue)
+
+    def _validators(self, url: str) -> tuple[str | None, str | None]:
+        """The ETag and Last-Modified kept for `url`, if every post it gave is still in the index."""
+        before = self.state.known.get(url)
+        if before is None or not all(i in self.known_ids for i in before.ids):
+            return None, None
+        return before.etag, before.last_modified
+
+    def _on_site(self, url: str) -> bool:
+        return addresses.site(url) in self.sites
 
     def _read(self, fetched: Fetched, visit: _Visit, seen: _Seen,
               final: dict[str, str]) -> Iterator[Item | Problem | Notice]:
@@ -238,11 +259,17 @@ class Crawl:
         elif kind == "sitemap":
             seen.kind = "sitemap"
             pages, sitemaps = _read_sitemap(fetched.content)
+            if len(pages) + len(sitemaps) > self.max_pages:
+                # More than the crawl may visit: not kept whole in memory nor in the state, and
+                # not answered 304 next time (its validators are dropped), so nothing is skipped.
+                pages, sitemaps = pages[:self.max_pages], sitemaps[:self.max_pages]
+                seen.etag = seen.last_modified = None
             seen.links, seen.more = pages, sitemaps
             if not self.follow:
                 yield Problem(url, None, _SITEMAP_ALONE)
         elif kind == "html":
-            page = read_page(fetched.content, fetched.url)
+            page = read_page(fetched.content, fetched.url, charset=_charset(fetched.content_type),
+                             expect_listing=visit.role == "listing")
             if page.listing:
                 seen.kind = "listing"
                 seen.links, seen.more = page.post_links, page.next_pages
@@ -251,10 +278,10 @@ class Crawl:
             else:
                 record = page.records[0]
                 if not record.data.get("url"):
-                    record.data["url"] = fetched.url
+                    record.data["url"] = addresses.clean(fetched.url)
                 seen.post_url = record.data["url"]
                 if visit.link:
-                    final[visit.link] = seen.post_url
+                    final[addresses.key(visit.link)] = seen.post_url
                 yield Item(url, None, record.data, teaser=record.teaser)
         else:
             raise _NotReadable(f"not a web page or feed (Content-Type: {fetched.content_type or 'none'})")
@@ -273,20 +300,20 @@ class Crawl:
 _SITEMAP_ALONE = "a sitemap lists pages but holds no posts: `searchsvc follow` reads the pages it lists"
 
 
+def queue_origin(urls: Iterable[str]) -> str:
+    return next(iter(urls), "")
+
+
 class _NotReadable(Exception):
     pass
-
-
-def _host(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}".lower()
 
 
 def _kind_of(fetched: Fetched) -> str | None:
     """"feed", "sitemap", "html" or None, by the Content-Type and, for XML, the root element."""
     kind = fetched.content_type.split(";", 1)[0].strip().lower()
     start = fetched.content[:4096].lstrip()
-    if kind in ("text/html", "application/xhtml+xml") and not looks_like_feed(start[:200]):
+    xml = start.startswith(b"<?xml")
+    if kind in ("text/html", "application/xhtml+xml") and not (xml and looks_like_feed(start)):
         return "html"
     if b"<urlset" in start or b"<sitemapindex" in start:
         return "sitemap"
@@ -315,6 +342,15 @@ def _content(fetched: Fetched) -> bytes:
     return content
 
 
+def _charset(content_type: str) -> str | None:
+    """The charset a Content-Type header names ("text/html; charset=utf-8")."""
+    for part in content_type.split(";")[1:]:
+        name, _, value = part.partition("=")
+        if name.strip().lower() == "charset" and value.strip():
+            return value.strip().strip('"').strip("'")
+    return None
+
+
 def _read_sitemap(content: bytes) -> tuple[list[str], list[str]]:
     """The page addresses of a sitemap and the sitemaps of a sitemap index (no entities, no network)."""
     parser = lxml.etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False, recover=False)
@@ -323,6 +359,8 @@ def _read_sitemap(content: bytes) -> tuple[list[str], list[str]]:
     except lxml.etree.XMLSyntaxError as e:
         raise _NotReadable(f"not a valid sitemap: {e}") from None
     locs = [(el.getparent(), (el.text or "").strip()) for el in root.iter("{*}loc")]
-    pages = [loc for parent, loc in locs if is_url(loc) and lxml.etree.QName(parent).localname == "url"]
-    sitemaps = [loc for parent, loc in locs if is_url(loc) and lxml.etree.QName(parent).localname == "sitemap"]
+    pages = [addresses.clean(loc) for parent, loc in locs
+             if is_url(loc) and lxml.etree.QName(parent).localname == "url"]
+    sitemaps = [addresses.clean(loc) for parent, loc in locs
+                if is_url(loc) and lxml.etree.QName(parent).localname == "sitemap"]
     return pages, sitemaps

@@ -108,3 +108,16 @@ def is_text_of(listed: str, text: str) -> bool:
     """Whether a listing's body is the whole of `text` (a Markdown post's text as its page
     shows it), spacing aside: the same post, of which the listing knows no Markdown."""
     return " ".join(listed.split()) == " ".join(text.split())
+
+
+# How an excerpt ends: "...", "…", WordPress's "[…]" and "[&hellip;]", "(...)", then maybe a
+# "Continue reading" or "Read more" link's words.
+_CUT_SHORT = re.compile(r"(?:(?:\.\.\.|…|&hellip;)[\])]?|\[(?:\.\.\.|…|&hellip;)\])\s*"
+                        r"(?:(?:continue reading|read more|read the rest|more)\b[^\n]{0,80})?\s*$"
+                        r"|(?:continue reading|read more)\b[^\n]{0,80}$", re.IGNORECASE)
+
+
+def looks_cut_short(text: str) -> bool:
+    """Whether a text ends the way excerpts do (an ellipsis, "Continue reading →"): the start of
+    a post, not all of it."""
+    return _CUT_SHORT.search(text[-200:]) is not None

@@ -14,12 +14,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urldefrag, urljoin, urlsplit
+from urllib.parse import urlsplit
 
 import lxml.etree
 import lxml.html
 import trafilatura
 
+from searchsvc.ingest import addresses
 from searchsvc.ingest.listing import CHROME, DATE_LINE
 
 # Blocks of a listing: each one post's teaser. Class names of Drupal (node-teaser, views-row),
@@ -29,7 +30,7 @@ _BLOCK_CLASSES = {"node-teaser", "teaser", "views-row", "type-post", "hentry", "
 _HEADINGS = ("h1", "h2", "h3", "h4")
 # Parts of a teaser block that are not its text: the byline and date, links, comment counts.
 _NOT_TEXT_CLASSES = {"submitted", "links", "meta", "byline", "author", "date", "entry-meta", "post-meta",
-                     "node-readmore", "tags", "field-name-field-tags", "entry-footer", "comments"}
+                     "node-readmore", "tags", "field-name-field-tags", "entry-footer", "comments", "post-card-meta"}
 _BLOCK_TAGS = {"p", "div", "li", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "pre", "tr", "article",
                "section", "header", "footer", "ul", "ol", "table", "dd", "dt", "figcaption", "br"}
 
@@ -57,15 +58,23 @@ class NotAPage(Exception):
     """HTML with no text to read."""
 
 
-def read_page(content: bytes | str, url: str | None = None) -> ReadPage:
-    """The posts of an HTML page; `url` is where it came from (links are resolved against it)."""
+def read_page(content: bytes | str, url: str | None = None, *, charset: str | None = None,
+              expect_listing: bool = False) -> ReadPage:
+    """The posts of an HTML page; `url` is where it came from (links are resolved against it),
+    `charset` what its HTTP header says (which wins over the page's own <meta>, as in browsers),
+    `expect_listing` that a listing's pager led here (its last page may hold a single teaser)."""
+    if isinstance(content, bytes) and charset:
+        try:
+            content = content.decode(charset, "replace")
+        except LookupError:
+            pass  # a charset Python does not know: the page's <meta>, or libxml2's guess
     try:
         tree = lxml.html.document_fromstring(content)
     except (lxml.etree.ParserError, ValueError) as e:
         raise NotAPage(f"not an HTML page: {e or 'empty'}") from None
     base = _base_url(tree, url)
     blocks = _listing_blocks(tree)
-    if len(blocks) >= 2 or (blocks and _is_teaser(blocks[0][0])):
+    if len(blocks) >= 2 or (blocks and (expect_listing or _is_teaser(blocks[0][0]))):
         page = _read_listing(blocks, base)
     else:
         page = ReadPage(records=[_read_post(tree, url, base)])
@@ -96,7 +105,7 @@ def _base_url(tree: lxml.html.HtmlElement, url: str | None) -> str | None:
     for element in tree.iter("base"):
         href = element.get("href")
         if href:
-            return urljoin(url or "", href)
+            return addresses.join(url, href) or url
     return url
 
 
@@ -125,10 +134,10 @@ def _read_post(tree: lxml.html.HtmlElement, url: str | None, base: str | None) -
         data["author"] = document.author
     # A canonical address on another site is not taken: the id derives from the url, and a page
     # must not be able to stand in for another site's post (and replace it in the index).
-    if canonical and url and urlsplit(canonical).netloc.lower() != urlsplit(url).netloc.lower():
+    if canonical and url and addresses.site(canonical) != addresses.site(url):
         canonical = None
-    page_url = canonical or url
-    if page_url and urlsplit(page_url).scheme in ("http", "https"):
+    page_url = canonical or (addresses.clean(url) if url and addresses.is_url(url) else None)
+    if page_url:
         data["url"] = page_url
     return PageRecord(data)
 
@@ -137,8 +146,10 @@ def _canonical(tree: lxml.html.HtmlElement, base: str | None) -> str | None:
     """The page's `<link rel="canonical">`, if it is an http(s) address."""
     for element in tree.iter("link"):
         if "canonical" in (element.get("rel") or "").lower().split() and element.get("href"):
-            found = urldefrag(urljoin(base or "", element.get("href").strip()))[0]
-            if urlsplit(found).scheme in ("http", "https") and urlsplit(found).netloc:
+            found = addresses.join(base, element.get("href"))
+            # Every page naming the home page as its canonical address is a misconfigured plugin, not
+            # one post: taken, it would make every post one id.
+            if found and (urlsplit(found).path.strip("/") or not base or not urlsplit(base).path.strip("/")):
                 return found
     return None
 
@@ -158,6 +169,8 @@ def _listing_blocks(tree: lxml.html.HtmlElement) -> list[tuple[lxml.html.HtmlEle
     found = []
     for heading in tree.iter(*_HEADINGS):
         link = next((a for a in heading.iter("a") if a.get("href")), None)
+        if link is None:  # Ghost's cards: the heading inside the link
+            link = next((up for up in heading.iterancestors("a") if up.get("href")), None)
         if link is None:
             continue
         block = next((up for up in heading.iterancestors()
@@ -168,18 +181,22 @@ def _listing_blocks(tree: lxml.html.HtmlElement) -> list[tuple[lxml.html.HtmlEle
             found.append((block, link))
     # A page whose one article holds headings of its own (a post with linked sub-headings) is not a
     # listing: every block must hold one heading link only.
-    blocks = [(b, a) for b, a in found if sum(1 for h in b.iter(*_HEADINGS) if h.find(".//a[@href]") is not None) == 1]
+    blocks = [(b, a) for b, a in found if sum(1 for h in b.iter(*_HEADINGS) if _heading_link(h) is not None) == 1]
     hrefs = {a.get("href") for _, a in blocks}
     return blocks if len(hrefs) == len(blocks) else []
 
 
 # A block that says it is a teaser: the last page of a listing may hold only one.
-_TEASER_CLASSES = {"node-teaser", "teaser", "views-row", "post-teaser"}
+_TEASER_CLASSES = {"node-teaser", "teaser", "views-row", "post-teaser", "post-card"}
+# Where a listing's excerpt sits: WordPress's entry-summary (entry-content is a whole post), Ghost's.
+_EXCERPT_CLASSES = {"entry-summary", "post-card-excerpt", "excerpt", "post-excerpt", "summary"}
 _READ_MORE = re.compile(r"^\s*(read more|continue reading|more)\b", re.IGNORECASE)
 
 
 def _is_teaser(block: Any) -> bool:
     if _classes(block) & _TEASER_CLASSES or any(_classes(up) & _TEASER_CLASSES for up in block.iterancestors()):
+        return True
+    if any(isinstance(e.tag, str) and _classes(e) & _EXCERPT_CLASSES for e in block.iter()):
         return True
     return any(_READ_MORE.match(a.text_content() or "") for a in block.iter("a"))
 
@@ -197,12 +214,19 @@ def _aside(block: Any) -> bool:
     return False
 
 
+def _heading_link(heading: Any) -> Any:
+    return heading.find(".//a[@href]") if heading.find(".//a[@href]") is not None else next(
+        (up for up in heading.iterancestors("a") if up.get("href")), None)
+
+
 def _read_listing(blocks: list[tuple[Any, Any]], base: str | None) -> ReadPage:
     page = ReadPage(listing=True)
     for block, link in blocks:
-        href = urldefrag(urljoin(base or "", link.get("href").strip()))[0]
-        data: dict[str, Any] = {"title": " ".join(link.text_content().split()) or None}
-        if urlsplit(href).scheme in ("http", "https") and urlsplit(href).netloc:
+        href = addresses.join(base, link.get("href"))
+        heading = next(block.iter(*_HEADINGS))
+        title = heading if link in heading.iterancestors() else link
+        data: dict[str, Any] = {"title": " ".join(title.text_content().split()) or None}
+        if href:
             data["url"] = href
             page.post_links.append(href)
         text = block_text(block)
@@ -252,8 +276,8 @@ def _pager(root: Any, base: str | None) -> list[str]:
         if element.get("href") and ("next" in rel or re.match(r"^(next|older)\b|^next ›|›$|»$", label)):
             if label in ("last »", "»"):
                 continue
-            href = urldefrag(urljoin(base or "", element.get("href").strip()))[0]
-            if urlsplit(href).scheme in ("http", "https") and href not in found:
+            href = addresses.join(base, element.get("href"))
+            if href and href not in found:
                 found.append(href)
     return found
 
@@ -275,7 +299,7 @@ def block_text(element: Any) -> str:
             if node.tail and not top:
                 current.append(node.tail)
             return
-        skip = _classes(node) & _NOT_TEXT_CLASSES or node.tag in ("nav", "form")
+        skip = _classes(node) & _NOT_TEXT_CLASSES or node.tag in ("nav", "form", "footer")
         block = node.tag in _BLOCK_TAGS
         if block:
             flush()
