@@ -239,7 +239,8 @@ def ingest(paths: tuple[str, ...], field_options: tuple[Mapped, ...], fields_fil
 @click.argument("urls", nargs=-1, required=True)
 @index_option
 @click.option("--rebuild", is_flag=True,
-              help="Build a fresh index from what is fetched; posts not fetched (or not modified) are dropped.")
+              help="Build a fresh index from what is fetched; posts no longer found are dropped (those of "
+                   "pages answered 304 Not Modified, and teasers of pages that failed, are kept).")
 @click.option("--strict", is_flag=True, help="All or nothing: write nothing if any page failed or post is invalid.")
 @click.option("--dayfirst", is_flag=True,
               help="Read ambiguous dates like 01/02/2020 as day first (default: month first).")

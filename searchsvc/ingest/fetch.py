@@ -63,7 +63,6 @@ class Fetched:
 class _Host:
     robots: Protego | None = None
     robots_problem: str | None = None  # why nothing may be fetched, when robots.txt was unreadable
-    last_request: float | None = None
     delay: float = DEFAULT_DELAY
 
 
@@ -80,6 +79,7 @@ class Fetcher:
         self.clock = clock
         self.sleep = sleep
         self.hosts: dict[str, _Host] = {}
+        self.last_request: dict[str, float] = {}  # server name -> when our last request to it started
         self.requests = 0
         # The names a robots.txt group may address us by: ours, and the product of a --user-agent
         # ("NewsroomArchiver/1.0 (...)" is NewsroomArchiver); a page is fetched only if both may.
@@ -188,13 +188,16 @@ class Fetcher:
     def _request(self, url: str, headers: dict[str, str], limit: int, *, host: _Host | None = None,
                  truncate: bool = False) -> tuple[int, urllib3.HTTPHeaderDict, bytes]:
         host = host or self._host(url)
-        if host.last_request is not None:
-            wait = host.last_request + host.delay - self.clock()
+        # Paced by server name: http:// and https:// (and other ports) of one server are one server.
+        name = (urlsplit(url).hostname or "").lower()
+        last = self.last_request.get(name)
+        if last is not None:
+            wait = last + host.delay - self.clock()
             if wait > 0:
                 self.sleep(wait)
-        host.last_request = self.clock()
+        started = self.last_request[name] = self.clock()
         self.requests += 1
-        deadline = host.last_request + self.timeout
+        deadline = started + self.timeout
         # urllib3's timeouts bound each read of the socket, not the whole answer: a server sending
         # its head a byte at a time would hold us forever. At the deadline the socket is shut.
         watchdog = _Watchdog(self.timeout)
