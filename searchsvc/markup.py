@@ -15,6 +15,14 @@ site only, and a picture from the post's host would tell that host who reads wha
 The plain text is the text of that same HTML: what a reader sees, link text without its URL,
 paragraphs apart by blank lines. It is what the index holds and snippets are cut from.
 
+Rendering is bounded: markdown-it-py takes up to 24 us a character (a long list of one-word
+items; a wide table 13 us), so a body longer than MAX_SOURCE_CHARS is not rendered; and a few
+kilobytes of references to a long link can render to megabytes of HTML, so neither is a body
+whose HTML would be longer than MAX_HTML_CHARS (counted on the parser's tokens before any HTML
+is written, and on the cleaned HTML). Such a body is shown and searched as plain text. The
+index stores the HTML, rendered once at ingest: a view only reads it, and marks a query's words
+in its text (`mark_html`, linear in the HTML).
+
 markdown-it-py is imported on first use: it takes 0.1 s to import, which every command would
 pay at start.
 """
@@ -47,30 +55,74 @@ DROPPED_WITH_CONTENT = frozenset({
 LINK_REL = "nofollow noopener noreferrer"
 _SCHEMES = frozenset({"http", "https", "mailto"})
 
-# Our marks travel through the cleaner as two private-use characters, taken out of the source
-# first: `mark` is not on the allow-list, so a post's own <mark> is dropped like any other tag.
-_OPEN, _CLOSE = "\ue000", "\ue001"
-_NO_PLACEHOLDERS = {ord(_OPEN): None, ord(_CLOSE): None}
+# The bounds of one rendering (ARCHITECTURE.md, "Markdown posts", has the measurements). The
+# index stores what they decide: changing them needs a new SCHEMA_VERSION.
+MAX_SOURCE_CHARS = 250_000
+MAX_HTML_CHARS = 2_500_000
 
 
-def render_markdown(source: str, marked: Marker | None = None) -> str:
-    """`source` as safe HTML; with `marked`, the spans it gives in each run of text are in <mark>.
+class _TooLong(Exception):
+    """The HTML of a source would be longer than MAX_HTML_CHARS."""
+
+
+def render_markdown(source: str) -> str | None:
+    """`source` as safe HTML; None when rendering it is not bounded: longer than
+    MAX_SOURCE_CHARS, or with HTML longer than MAX_HTML_CHARS.
 
     Headings move one level down (`#` is <h2>): the page's <h1> is the post's title.
     """
-    env: dict[str, Any] = {"marked": marked}
-    html = _parser().render(source.translate(_NO_PLACEHOLDERS), env)
+    if len(source) > MAX_SOURCE_CHARS:
+        return None
+    try:
+        html = _parser().render(source)
+    except _TooLong:
+        return None
     clean = _cleaner().clean(html)
-    if marked is not None:
-        clean = clean.replace(_OPEN, "<mark>").replace(_CLOSE, "</mark>")
-    return clean
+    return clean if len(clean) <= MAX_HTML_CHARS else None
+
+
+def mark_html(html: str, marked: Marker) -> str:
+    """HTML from `render_markdown` with the spans `marked` gives of its text in <mark>.
+
+    `marked` reads the HTML with every tag and character reference blanked out, so its offsets
+    are the HTML's own and a mark is put only around characters of text: nothing of the
+    cleaned HTML is parsed again or re-escaped. A tag parts words, as it did when the marks were
+    made while rendering (`*em*phasis` is two runs of text). Linear in the HTML: a regular
+    expression finds the tags, and the query's words are found as in a plain post.
+    """
+    shadow = _MARKUP.sub(_blank, html)
+    out: list[str] = []
+    position = 0
+    for start, end in marked(shadow):
+        if shadow[start:end] != html[start:end]:  # never: a word holds no blanked character
+            continue
+        out += [html[position:start], "<mark>", html[start:end], "</mark>"]
+        position = end
+    out.append(html[position:])
+    return "".join(out)
+
+
+# A tag as nh3 writes it (every attribute value in double quotes, `"` in it as &quot;), or a
+# character reference (it writes only &amp; &lt; &gt; &quot; &nbsp;, none of them a word's).
+_MARKUP = re.compile(r'<[^>"]*(?:"[^"]*"[^>"]*)*>|&#?\w+;')
+
+
+def _blank(match: re.Match[str]) -> str:
+    return " " * (match.end() - match.start())
 
 
 def plain_text(source: str) -> str:
-    """The words a reader of the rendered `source` sees: link text kept, URLs and markup
+    """The words a reader of the rendered `source` sees (`html_text`); `source` itself when it
+    is too long to render."""
+    html = render_markdown(source)
+    return source if html is None else html_text(html)
+
+
+def html_text(html: str) -> str:
+    """The words a reader of HTML from `render_markdown` sees: link text kept, URLs and markup
     dropped, paragraphs (headings, list items' lists, code blocks) apart by a blank line."""
     reader = _TextReader()
-    reader.feed(render_markdown(source))
+    reader.feed(html)
     reader.close()
     text = "".join(reader.parts)
     text = "\n".join(line.strip(" ") for line in _SPACES.sub(" ", text).split("\n"))
@@ -136,7 +188,7 @@ def _parser() -> Any:
 
     parser = MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
     parser.core.ruler.push("searchsvc_headings", _headings_down)
-    parser.add_render_rule("text", _render_text)
+    parser.core.ruler.push("searchsvc_bounded", _bounded_output)
     parser.add_render_rule("image", _render_image)
     return parser
 
@@ -147,20 +199,21 @@ def _headings_down(state: Any) -> None:
             token.tag = f"h{min(int(token.tag[1]) + 1, 6)}"
 
 
-def _render_text(self: Any, tokens: Sequence[Any], idx: int, options: Any, env: dict[str, Any]) -> str:
-    from markdown_it.common.utils import escapeHtml
+# What a token's tags add to its text, at the least ("<p>" and "</p>\n").
+_TAG_CHARS = 4
 
-    content = tokens[idx].content
-    marked = env.get("marked")
-    if marked is None:
-        return escapeHtml(content)
-    out: list[str] = []
-    position = 0
-    for start, end in marked(content):
-        out += [escapeHtml(content[position:start]), _OPEN, escapeHtml(content[start:end]), _CLOSE]
-        position = end
-    out.append(escapeHtml(content[position:]))
-    return "".join(out)
+
+def _bounded_output(state: Any) -> None:
+    """_TooLong when the HTML would be longer than MAX_HTML_CHARS, before any of it is written:
+    a reference to a link is its whole URL (and title) again at each use. (6% of a parse.)"""
+    size = 0
+    for token in state.tokens:
+        for leaf in token.children or (token,):
+            size += _TAG_CHARS + len(leaf.content)
+            if leaf.attrs:
+                size += sum(len(str(value)) for value in leaf.attrs.values())
+        if size > MAX_HTML_CHARS:
+            raise _TooLong
 
 
 def _render_image(self: Any, tokens: Sequence[Any], idx: int, options: Any, env: dict[str, Any]) -> str:

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 from searchsvc.dates import LATEST_YEAR, ParsedDate, parse_date
 from searchsvc.errors import InvalidRecord
-from searchsvc.markup import plain_text
+from searchsvc.markup import html_text, render_markdown
 
 KNOWN_FIELDS = ("id", "title", "date", "author", "url", "body")
 # `/api/export` writes each match as its record plus "score", the search's ranking (a
@@ -76,9 +76,23 @@ class Record:
         return self.extra.get(BODY_FORMAT) == MARKDOWN
 
     @cached_property
+    def body_html(self) -> str | None:
+        """A Markdown body as sanitised HTML (markup.render_markdown), rendered once: the index
+        stores it, and a stored post has it without rendering (`index.schema.record_from_stored`).
+        None for a plain body, and for a Markdown one too long to render (`rendered` is False),
+        which is shown and searched as plain text."""
+        return render_markdown(self.body) if self.markdown else None
+
+    @property
+    def rendered(self) -> bool:
+        """Whether the body is Markdown rendered as HTML (`body_html`), not too long to render."""
+        return self.body_html is not None
+
+    @cached_property
     def body_text(self) -> str:
         """The body's words as a reader sees them: what is indexed and what snippets are cut from."""
-        return plain_text(self.body) if self.markdown else self.body
+        html = self.body_html
+        return self.body if html is None else html_text(html)
 
     @cached_property
     def fingerprint(self) -> bytes:

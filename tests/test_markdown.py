@@ -13,7 +13,7 @@ import pytest
 from conftest import SAMPLE_POSTS, SEED_LISTING, Searchsvc
 
 from searchsvc.errors import InvalidRecord
-from searchsvc.markup import ALLOWED_TAGS, plain_text, render_markdown
+from searchsvc.markup import ALLOWED_TAGS, MAX_HTML_CHARS, MAX_SOURCE_CHARS, mark_html, plain_text, render_markdown
 from searchsvc.records import record_from_mapping
 
 GUIDE_BODY = """## Ferry guide
@@ -144,6 +144,9 @@ def test_the_query_is_marked_in_the_rendered_text_only(md_client):
     assert '<a href="https://example.org/zanzibarquux/timetable.html" rel="nofollow noopener noreferrer">' \
            '<mark>harbour</mark> timetable</a>' in body
     assert body.count("<mark>") == 2
+    # Code is text the search reads, and is marked like the rest.
+    assert "<li>pack a <code><mark>lantern</mark></code></li>" in body_of(
+        md_client.get("/posts/md-guide?q=lantern").get_data(as_text=True))
     # A query that is not valid shows the post unmarked, as for plain posts.
     assert "<mark>" not in body_of(md_client.get("/posts/md-guide?q=harbour+AND").get_data(as_text=True))
 
@@ -326,11 +329,16 @@ def test_plain_text_is_what_a_reader_sees():
         "Title\n\nSome em and a link & more same paragraph.\n\none\n\ntwo\n\ncode line\n\nalt\n\nraw")
 
 
-def test_render_marks_only_where_asked_and_drops_the_posts_own_marks():
-    html = render_markdown("<mark>fake</mark> run \ue000x\ue001 *run*",
-                           lambda text: [(m.start(), m.end()) for m in re.finditer("run", text)])
-    assert html == "<p>fake <mark>run</mark> x <em><mark>run</mark></em></p>\n"
-    assert render_markdown("<mark>fake</mark> run") == "<p>fake run</p>\n"
+def test_marks_go_around_words_of_the_html_text_only_and_the_posts_own_marks_are_dropped():
+    html = render_markdown('<mark>fake</mark> run *run* [run](https://example.org/run "run") `run` AT&amp;T&nbsp;run')
+    rel = 'rel="nofollow noopener noreferrer"'
+    assert html == (f'<p>fake run <em>run</em> <a href="https://example.org/run" title="run" {rel}>run</a> '
+                    '<code>run</code> AT&amp;T&nbsp;run</p>\n')
+    # Words of tags, attributes and character references are never marked, whatever the query.
+    words = re.compile("run|example|href|title|nofollow|code|amp|nbsp|p")
+    assert mark_html(html, lambda text: [(m.start(), m.end()) for m in words.finditer(text)]) == (
+        f'<p>fake <mark>run</mark> <em><mark>run</mark></em> <a href="https://example.org/run" title="run" {rel}>'
+        '<mark>run</mark></a> <code><mark>run</mark></code> AT&amp;T&nbsp;<mark>run</mark></p>\n')
 
 
 def test_a_record_with_markdown_has_the_text_as_body_text():
@@ -339,3 +347,97 @@ def test_a_record_with_markdown_has_the_text_as_body_text():
     assert (record.markdown, record.body_text, record.body) == (True, "a c", "[a](https://x.example/b) *c*")
     with pytest.raises(InvalidRecord, match="'body_format' must be 'plain' or 'markdown'"):
         record_from_mapping({"title": "Synthetic", "body": "b", "body_format": "rst"})
+
+
+# -- the cost of a Markdown post: rendered once, at ingest, within bounds --------------------------
+
+def test_a_markdown_post_is_rendered_at_ingest_and_shown_without_rendering_again(md_index, client_for, monkeypatch):
+    """The index holds each Markdown post's HTML: the page and the API read it, and mark a
+    query's words in its text, with the renderer out of reach."""
+    client = client_for(md_index)
+    expected = body_of(client.get("/posts/md-guide?q=rope").get_data(as_text=True))
+
+    def no_rendering():
+        raise AssertionError("Markdown rendered on a view")
+
+    monkeypatch.setattr("searchsvc.markup._parser", no_rendering)
+    assert body_of(client.get("/posts/md-guide?q=rope").get_data(as_text=True)) == expected
+    assert "<li>bring <mark>rope</mark></li>" in expected
+    post = client.get("/api/posts/md-guide?q=rope").get_json()
+    assert post["body_html"] == expected[len('<div class="body markdown" dir="auto">'):-len("</div>")]
+    assert client.get("/posts/md-hostile").status_code == 200
+
+
+def prose(size: int) -> str:
+    """Plainly synthetic Markdown of exactly `size` characters, opening with the word **kelpie** in bold."""
+    text = "The **kelpie** swims by the synthetic pier." + " It swims on." * (size // 13 + 1)
+    return text[:size - 1] + "."
+
+
+def test_a_markdown_body_too_long_to_render_is_kept_as_plain_text_with_a_warning(searchsvc, write, client_for,
+                                                                                  index_dir):
+    """Over MAX_SOURCE_CHARS, or with HTML over MAX_HTML_CHARS (a few kilobytes of references
+    to a long link), a body is not rendered: the post is kept, its page shows the Markdown as
+    written with a note, and its words are searched as written."""
+    amplified = f"[r]: https://example.org/{'x' * 10_000}\n\n" + ("See [r]. " * 300).strip()  # 12 KB; 3 MB of HTML
+    records = [
+        {"id": "md-fine", "title": "Synthetic fine one", "body": "A *kelpie* note.", "body_format": "markdown"},
+        {"id": "md-long", "title": "Synthetic long one", "body": prose(MAX_SOURCE_CHARS + 1),
+         "body_format": "markdown"},
+        {"id": "md-bound", "title": "Synthetic bound one", "body": prose(MAX_SOURCE_CHARS), "body_format": "markdown"},
+        {"id": "md-refs", "title": "Synthetic references", "body": amplified, "body_format": "markdown"},
+    ]
+    path = write("posts.jsonl", "".join(json.dumps(r) + "\n" for r in records))
+    result = searchsvc("ingest", path)
+    assert (result.exit_code, result.stdout) == (
+        0, "Read 1 file: 4 new, 0 updated, 0 unchanged, 0 invalid, 0 skipped files\n")
+    assert result.stderr.splitlines() == [
+        f"{path}:2: warning: the Markdown of post 'md-long' is {MAX_SOURCE_CHARS + 1:,} characters long, more than "
+        f"the {MAX_SOURCE_CHARS:,} rendered; it is shown and searched as plain text",
+        f"{path}:4: warning: the Markdown of post 'md-refs' would render to more than {MAX_HTML_CHARS:,} characters "
+        "of HTML; it is shown and searched as plain text",
+    ]
+    assert {post["id"]: post["body"] for post in searchsvc.export()} == {r["id"]: r["body"] for r in records}
+    client = client_for(index_dir)
+    note = "<p class=\"hint\">This post's Markdown is too long to show formatted: it is shown as written.</p>"
+    for post_id in ("md-long", "md-refs"):
+        html = client.get(f"/posts/{post_id}").get_data(as_text=True)
+        assert note in html and '<div class="body" dir="auto">' in html, post_id
+        assert client.get(f"/api/posts/{post_id}").get_json()["body_html"] is None
+    long_page = client.get("/posts/md-long?q=kelpie").get_data(as_text=True)
+    assert body_of(long_page).startswith('<div class="body" dir="auto">The **<mark>kelpie</mark>** swims by')
+    assert "<strong>" not in long_page
+    # At the bound, and below it, the Markdown is rendered.
+    bound = client.get("/api/posts/md-bound?q=kelpie").get_json()["body_html"]
+    assert bound.startswith("<p>The <strong><mark>kelpie</mark></strong> swims by")
+    assert note not in client.get("/posts/md-bound").get_data(as_text=True)
+    assert client.get("/api/posts/md-fine").get_json()["body_html"] == "<p>A <em>kelpie</em> note.</p>\n"
+    # Searched as written: the long post's snippet is its Markdown source.
+    hits = {hit["id"]: hit for hit in search(client, "kelpie")["hits"]}
+    assert set(hits) == {"md-fine", "md-long", "md-bound"}
+    assert hits["md-long"]["snippet"].startswith("The **<mark>kelpie</mark>** swims")
+    assert hits["md-bound"]["snippet"].startswith("The <mark>kelpie</mark> swims")
+
+
+def test_the_bounds_hold_for_the_renderer_itself():
+    assert render_markdown(prose(MAX_SOURCE_CHARS + 1)) is None
+    assert plain_text(prose(MAX_SOURCE_CHARS + 1)) == prose(MAX_SOURCE_CHARS + 1)
+    assert render_markdown(prose(MAX_SOURCE_CHARS)).startswith("<p>The <strong>kelpie</strong>")
+    refs = "[r]: https://example.org/" + "x" * 1_000 + "\n\n"
+    uses = MAX_HTML_CHARS // 1_000
+    assert render_markdown(refs + "[r] " * uses) is None
+    assert render_markdown(refs + "[r] " * (uses // 2)).count('<a href="https://example.org/xxx') == uses // 2
+
+
+@pytest.mark.slow  # real helper processes: CI runs it
+def test_a_markdown_body_too_long_to_render_is_told_when_written_by_a_helper_process(searchsvc, write, monkeypatch):
+    monkeypatch.setattr("searchsvc.index.writer.PARALLEL_MIN_CHARS", 100_000)
+    records = [{"id": f"md-{n}", "title": f"Synthetic {n}", "body": prose(60_000 if n != 7 else MAX_SOURCE_CHARS + 1),
+                "body_format": "markdown"} for n in range(8)]
+    path = write("posts.jsonl", "".join(json.dumps(r) + "\n" for r in records))
+    result = searchsvc("ingest", path)
+    assert result.stdout == "Read 1 file: 8 new, 0 updated, 0 unchanged, 0 invalid, 0 skipped files\n"
+    assert result.stderr == (f"{path}:8: warning: the Markdown of post 'md-7' is {MAX_SOURCE_CHARS + 1:,} characters "
+                             f"long, more than the {MAX_SOURCE_CHARS:,} rendered; it is shown and searched as plain "
+                             "text\n")
+    assert len(list(searchsvc.index.glob("g*/*.seg"))) >= 2

@@ -17,7 +17,8 @@ from searchsvc.index.fasttext import FastText
 from searchsvc.records import Record
 
 # 6: Turkish posts in text_tr and title_tr, Turkish stems; a Markdown post's `text` is its rendered words,
-# kept as `body_text`; 5: Snowball 3 stems by PyStemmer (analysis.py); 4: positions as raw uint32, postings arrays
+# kept as `body_text`, and its HTML as `body_html`; 5: Snowball 3 stems by PyStemmer (analysis.py);
+# 4: positions as raw uint32, postings arrays
 SCHEMA_VERSION = 6
 
 # The ranked fields of each analysis language (analysis.LANGUAGES): title and body, and the title
@@ -42,7 +43,9 @@ def build_schema() -> fields.Schema:
     or name it. `body` is only stored. `spell` keeps unstemmed words for "did you mean".
     A Markdown post indexes its text as a reader sees it (`Record.body_text`: no link URLs,
     no markup), stored as `body_text` so a hit's snippet is cut from it without rendering
-    the Markdown again; `body` keeps the source, which export writes.
+    the Markdown again, and stores its HTML as `body_html`, rendered once, here, for every
+    view of the post (neither, when it is too long to render: markup.py); `body` keeps the
+    source, which export writes.
     A Turkish post has `text_tr` and `title_tr` instead (Turkish stems; its title is
     stored in `title_tr`) and `lang` "tr", which says which analysis highlights it.
     """
@@ -58,6 +61,7 @@ def build_schema() -> fields.Schema:
         lang=fields.STORED(),
         body=fields.STORED(),
         body_text=fields.STORED(),
+        body_html=fields.STORED(),
         spell=FastText(analyzer=word_analyzer(), phrase=False),
         author=FastText(stored=True, analyzer=word_analyzer()),
         author_key=fields.ID(sortable=True),
@@ -91,7 +95,8 @@ def document_from_record(record: Record) -> dict[str, Any]:
         "spell": words,
         "fingerprint": record.fingerprint,
     }
-    if record.markdown:
+    if record.body_html is not None:
+        doc["body_html"] = record.body_html
         doc["body_text"] = record.body_text
     if language != "en":
         doc["lang"] = language
@@ -114,9 +119,10 @@ def stored_body_text(stored: dict[str, Any]) -> str:
 
 
 def record_from_stored(stored: dict[str, Any]) -> Record:
-    """The Record a stored document was made from (its exact export form)."""
+    """The Record a stored document was made from (its exact export form), with a Markdown
+    body's HTML and text as stored: nothing is rendered again."""
     date_text = stored.get("date_text")
-    return Record(
+    record = Record(
         id=stored["id"],
         title=stored_title(stored),
         body=stored["body"],
@@ -125,6 +131,10 @@ def record_from_stored(stored: dict[str, Any]) -> Record:
         url=stored.get("url"),
         extra=json.loads(stored["extra"]) if stored.get("extra") else {},
     )
+    if record.markdown:
+        # The values of Record's cached properties, as they were when the post was written.
+        record.__dict__.update(body_html=stored.get("body_html"), body_text=stored_body_text(stored))
+    return record
 
 
 def stored_language(stored: dict[str, Any]) -> str:

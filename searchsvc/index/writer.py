@@ -227,8 +227,9 @@ def write_records(
     wait: float,
     limitmb: int,
     workers: int | None = None,
-) -> None:
-    """One commit: posts whose id is in `replace` are replaced, the rest added.
+) -> list[str]:
+    """One commit: posts whose id is in `replace` are replaced, the rest added. Returns the ids
+    of Markdown posts written as plain text, too long to render (markup.py), in batch order.
 
     A large batch is split into contiguous parts by size (at least one per core, at most
     SEGMENT_MAX_CHARS each); helper processes, one per core, each write parts as segments of
@@ -240,7 +241,7 @@ def write_records(
     once (`_abandon`).
     """
     with _collector_paused():
-        _write_records(ix, records, replace=replace, wait=wait, limitmb=limitmb, workers=workers)
+        return _write_records(ix, records, replace=replace, wait=wait, limitmb=limitmb, workers=workers)
 
 
 @contextmanager
@@ -258,7 +259,7 @@ def _collector_paused() -> Iterator[None]:
 
 def _write_records(
     ix: Any, records: list[Record], *, replace: Collection[str], wait: float, limitmb: int, workers: int | None
-) -> None:
+) -> list[str]:
     if workers is None:
         workers = default_workers(records)
     size = sum(len(r.body) + len(r.title) for r in records)
@@ -281,11 +282,12 @@ def _write_records(
                 helpers = _Helpers(pool, ix, parts, writer.pool.limit // 2**20, min(workers, len(parts)))
             # Small old segments are merged into this writer's segment (while the helpers work).
             final = writer._merge_segments(None, None, None)
-            if not helpers:
-                _add_all(writer, parts[0])
+            unrendered = [] if helpers else _add_all(writer, parts[0])
             own = writer._finalize_segment() if writer._added else None
             if helpers:
-                final += helpers.segments()
+                for segment, ids in helpers.segments():
+                    final.append(segment)
+                    unrendered += ids
         if own is not None:
             final.append(own)
         else:
@@ -295,6 +297,7 @@ def _write_records(
         _abandon(writer, ix)
         raise
     writer._finish()
+    return unrendered
 
 
 class _Helpers:
@@ -317,8 +320,9 @@ class _Helpers:
                                        self._limitmb)
             self._running[future] = n
 
-    def segments(self) -> list[Any]:
-        """Every part's segment, once all are written; the first failure is raised."""
+    def segments(self) -> list[tuple[Any, list[str]]]:
+        """Every part's segment and unrendered posts (`_add_all`), once all are written; the first
+        failure is raised."""
         done: dict[int, Any] = {}
         while self._running:
             finished, _ = wait_for(self._running, return_when=FIRST_COMPLETED)
@@ -414,21 +418,28 @@ def split_by_size(records: list[Record], parts: int) -> list[list[Record]]:
     return out
 
 
-def _add_all(writer: SegmentWriter, records: list[Record]) -> None:
+def _add_all(writer: SegmentWriter, records: list[Record]) -> list[str]:
+    """Adds `records`; the ids of Markdown posts among them too long to render (written as plain
+    text), for the ingest to say so: the rendering is done here, in the writing processes."""
+    unrendered = []
     for record in records:
         writer.add_document(**document_from_record(record))
+        if record.markdown and not record.rendered:
+            unrendered.append(record.id)
+    return unrendered
 
 
-def _write_segment(folder: str, toc: int, records: list[Record], limitmb: int) -> Any:
+def _write_segment(folder: str, toc: int, records: list[Record], limitmb: int) -> tuple[Any, list[str]]:
     """In a helper process: write `records` as one finished segment of the index in
-    `folder` (no lock: the parent holds it) and return the segment for the parent to commit."""
+    `folder` (no lock: the parent holds it) and return the segment for the parent to commit,
+    with the ids of its unrendered Markdown posts (`_add_all`)."""
     # Our schema, and the table of contents the parent verified: nothing unpickled unchecked.
     ix = PinnedIndex(FileStorage(folder), build_schema(), toc, root=Path(folder).parent, name=Path(folder).name)
     writer = PostWriter(ix, _lk=False, limitmb=limitmb)
     gc.disable()  # see _collector_paused; this process ends with the segment
-    _add_all(writer, records)
+    unrendered = _add_all(writer, records)
     # The temporary directory is shared with the parent, which removes it when it is done.
-    return writer._finalize_segment()
+    return writer._finalize_segment(), unrendered
 
 
 def _die_with_parent(parent: int) -> None:

@@ -23,6 +23,7 @@ from searchsvc.ingest.fieldnames import FieldNames, Reading
 from searchsvc.ingest.follow import Crawl, Unchanged, is_url
 from searchsvc.ingest.listing import is_text_of
 from searchsvc.ingest.sources import Item, Notice, Problem, Skipped, SourceFile, discover, read_source
+from searchsvc.markup import MAX_HTML_CHARS, MAX_SOURCE_CHARS
 from searchsvc.records import EXPORT_RANKING, Record, has_export_ranking, record_from_mapping
 
 # Per writing process: the postings of about 20 MB of text stay in memory; beyond that
@@ -289,7 +290,8 @@ def write_batch(
     """Add new records, update changed ones, leave unchanged ones; or rebuild from the batch.
 
     A listing's teaser of a post the index holds with a longer body leaves that post as it
-    is (a warning to `notify`, counted in `report.kept_longer`).
+    is (a warning to `notify`, counted in `report.kept_longer`). A Markdown post too long to
+    render is written as plain text, with a warning (rendered by the writers, so told after).
     """
     say = notify or (lambda line: None)
     with store.locked(wait):
@@ -320,17 +322,19 @@ def write_batch(
                 report.removed = len(existing.keys() - batch.records.keys())
                 name, fresh = store.new_generation()
                 try:
-                    _write(fresh, batch.records.values(), wait, replace=set())
+                    unrendered = _write(fresh, batch.records.values(), wait, replace=set())
                     store.make_current(name)
                 except BaseException:
                     store.discard_generation(name)
                     raise
                 report.written = True
+                _warn_unrendered(batch, unrendered, report, say)
                 return
             changed = [r for r in batch.records.values() if existing.get(r.id) != r.fingerprint]
             if changed:
-                _write(ix, changed, wait, replace=existing.keys())
+                unrendered = _write(ix, changed, wait, replace=existing.keys())
                 report.written = True
+                _warn_unrendered(batch, unrendered, report, say)
         except OSError as e:
             if e.errno not in (errno.ENOSPC, errno.EDQUOT):
                 raise
@@ -378,9 +382,24 @@ def _stored(ix, ids: Collection[str]) -> dict[str, Record]:
                 for docnum, post_id in live_columns(reader, "id") if post_id in ids}
 
 
-def _write(ix, records: Iterable[Record], wait: float, *, replace: Collection[str]) -> None:
-    """One commit: posts whose id is in `replace` are updated in place, the rest added."""
-    write_records(ix, list(records), replace=replace, wait=wait, limitmb=WRITER_MEMORY_MB)
+def _write(ix, records: Iterable[Record], wait: float, *, replace: Collection[str]) -> list[str]:
+    """One commit: posts whose id is in `replace` are updated in place, the rest added; the ids
+    of Markdown posts written as plain text, too long to render."""
+    return write_records(ix, list(records), replace=replace, wait=wait, limitmb=WRITER_MEMORY_MB)
+
+
+def _warn_unrendered(batch: Batch, ids: Iterable[str], report: IngestReport, say: Notify) -> None:
+    """A warning at each Markdown post of the batch written as plain text (markup.py's bounds):
+    its record is kept, and its page shows the source as written."""
+    for post_id in ids:
+        place = batch.places.get(post_id)
+        if place is None:  # a post kept as the index held it (a page that answered 304)
+            continue
+        size = len(batch.records[post_id].body)
+        why = (f"is {size:,} characters long, more than the {MAX_SOURCE_CHARS:,} rendered" if size > MAX_SOURCE_CHARS
+               else f"would render to more than {MAX_HTML_CHARS:,} characters of HTML")
+        _warn(report, say, f"{place}: warning: the Markdown of post {post_id!r} {why}; it is shown and searched "
+                           "as plain text")
 
 
 def _replaced_index(store: IndexStore) -> tuple[PinnedIndex | None, dict[str, bytes]]:

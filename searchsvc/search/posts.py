@@ -9,7 +9,7 @@ from whoosh.searching import Searcher
 from searchsvc.errors import PostNotFound
 from searchsvc.index.info import Contents, contents
 from searchsvc.index.schema import LANGUAGE_FIELDS, language_of, record_from_stored, stored_body_text
-from searchsvc.markup import render_markdown
+from searchsvc.markup import mark_html
 from searchsvc.records import Record
 from searchsvc.search.deadline import Deadline
 from searchsvc.search.engine import Engine
@@ -44,18 +44,23 @@ def highlighted_post(engine: Engine, record: Record, q: str) -> tuple[Highlighte
                 highlight(record.body, match_spans(record.body, terms, analyzer, deadline)))
 
 
-def rendered_body(engine: Engine, record: Record, q: str) -> Markup:
-    """A Markdown post's body as sanitised HTML (markup.render_markdown), the words of query
-    `q` marked in its text by its language's analysis; SearchTimeout past the search time limit."""
+def rendered_body(engine: Engine, record: Record, q: str) -> Markup | None:
+    """A Markdown post's sanitised HTML as the index stores it (`Record.body_html`, rendered
+    once at ingest), the words of query `q` marked in its text by its language's analysis
+    (markup.mark_html: no rendering, linear in the HTML); None for a post too long to render,
+    shown as plain text. SearchTimeout past the search time limit."""
+    html = record.body_html
+    if html is None:
+        return None
     deadline = Deadline(engine.search_timeout)
     language = language_of(record)
     with engine.reading() as searcher:
         terms = _terms(searcher, q, deadline).get(language, set())
         analyzer = ANALYZERS[language]
-        if terms:  # rendered under the lock, as every highlighting is (the stemmer is one per process)
-            return Markup(render_markdown(record.body, lambda text: [
+        if terms:  # marked under the lock, as every highlighting is (the stemmer is one per process)
+            return Markup(mark_html(html, lambda text: [
                 (start, end) for start, end, _ in match_spans(text, terms, analyzer, deadline)]))
-    return Markup(render_markdown(record.body))
+    return Markup(html)
 
 
 def _terms(searcher: Searcher, q: str, deadline: Deadline) -> dict[str, set[str]]:

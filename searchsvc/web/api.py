@@ -42,8 +42,9 @@ def api_post(post_id: str) -> Response:
     if q.strip():
         title, body = highlighted_post(engine(), record, q)
         data["title_highlighted"], data["body_highlighted"] = str(title.html()), str(body.html())
-    if record.markdown:
-        data["body_html"] = str(rendered_body(engine(), record, q))
+    if record.markdown:  # null when it is too long to render: `body` is shown as plain text
+        html = rendered_body(engine(), record, q)
+        data["body_html"] = None if html is None else str(html)
     return jsonify(data)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from searchsvc.markup import MAX_HTML_CHARS, MAX_SOURCE_CHARS
 from searchsvc.search.request import DEFAULT_PER_PAGE, MAX_PAGE, MAX_PER_PAGE, SORTS
 
 _NULLABLE_STRING = {"type": ["string", "null"]}
@@ -134,10 +135,12 @@ POST = {
         "body_format": {**_NULLABLE_STRING,
                         "description": "\"markdown\" when `body` is Markdown; absent, null, \"\" or \"plain\": "
                                        "plain text"},
-        "body_html": {"type": "string",
+        "body_html": {"type": ["string", "null"],
                       "description": "Markdown posts only: the body rendered as sanitised HTML (no scripts, styles, "
                                      "event handlers, frames or images; links http(s) and mailto only), with q "
-                                     "its matches in <mark>"},
+                                     "its matches in <mark>; null when the Markdown is too long to render "
+                                     f"(over {MAX_SOURCE_CHARS:,} characters, or over {MAX_HTML_CHARS:,} of HTML): "
+                                     "the body is then plain text, as `body_highlighted` marks it"},
     },
     "additionalProperties": True,
     "description": "The post in the record format of `searchsvc export`, extra source keys included.",

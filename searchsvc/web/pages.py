@@ -69,10 +69,12 @@ def post_page(post_id: str) -> str:
 
 
 def _shown(record: Any, q: str) -> tuple[Markup, Markup]:
-    """The title and body as HTML with the words of `q` marked: a Markdown body rendered and
-    sanitised (markup.py), any other escaped as text."""
+    """The title and body as HTML with the words of `q` marked: a Markdown body as the index
+    stores it, rendered and sanitised (markup.py), any other (and Markdown too long to render)
+    escaped as text."""
     title, body = highlighted_post(engine(), record, q)
-    return title.html(), rendered_body(engine(), record, q) if record.markdown else body.html()
+    html = rendered_body(engine(), record, q) if record.markdown else None
+    return title.html(), body.html() if html is None else html
 
 
 @pages.get("/feed.atom")
