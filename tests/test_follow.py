@@ -59,7 +59,7 @@ def test_follow_a_site_indexes_every_post_with_its_full_body_and_obeys_robots_an
         stored = posts[post.title]
         assert stored["body"] == shown(post.body)
         assert stored["author"] == "Kanat"
-        assert stored["date"] == post.iso
+        assert stored["date"] == post.iso + "Z"  # the page's meta tag gives +00:00
         assert stored["url"] == site.base + post.path
     # The post that moved: its full body, at its new address; the listing's teaser was kept aside.
     moved = posts["Synthetic post that moved"]
@@ -125,9 +125,8 @@ def test_follow_a_feed_fetches_pages_only_for_entries_without_their_full_text(se
     assert [r.path for r in site.requests()] == ["/robots.txt", "/rss.xml", site.real[2].path, site.real[3].path]
     posts = by_title(searchsvc)
     assert {t: p["body"] for t, p in posts.items()} == {p.title: shown(p.body) for p in site.real}
-    # Dates as each source wrote them: the feed's in UTC ("Z"), the pages' as their meta tags give them.
-    assert [posts[p.title]["date"] for p in site.real] == [site.real[0].iso + "Z", site.real[1].iso + "Z",
-                                                             site.real[2].iso, site.real[3].iso]
+    # Dates in UTC, from the feed (GMT) and from the pages' meta tags (+00:00) alike.
+    assert [posts[p.title]["date"] for p in site.real] == [p.iso + "Z" for p in site.real]
 
 
 def test_ingest_a_feed_url_reads_the_feed_alone(searchsvc, site):
@@ -213,7 +212,7 @@ def test_a_damaged_fetch_state_is_ignored_with_a_warning(searchsvc, site, index_
     assert result.stderr.startswith(f"{index_dir / STATE_FILE}: warning: not read (")
     assert result.stderr.endswith("); every page is fetched in full\n")
     assert "0 new, 0 updated, 4 unchanged" in result.stdout
-    assert json.loads((index_dir / STATE_FILE).read_text())["version"] == 1  # written afresh
+    assert json.loads((index_dir / STATE_FILE).read_text())["version"] == 2  # written afresh
 
 
 def test_cli_refuses_a_follow_of_something_not_a_url(searchsvc):
@@ -319,7 +318,7 @@ def test_state_file_is_in_the_index_folder_and_never_holds_bodies(searchsvc, sit
     searchsvc("follow", *WEB, site.base + "/rss.xml")
     state = json.loads(Path(index_dir / STATE_FILE).read_text())
     assert set(state["urls"]) == {site.base + p for p in ("/rss.xml", site.real[2].path, site.real[3].path)}
-    assert all(set(entry) == {"etag", "last_modified", "kind", "links", "more", "ids", "post_url"}
+    assert all(set(entry) == {"etag", "last_modified", "kind", "links", "more", "posts", "post_url"}
                for entry in state["urls"].values())
 
 
@@ -410,3 +409,15 @@ def test_a_canonical_link_to_another_site_is_not_taken(searchsvc, site):
     searchsvc("ingest", *WEB, site.base + "/impostor", site.base + "/honest")
     assert sorted(p["url"] for p in searchsvc.export()) == [f"{site.base}/content/honest-post",
                                                            f"{site.base}/impostor"]
+
+
+def test_addresses_that_are_not_http_are_each_a_problem(searchsvc, write):
+    good = write("a.jsonl", '{"title": "A synthetic post", "body": "A synthetic body."}\n')
+    result = searchsvc("ingest", "ftp://files.example.org/a.rss", "http://exa mple.org/", good)
+    assert result.exit_code == 1
+    assert result.stderr == ("ftp://files.example.org/a.rss: not an http(s) address: only http:// and https:// "
+                             "addresses are fetched\n"
+                             "http://exa mple.org/: not an http(s) address: only http:// and https:// addresses are "
+                             "fetched\n")
+    assert result.stdout == ("Read 1 file and fetched 2 URLs (0 not modified, 2 failed): 1 new, 0 updated, "
+                             "0 unchanged, 0 invalid, 0 skipped files\n")

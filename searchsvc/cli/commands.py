@@ -211,7 +211,7 @@ _SYNONYM_HELP = "; ".join(f"{', '.join(names)} for {target}" for target, names i
               help="Build a fresh index from PATHS beside the current one and swap it in when "
                    "complete; posts not in PATHS are dropped.")
 @click.option("--strict", is_flag=True,
-              help="All or nothing: write nothing if any record is invalid.")
+              help="All or nothing: write nothing if any record is invalid or any URL failed.")
 @click.option("--dayfirst", is_flag=True,
               help="Read ambiguous dates like 01/02/2020 as day first (default: month first).")
 @click.option("--field", "field_options", multiple=True, type=FieldParam(),
@@ -261,8 +261,9 @@ def _ingest(paths: tuple[str, ...], index_dir: str, rebuild: bool, strict: bool,
     limits = Limits.from_environ()
     report = IngestReport()
     show_bar = not quiet and sys.stderr.isatty()
-    urls = [p for p in paths if is_url(p)]
-    files = [p for p in paths if not is_url(p)]
+    # "ftp://...", "http://exa mple.org/": addresses, each a problem of its own, not missing files.
+    urls = [p for p in paths if is_url(p) or "://" in p]
+    files = [p for p in paths if p not in urls]
     # Behind a progress bar, lines wait for its end; at most KEPT_LINES of them.
     held: list[str] = []
     held_over = 0
@@ -298,7 +299,7 @@ def _ingest(paths: tuple[str, ...], index_dir: str, rebuild: bool, strict: bool,
             bar = None
         if urls:
             crawl = Crawl(Fetcher(user_agent=user_agent, delay=delay, timeout=timeout), state, follow=follow,
-                          known_ids=_known_ids(store) if state.known else (), max_pages=max_pages)
+                          known=_fingerprints(store) if state.known else {}, max_pages=max_pages)
             if show_bar:
                 bar = click.progressbar(length=len(urls), label="Fetching", file=sys.stderr)
                 bar.__enter__()
@@ -327,20 +328,21 @@ def _ingest(paths: tuple[str, ...], index_dir: str, rebuild: bool, strict: bool,
         click.echo("Writing index...", err=True)
     write_batch(store, batch, report, rebuild=rebuild, wait=wait, notify=_to_stderr)
     if urls:
-        state.save(batch.ids_by_source(), batch.failed_sources)
+        state.save(batch.ids_by_source(), batch.failed_sources, _fingerprints(store))
     click.echo(report.summary(rebuild=rebuild))
     if not report.ok:
         sys.exit(1)
 
 
-def _known_ids(store: IndexStore) -> set[str]:
-    """The ids the index holds, so a page answered 304 is known to be there; none if it cannot be read."""
+def _fingerprints(store: IndexStore) -> dict[str, bytes]:
+    """id -> fingerprint of every post the index holds (what a page answered 304 stands for);
+    none if it cannot be read."""
     if store.is_empty():
-        return set()
+        return {}
     try:
-        return set(fingerprints(store.open()))
+        return fingerprints(store.open())
     except SearchsvcError:
-        return set()
+        return {}
 
 
 @cli.command()

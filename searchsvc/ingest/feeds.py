@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import time
 import warnings
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -56,8 +57,14 @@ def read_feed(content: bytes, url: str | None = None) -> Iterator[FeedEntry]:
         raise NotAFeed(f"not an RSS or Atom feed ({reason})" if reason else "not an RSS or Atom feed")
     lines = [content.count(b"\n", 0, m.start()) + 1 for m in _ENTRY.finditer(content)]
     language = parsed.feed.get("language")  # RSS's <language>, Atom's xml:lang
-    for n, entry in enumerate(parsed.entries):
-        found = _entry(entry, lines[n] if n < len(lines) and len(lines) == len(parsed.entries) else None)
+    entries = [_entry(entry, lines[n] if n < len(lines) and len(lines) == len(parsed.entries) else None)
+               for n, entry in enumerate(parsed.entries)]
+    # A link that several entries share (every entry linking the home page) does not name a post:
+    # as their url it would make them one post (ids derive from it).
+    shared = {u for u, n in Counter(e.data.get("url") for e in entries).items() if u and n > 1}
+    for entry, found in zip(parsed.entries, entries, strict=True):
+        if found.data.get("url") in shared:
+            del found.data["url"]
         entry_language = _language(entry) or language
         if entry_language and _LANGUAGE.fullmatch(entry_language.strip()):
             found.data.setdefault("lang", entry_language.strip())
@@ -66,7 +73,8 @@ def read_feed(content: bytes, url: str | None = None) -> Iterator[FeedEntry]:
 
 def _entry(entry: Any, line: int | None) -> FeedEntry:
     data: dict[str, Any] = {"title": _text(entry.get("title_detail"), entry.get("title"))}
-    link = addresses.join(None, entry.get("link") or "")
+    # The fragment is kept: a feed's entries may be anchors of one page (/statements#3), each a post.
+    link = addresses.join(None, entry.get("link") or "", fragment=True)
     if link:
         data["url"] = link
     date = _date(entry)

@@ -147,7 +147,7 @@ class Fetcher:
 
     def _host(self, url: str) -> _Host:
         parts = urlsplit(url)
-        key = addresses.site(url)
+        key = addresses.origin(url)
         host = self.hosts.get(key)
         if host is None:
             host = self.hosts[key] = _Host(delay=self.delay)
@@ -182,7 +182,7 @@ class Fetcher:
             if target is None:
                 return 404, b""  # nowhere to read rules from: as a missing robots.txt
             current = target
-            pacer = self.hosts.get(addresses.site(current)) or pacer
+            pacer = self.hosts.get(addresses.origin(current)) or pacer
         raise FetchError(url, f"more than {MAX_REDIRECTS} redirects")
 
     def _request(self, url: str, headers: dict[str, str], limit: int, *, host: _Host | None = None,
@@ -301,15 +301,17 @@ class _HTTPSPool(urllib3.HTTPSConnectionPool):
 
 
 def _reason(error: Exception, timeout: float) -> str:
+    # Before the timeouts: urllib3 makes NewConnectionError (refused, unknown host) a kind of
+    # ConnectTimeoutError.
+    if isinstance(error, urllib3.exceptions.NameResolutionError):
+        return "unknown host"
+    if isinstance(error, urllib3.exceptions.NewConnectionError):
+        return "cannot connect: " + str(error).split(": ", 1)[-1]
     if isinstance(error, (urllib3.exceptions.TimeoutError, urllib3.exceptions.ReadTimeoutError,
                           urllib3.exceptions.ConnectTimeoutError)):
         return f"timed out after {timeout:g} s"
     if isinstance(error, urllib3.exceptions.MaxRetryError) and error.reason is not None:
         return _reason(error.reason, timeout)
-    if isinstance(error, urllib3.exceptions.NewConnectionError):
-        return "cannot connect: " + str(error).split(": ", 1)[-1]
-    if isinstance(error, urllib3.exceptions.NameResolutionError):
-        return "unknown host"
     if isinstance(error, urllib3.exceptions.ProtocolError):
         return f"the connection broke off ({error.args[0] if error.args else error})"
     return str(error) or type(error).__name__

@@ -16,12 +16,13 @@ again; a URL whose posts are no longer all in the index is fetched unconditional
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import tempfile
 import zlib
 from collections import deque
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,8 @@ from searchsvc.ingest.pages import NotAPage, read_page
 from searchsvc.ingest.sources import Item, Notice, Problem
 
 STATE_FILE = "searchsvc-fetched.json"
-STATE_VERSION = 1
+LOCK_FILE = ".fetched.lock"  # hidden: the index folder's other files are not ours to list
+STATE_VERSION = 2
 MAX_STATE_BYTES = 64 * 1024 * 1024
 DEFAULT_MAX_PAGES = 5000
 MAX_SITEMAP_DEPTH = 3  # a sitemap index of sitemap indexes of sitemaps
@@ -57,21 +59,29 @@ class _Seen:
     kind: str  # "feed", "sitemap", "listing", "page"
     links: list[str] = field(default_factory=list)  # post pages it links to
     more: list[str] = field(default_factory=list)  # next listing pages, nested sitemaps
-    ids: list[str] = field(default_factory=list)
+    # The posts it gave, each with the fingerprint the index held after that run's commit: a 304
+    # means "as the index holds it" only while the index still holds that very version (not after
+    # a delete, a restore of an older snapshot, a rebuild from an older export).
+    posts: dict[str, str] = field(default_factory=dict)
     post_url: str | None = None  # a post page's own address (after redirects, or its canonical link)
+
+    @property
+    def ids(self) -> list[str]:
+        return list(self.posts)
 
     def to_json(self) -> dict[str, Any]:
         return {"etag": self.etag, "last_modified": self.last_modified, "kind": self.kind, "links": self.links,
-                "more": self.more, "ids": self.ids, "post_url": self.post_url}
+                "more": self.more, "posts": self.posts, "post_url": self.post_url}
 
     @classmethod
     def from_json(cls, data: Any) -> _Seen | None:
         try:
+            posts = dict(data.get("posts", {}))
             seen = cls(data.get("etag"), data.get("last_modified"), str(data["kind"]), list(data.get("links", [])),
-                       list(data.get("more", [])), list(data.get("ids", [])), data.get("post_url"))
-        except (AttributeError, KeyError, TypeError):
+                       list(data.get("more", [])), posts, data.get("post_url"))
+        except (AttributeError, KeyError, TypeError, ValueError):
             return None
-        fields = (seen.etag, seen.last_modified, seen.post_url, *seen.links, *seen.more, *seen.ids)
+        fields = (seen.etag, seen.last_modified, seen.post_url, *seen.links, *seen.more, *posts, *posts.values())
         return seen if all(v is None or isinstance(v, str) for v in fields) else None
 
 
@@ -100,29 +110,34 @@ class FetchState:
             self.problem = f"{path}: warning: not read ({e}); every page is fetched in full"
             self.known = {}
 
-    def save(self, ids_by_url: dict[str, list[str]], failed: Collection[str]) -> None:
-        """Keep this run's answers, except those of URLs whose posts were not all valid."""
+    def save(self, ids_by_url: dict[str, list[str]], failed: Collection[str], prints: Mapping[str, bytes]) -> None:
+        """Keep this run's answers, except those of URLs whose posts were not all valid, with the
+        fingerprints `prints` the index holds for their posts now (after the commit). Merged into
+        the file as it is now, under a lock of its own: a crawl beside this one keeps its answers."""
         if self.path is None:
             return
-        merged = dict(self.known)
-        for url, seen in self.fetched.items():
-            if url in failed:
-                merged.pop(url, None)
-                continue
-            if seen.kind in ("page", "feed", "listing"):
-                seen.ids = ids_by_url.get(url, seen.ids)
-            merged[url] = seen
-        text = json.dumps({"version": STATE_VERSION, "urls": {u: s.to_json() for u, s in merged.items()}},
-                          ensure_ascii=False, sort_keys=True)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=self.path.parent, prefix=".fetched-", suffix=".tmp")
-        try:
-            with os.fdopen(handle, "w", encoding="utf-8") as out:
-                out.write(text)
-            os.replace(temporary, self.path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        with open(self.path.parent / LOCK_FILE, "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            current = FetchState(self.path)
+            merged = dict(current.known)
+            for url, seen in self.fetched.items():
+                if url in failed:
+                    merged.pop(url, None)
+                    continue
+                ids = ids_by_url.get(url, seen.ids) if seen.kind in ("page", "feed", "listing") else seen.ids
+                seen.posts = {i: prints[i].hex() for i in ids if i in prints}
+                merged[url] = seen
+            text = json.dumps({"version": STATE_VERSION, "urls": {u: s.to_json() for u, s in merged.items()}},
+                              ensure_ascii=False, sort_keys=True)
+            handle, temporary = tempfile.mkstemp(dir=self.path.parent, prefix=".fetched-", suffix=".tmp")
+            try:
+                with os.fdopen(handle, "w", encoding="utf-8") as out:
+                    out.write(text)
+                os.replace(temporary, self.path)
+            except BaseException:
+                Path(temporary).unlink(missing_ok=True)
+                raise
 
 
 @dataclass
@@ -141,28 +156,31 @@ class Crawl:
     fetcher: Fetcher
     state: FetchState
     follow: bool = False
-    known_ids: Collection[str] = ()
+    known: Mapping[str, bytes] = field(default_factory=dict)  # id -> fingerprint of every post in the index
     max_pages: int = DEFAULT_MAX_PAGES
     on_url: Callable[[str, int], None] | None = None  # (url, URLs still queued), for a progress bar
     other_hosts: int = 0  # links not followed because they lead to another site
     sites: set[str] = field(default_factory=set)
     visited: int = 0  # URLs fetched or tried
+    beyond: int = 0  # addresses not fetched: past --max-pages
 
     def read(self, urls: Iterable[str]) -> Iterator[Item | Problem | Notice | Unchanged]:
         queue: deque[_Visit] = deque()
         queued: set[str] = set()
         for url in urls:
-            if is_url(url) and addresses.key(url) not in queued:
+            if not is_url(url):
+                self.visited += 1
+                yield Problem(url, None, "not an http(s) address: only http:// and https:// addresses are fetched")
+            elif addresses.key(url) not in queued:
                 queued.add(addresses.key(url))
                 queue.append(_Visit(url, "start", addresses.site(url)))
         # The sites of the start URLs, and where they redirect (http -> https, example.org -> www.).
         self.sites = {v.host for v in queue}
         teasers: list[tuple[Item, str | None]] = []
         final: dict[str, str] = {}  # a teaser's link (addresses.key) -> the address of the post its page gave
-        beyond = 0  # links not queued: past --max-pages
+        self.beyond = 0
 
         def enqueue(url: str, role: str, origin: _Visit, link: str | None = None) -> None:
-            nonlocal beyond
             found = addresses.key(url)
             if found in queued:
                 return
@@ -170,7 +188,7 @@ class Crawl:
                 self.other_hosts += 1
                 return
             if len(queued) >= self.max_pages:
-                beyond += 1  # a sitemap of a million links is not a million queued addresses
+                self.beyond += 1  # a sitemap of a million links is not a million queued addresses
                 return
             queued.add(found)
             queue.append(_Visit(url, role, origin.host, origin.depth + (role == "sitemap"), link))
@@ -188,9 +206,9 @@ class Crawl:
                         yield found
             except ValueError as e:  # an address urllib.parse cannot read, anywhere in the page
                 yield Problem(visit.url, None, f"cannot read: {e}")
-        if beyond:
-            yield Notice(queue_origin(urls), f"note: the crawl stopped at --max-pages {self.max_pages}: {beyond} more "
-                                             "addresses were not fetched")
+        if self.beyond:
+            yield Notice(queue_origin(urls), f"note: the crawl stopped at --max-pages {self.max_pages}: {self.beyond} "
+                                             "more addresses were not fetched")
         for item, link in teasers:
             target = final.get(addresses.key(link)) if link else None
             if target and target != link:
@@ -237,7 +255,7 @@ class Crawl:
     def _validators(self, url: str) -> tuple[str | None, str | None]:
         """The ETag and Last-Modified kept for `url`, if every post it gave is still in the index."""
         before = self.state.known.get(url)
-        if before is None or not all(i in self.known_ids for i in before.ids):
+        if before is None or not all(self.known.get(i, b"").hex() == p for i, p in before.posts.items()):
             return None, None
         return before.etag, before.last_modified
 
@@ -260,6 +278,7 @@ class Crawl:
             seen.kind = "sitemap"
             pages, sitemaps = _read_sitemap(fetched.content)
             if len(pages) + len(sitemaps) > self.max_pages:
+                self.beyond += len(pages) + len(sitemaps) - self.max_pages
                 # More than the crawl may visit: not kept whole in memory nor in the state, and
                 # not answered 304 next time (its validators are dropped), so nothing is skipped.
                 pages, sitemaps = pages[:self.max_pages], sitemaps[:self.max_pages]

@@ -20,6 +20,8 @@ import lxml.etree
 import lxml.html
 import trafilatura
 
+from searchsvc.dates import parse_date
+from searchsvc.errors import InvalidDate
 from searchsvc.ingest import addresses
 from searchsvc.ingest.listing import CHROME, DATE_LINE
 
@@ -128,8 +130,9 @@ def _read_post(tree: lxml.html.HtmlElement, url: str | None, base: str | None) -
     if lines and DATE_LINE.match(lines[0]):
         lines.pop(0)
     data: dict[str, Any] = {"title": title or None, "body": "\n\n".join(lines)}
-    if document.date:
-        data["date"] = document.date
+    date = _published(tree) or document.date
+    if date:
+        data["date"] = date
     if document.author:
         data["author"] = document.author
     # A canonical address on another site is not taken: the id derives from the url, and a page
@@ -140,6 +143,42 @@ def _read_post(tree: lxml.html.HtmlElement, url: str | None, base: str | None) -
     if page_url:
         data["url"] = page_url
     return PageRecord(data)
+
+
+# Where a page states when it was published, as written (an offset kept, so it becomes UTC): the
+# Open Graph article tag, Dublin Core and other meta names, schema.org's itemprop, a <time>.
+_DATE_META = {"article:published_time", "og:published_time", "dc.date", "dc.date.issued", "dcterms.date",
+              "dcterms.issued", "date", "pubdate", "publishdate", "publish-date", "sailthru.date",
+              "parsely-pub-date"}
+
+
+def _published(tree: lxml.html.HtmlElement) -> str | None:
+    """The publication date a page's own markup states, as written; None to let htmldate look
+    (which drops a written offset: 23:30 at -05:00 would be stored as 23:30)."""
+    for meta in tree.iter("meta"):
+        name = (meta.get("property") or meta.get("name") or meta.get("itemprop") or "").strip().lower()
+        if (name in _DATE_META or name == "datepublished") and _readable_date(meta.get("content")):
+            return meta.get("content").strip()
+    for element in tree.iter():
+        if not isinstance(element.tag, str):
+            continue
+        if element.get("itemprop") == "datePublished":
+            found = element.get("datetime") or element.get("content")
+            if _readable_date(found):
+                return found.strip()
+        if "dc:date" in (element.get("property") or "").split() and _readable_date(element.get("content")):
+            return element.get("content").strip()
+    return None
+
+
+def _readable_date(text: str | None) -> bool:
+    if not text or not text.strip():
+        return False
+    try:
+        parse_date(text.strip(), finest_required="day")
+    except InvalidDate:
+        return False
+    return True
 
 
 def _canonical(tree: lxml.html.HtmlElement, base: str | None) -> str | None:
@@ -267,14 +306,23 @@ def _byline(block: Any) -> tuple[str | None, str | None]:
     return date, author
 
 
+# Pager links by class, in any language: WordPress's "next page-numbers", its older themes'
+# "nav-previous" (older posts), Drupal's "pager-next" item, Ghost's "older-posts".
+_NEXT_CLASSES = {"next", "pager-next", "pager__item--next", "nav-previous", "older-posts", "pagination-next",
+                 "next-page", "nextpostslink"}
+
+
 def _pager(root: Any, base: str | None) -> list[str]:
-    """The listing's next page: a `rel="next"` link, or a pager link reading "next"."""
+    """The listing's next page: a `rel="next"` link, a link classed as the pager's next (itself or
+    its list item), or a pager link reading "next"."""
     found = []
     for element in root.iter("a", "link"):
         rel = (element.get("rel") or "").lower().split()
         label = " ".join(element.text_content().split()).lower() if element.tag == "a" else ""
-        if element.get("href") and ("next" in rel or re.match(r"^(next|older)\b|^next ›|›$|»$", label)):
-            if label in ("last »", "»"):
+        classes = _classes(element) | (_classes(element.getparent()) if element.getparent() is not None else set())
+        if element.get("href") and ("next" in rel or classes & _NEXT_CLASSES
+                                    or re.match(r"^(next|older)\b|^next ›|›$|»$", label)):
+            if label in ("last »", "»") or "prev" in rel:
                 continue
             href = addresses.join(base, element.get("href"))
             if href and href not in found:
