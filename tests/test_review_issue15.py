@@ -1,4 +1,4 @@
-"""Hostile review of issue 15 (feeds, pages, follow, column names, Markdown): reproductions.
+"""Hostile review of issue 15 (feeds, pages, follow, column names, Markdown): its reproductions, now regression tests.
 
 Each test states what a user is promised and fails while the product breaks that promise. All
 network traffic stays on loopback (tests/fixture_site.py, or a raw socket server below), every
