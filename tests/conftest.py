@@ -202,3 +202,12 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if _SLOW_FIXTURES & set(item.fixturenames) or item.module.__name__ in _SLOW_MODULES:
             item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture
+def site():
+    """The Drupal-like blog of tests/fixture_site.py, served on a free loopback port."""
+    from fixture_site import serving
+
+    with serving() as served:
+        yield served

@@ -322,6 +322,16 @@ def _handler(site: Site) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+def by_title(searchsvc) -> dict[str, dict]:
+    """The exported posts of an index by title."""
+    return {p["title"]: p for p in searchsvc.export()}
+
+
+def shown(text: str) -> str:
+    """A text as a browser shows it in HTML paragraphs: runs of spaces are one space."""
+    return "\n\n".join(" ".join(p.split()) for p in text.split("\n\n"))
+
+
 @contextmanager
 def serving(site: Site | None = None) -> Iterator[Site]:
     """The site on a free loopback port; `site.base` is its address."""

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from fixture_site import SYNTHETIC_AUTHOR, Page, Site, atom_feed, listing_page, post_page, rss_feed, serving
+from fixture_site import SYNTHETIC_AUTHOR, Page, Site, atom_feed, by_title, listing_page, post_page, rss_feed, shown
 
 from searchsvc.ingest.fetch import USER_AGENT
 from searchsvc.ingest.follow import STATE_FILE
@@ -24,19 +24,7 @@ TIMEOUT = 0.5
 WEB = ("--delay", str(DELAY), "--timeout", str(TIMEOUT))
 
 
-@pytest.fixture
-def site():
-    with serving() as site:
-        yield site
 
-
-def shown(text: str) -> str:
-    """A text as a browser shows it in HTML paragraphs: runs of spaces are one space."""
-    return "\n\n".join(" ".join(p.split()) for p in text.split("\n\n"))
-
-
-def by_title(searchsvc) -> dict[str, dict]:
-    return {p["title"]: p for p in searchsvc.export()}
 
 
 def failures(base: str) -> str:

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
-from fixture_site import Page, Site, listing_page, post_page, rss_feed, serving
+from fixture_site import Page, Site, by_title, listing_page, post_page, rss_feed, serving, shown
 
 DELAY = 0.05
 TIMEOUT = 1.0
@@ -27,18 +27,7 @@ FILLER = ("This is a synthetic test post written for a hostile review of searchs
           "anyone; its sentences only make it long enough to be read as an article. ")
 
 
-@pytest.fixture
-def site():
-    with serving() as site:
-        yield site
 
-
-def by_title(searchsvc) -> dict[str, dict]:
-    return {p["title"]: p for p in searchsvc.export()}
-
-
-def shown(text: str) -> str:
-    return "\n\n".join(" ".join(p.split()) for p in text.split("\n\n"))
 
 
 def article(title: str, paragraphs: list[str], *, head: str = "", after: str = "", meta: str = '<meta charset="utf-8">',

@@ -12,7 +12,7 @@ import html
 from pathlib import Path
 
 import pytest
-from fixture_site import Page, serving
+from fixture_site import Page, by_title, serving
 
 DELAY = 0.0
 TIMEOUT = 2.0
@@ -22,14 +22,6 @@ FILLER = ("This is a synthetic test post written for a second hostile review of 
           "by anyone; its sentences only make it long enough to be read as an article. ")
 
 
-@pytest.fixture
-def site():
-    with serving() as site:
-        yield site
-
-
-def by_title(searchsvc) -> dict[str, dict]:
-    return {p["title"]: p for p in searchsvc.export()}
 
 
 def article(title: str, paragraphs: list[str], *, head: str = "", lang: str = "en", byline: str = "") -> bytes:

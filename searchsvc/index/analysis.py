@@ -46,14 +46,19 @@ CJK = re.compile(f"[{CJK_RANGES}]")
 _COMBINING_LATIN = re.compile("[\u0300-\u036f]")
 
 
-class ScriptTokenizer(Tokenizer):
-    """Words of every script; CJK runs as overlapping character bigrams."""
+class _EqualByType:
+    """Analysis parts without settings: two are equal when they are of one type (Whoosh compares
+    analysers to tell whether a schema changed)."""
 
     def __eq__(self, other: object) -> bool:
         return type(self) is type(other)
 
     def __hash__(self) -> int:
         return hash(type(self))
+
+
+class ScriptTokenizer(_EqualByType, Tokenizer):
+    """Words of every script; CJK runs as overlapping character bigrams."""
 
     def __call__(self, value: str, positions: bool = False, chars: bool = False,
                  keeporiginal: bool = False, removestops: bool = True, start_pos: int = 0,
@@ -98,14 +103,8 @@ def bigrams(run: str, start: int) -> list[tuple[int, str]]:
     return [(start + i, run[i:i + 2]) for i in range(max(1, len(run) - 1))]
 
 
-class FoldFilter(Filter):
+class FoldFilter(_EqualByType, Filter):
     """Lowercase and remove Latin accents; other scripts keep their marks (Uyghur needs them)."""
-
-    def __eq__(self, other: object) -> bool:
-        return type(self) is type(other)
-
-    def __hash__(self) -> int:
-        return hash(type(self))
 
     def __call__(self, tokens: Iterator[Token]) -> Iterator[Token]:
         for token in tokens:
@@ -180,17 +179,11 @@ def turkish_stem(word: str) -> str:
         word = stem
 
 
-class TurkishFilter(Filter):
+class TurkishFilter(_EqualByType, Filter):
     """Turkish lowercasing, stems (`turkish_stem`), then the same folding as every word. A
     `prefix*` is lowercased and folded, not stemmed: a stem need not begin the words it
     stands for ("yatırım" -> "yatir"), so a stemmed prefix found words not beginning with it
     ("yatırım*" found "yatırılan")."""
-
-    def __eq__(self, other: object) -> bool:
-        return type(self) is type(other)
-
-    def __hash__(self) -> int:
-        return hash(type(self))
 
     def __call__(self, tokens: Iterator[Token]) -> Iterator[Token]:
         for token in tokens:
