@@ -409,3 +409,13 @@ def test_addresses_that_are_not_http_are_each_a_problem(searchsvc, write):
                              "fetched\n")
     assert result.stdout == ("Read 1 file and fetched 2 URLs (0 not modified, 2 failed): 1 new, 0 updated, "
                              "0 unchanged, 0 invalid, 0 skipped files\n")
+
+
+def test_a_date_found_only_in_the_address_keeps_no_invented_time(searchsvc, site):
+    """htmldate finds /2018/03/04/ in an address: the day is the page's, a time would be ours."""
+    post = site.synthetic[0]
+    page = post_page(post).replace(b'<meta property="article:published_time"', b'<meta property="x"').replace(
+        post.date.encode(), b"")
+    site.pages["/2018/03/04/synthetic-post"] = Page(page.replace(b"dc:date dc:created", b"x"))
+    searchsvc("ingest", *WEB, site.base + "/2018/03/04/synthetic-post")
+    assert [p["date"] for p in searchsvc.export()] == ["2018-03-04"]

@@ -130,7 +130,9 @@ def _read_post(tree: lxml.html.HtmlElement, url: str | None, base: str | None) -
     if lines and DATE_LINE.match(lines[0]):
         lines.pop(0)
     data: dict[str, Any] = {"title": title or None, "body": "\n\n".join(lines)}
-    date = _published(tree) or document.date
+    # htmldate writes a date it found without a time (in the address, in the text) at midnight:
+    # that midnight is not in the page, so only the day is kept.
+    date = _published(tree) or (document.date.removesuffix("T00:00:00") if document.date else None)
     if date:
         data["date"] = date
     if document.author:
