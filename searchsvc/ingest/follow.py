@@ -1,17 +1,20 @@
 """From a URL to posts: one feed or page (`ingest URL`), or a feed, sitemap or listing and the post
 pages it links to (`follow URL`).
 
-What a crawl visits is bounded: only the host of the URL it started from, only the post pages
-a feed, sitemap or listing links to (and a listing's next pages), at most `max_pages` requests.
-Teasers (a listing's, a feed's summaries) are handed out after every page was tried, with the
-address of the page their link led to, so the batch sees each teaser after its post's full body
-and keeps the longer one. A page that fails leaves its teaser, and the crawl goes on.
+What a crawl visits is bounded: only the site of the URL it started from (its server, over
+http or https, and where the start URL redirects), only the post pages a feed, sitemap or listing
+links to (and a listing's next pages), each page once however it is linked (`addresses.key`),
+at most `max_pages` addresses queued. Teasers (a listing's, a feed's summaries) are handed out
+after every page was tried, with the address of the page their link led to, so the batch meets
+each teaser after its post's full text and keeps that. A page that fails leaves its teaser, and
+the crawl goes on.
 
-Conditional requests: `FetchState` keeps each fetched URL's ETag and Last-Modified, what it was
-(a feed, a listing ...), the links it gave and the ids of the posts it gave, in
-`searchsvc-fetched.json` in the index folder (JSON, written after a commit). A URL answered
-with 304 gives its posts as the index has them (`Unchanged`), and its stored links are followed
-again; a URL whose posts are no longer all in the index is fetched unconditionally.
+Conditional requests: `FetchState` keeps each fetched address's ETag and Last-Modified, what it
+was (a feed, a listing ...), the links it gave and the posts it gave with the fingerprints the
+index held for them after the commit, in `searchsvc-fetched.json` in the index folder (JSON). An
+address answered 304 gives its posts as the index has them (`Unchanged`), and its stored links
+are followed again; validators are sent only while the index holds those very versions of its
+posts (not after a delete, a restore, a rebuild from older records).
 """
 
 from __future__ import annotations
@@ -165,6 +168,7 @@ class Crawl:
     beyond: int = 0  # addresses not fetched: past --max-pages
 
     def read(self, urls: Iterable[str]) -> Iterator[Item | Problem | Notice | Unchanged]:
+        urls = list(urls)
         queue: deque[_Visit] = deque()
         queued: set[str] = set()
         for url in urls:
@@ -207,8 +211,8 @@ class Crawl:
             except ValueError as e:  # an address urllib.parse cannot read, anywhere in the page
                 yield Problem(visit.url, None, f"cannot read: {e}")
         if self.beyond:
-            yield Notice(queue_origin(urls), f"note: the crawl stopped at --max-pages {self.max_pages}: {self.beyond} "
-                                             "more addresses were not fetched")
+            yield Notice(urls[0], f"note: the crawl stopped at --max-pages {self.max_pages}: {self.beyond} more "
+                                  "addresses were not fetched")
         for item, link in teasers:
             target = final.get(addresses.key(link)) if link else None
             if target and target != link:
@@ -317,10 +321,6 @@ class Crawl:
 
 
 _SITEMAP_ALONE = "a sitemap lists pages but holds no posts: `searchsvc follow` reads the pages it lists"
-
-
-def queue_origin(urls: Iterable[str]) -> str:
-    return next(iter(urls), "")
 
 
 class _NotReadable(Exception):
