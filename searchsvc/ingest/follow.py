@@ -15,6 +15,9 @@ index held for them after the commit, in `searchsvc-fetched.json` in the index f
 address answered 304 gives its posts as the index has them (`Unchanged`), and its stored links
 are followed again; validators are sent only while the index holds those very versions of its
 posts (not after a delete, a restore, a rebuild from older records).
+
+The readers of feeds and pages (feedparser, lxml, trafilatura: a third of a second and tens of MB
+to import) are imported where a crawl reads one, not by every `searchsvc` command.
 """
 
 from __future__ import annotations
@@ -30,13 +33,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import lxml.etree
-
 from searchsvc.ingest import addresses
 from searchsvc.ingest.addresses import is_url
-from searchsvc.ingest.feeds import NotAFeed, looks_like_feed, read_feed
 from searchsvc.ingest.fetch import MAX_BYTES, Fetched, Fetcher, FetchError
-from searchsvc.ingest.pages import NotAPage, read_page
 from searchsvc.ingest.sources import Item, Notice, Problem
 
 STATE_FILE = "searchsvc-fetched.json"
@@ -245,6 +244,9 @@ class Crawl:
         if visit.role == "start":
             self.sites.add(addresses.site(fetched.url))
         seen = _Seen(fetched.etag, fetched.last_modified, "page")
+        from searchsvc.ingest.feeds import NotAFeed
+        from searchsvc.ingest.pages import NotAPage
+
         try:
             yield from self._read(fetched, visit, seen, final)
         except (NotAFeed, NotAPage, _NotReadable) as e:
@@ -268,6 +270,9 @@ class Crawl:
 
     def _read(self, fetched: Fetched, visit: _Visit, seen: _Seen,
               final: dict[str, str]) -> Iterator[Item | Problem | Notice]:
+        from searchsvc.ingest.feeds import read_feed
+        from searchsvc.ingest.pages import read_page
+
         if fetched.content[:2] == _GZIP:
             fetched = replace(fetched, content=_content(fetched))
         kind = _kind_of(fetched)
@@ -329,6 +334,8 @@ class _NotReadable(Exception):
 
 def _kind_of(fetched: Fetched) -> str | None:
     """"feed", "sitemap", "html" or None, by the Content-Type and, for XML, the root element."""
+    from searchsvc.ingest.feeds import looks_like_feed
+
     kind = fetched.content_type.split(";", 1)[0].strip().lower()
     start = fetched.content[:4096].lstrip()
     xml = start.startswith(b"<?xml")
@@ -372,6 +379,8 @@ def _charset(content_type: str) -> str | None:
 
 def _read_sitemap(content: bytes) -> tuple[list[str], list[str]]:
     """The page addresses of a sitemap and the sitemaps of a sitemap index (no entities, no network)."""
+    import lxml.etree
+
     parser = lxml.etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False, recover=False)
     try:
         root = lxml.etree.fromstring(content, parser)

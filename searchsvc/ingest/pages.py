@@ -18,7 +18,6 @@ from urllib.parse import urlsplit
 
 import lxml.etree
 import lxml.html
-import trafilatura
 
 from searchsvc.dates import parse_date
 from searchsvc.errors import InvalidDate
@@ -114,6 +113,8 @@ def _base_url(tree: lxml.html.HtmlElement, url: str | None) -> str | None:
 # -- a post page -------------------------------------------------------------------------------
 
 def _read_post(tree: lxml.html.HtmlElement, url: str | None, base: str | None) -> PageRecord:
+    import trafilatura  # with htmldate and jusText, a fifth of a second to import: only for a post page
+
     canonical = _canonical(tree, base)
     document = trafilatura.bare_extraction(
         tree, url=url, with_metadata=True, include_comments=False, include_tables=True, favor_precision=True,

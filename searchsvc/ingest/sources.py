@@ -23,9 +23,7 @@ from typing import Any
 import yaml
 
 from searchsvc.ingest.bounded import DEFAULT_LIMITS, BoundedInput, Limits, TooLarge
-from searchsvc.ingest.feeds import NotAFeed, read_feed
 from searchsvc.ingest.listing import MAX_LISTING_BYTES, ListingProblem, parse_listing
-from searchsvc.ingest.pages import NotAPage, read_page
 from searchsvc.records import BODY_FORMAT, MARKDOWN, leaves
 from searchsvc.settings import show_size
 
@@ -547,6 +545,8 @@ def _read_listing(path: str, text: str) -> Iterator[Item | Problem]:
 
 
 def _read_feed(path: str, content: bytes) -> Iterator[Item | Problem]:
+    from searchsvc.ingest.feeds import NotAFeed, read_feed  # feedparser: only where a feed is read
+
     if _SITEMAP.search(content[:4096]):
         yield Problem(path, None, "a sitemap lists pages but holds no posts: `searchsvc follow URL` reads the "
                                   "pages of a sitemap on the web")
@@ -563,6 +563,8 @@ _SITEMAP = re.compile(rb"<(?:[A-Za-z0-9_]+:)?(?:urlset|sitemapindex)[\s>]")
 
 def _read_html(path: str, content: bytes) -> Iterator[Item | Problem]:
     """One post, or a listing's teasers (each at the line its block starts on)."""
+    from searchsvc.ingest.pages import NotAPage, read_page  # lxml, trafilatura: only where a page is read
+
     try:
         page = read_page(content)
     except NotAPage as e:
