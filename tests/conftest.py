@@ -195,7 +195,8 @@ def assert_error(response, status: int, code: str, param: str | None = None, mes
 _SLOW_FIXTURES = {"presidential", "sample", "multilingual_client", "kill_setup", "both", "server", "browser"}
 _SLOW_MODULES = {"test_benchmarks", "test_corpora", "test_serving", "test_faults", "test_ingest_memory",
                  "test_publish", "test_replicas", "test_metrics",  # servers and processes started
-                 "test_review_issue15", "test_review_issue15b"}  # the reviews' crawls: test_follow is the fast tier's
+                 # the reviews' crawls, and seeded sites crawled four times: test_follow is the fast tier's
+                 "test_review_issue15", "test_review_issue15b", "test_follow_invariants"}
 
 
 def pytest_collection_modifyitems(items):

@@ -252,7 +252,9 @@ def add_item(batch: Batch, item: Item, report: IngestReport, say: Notify, dayfir
                 _warn(report, say, f"{item.place}: warning: post {record.id!r} is a teaser of the longer body at "
                                    f"{earlier}; kept the longer body")
             return
-        if record.id not in batch.teasers or item.teaser:
+        # (A feed's full text and the page of one post, in one crawl, are the same post: not told.)
+        if (record.id not in batch.teasers or item.teaser) and not (
+                is_url(item.path) and is_url(batch.sources[record.id])):
             _warn(report, say, f"{item.place}: warning: id {record.id!r} also at {earlier}; the last one wins")
         del batch.records[record.id]  # re-insert so the order is that of the winner
     batch.records[record.id] = record

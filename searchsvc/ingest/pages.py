@@ -286,22 +286,29 @@ def _read_listing(blocks: list[tuple[Any, Any]], base: str | None) -> ReadPage:
 
 
 def _byline(block: Any) -> tuple[str | None, str | None]:
-    """The teaser's date and author: Drupal's "date -- author" line, else `<time>` and an author link."""
+    """The teaser's date and author. The date the markup states for machines first (`<time
+    datetime>`, Drupal's `dc:date`, schema.org's datePublished: with its offset, as the post's page
+    gives it), else Drupal's visible "date -- author" line; the author from that line, else an
+    author link."""
+    date = author = None
+    for element in block.iter():
+        if not isinstance(element.tag, str):
+            continue
+        stated = (element.get("datetime") if element.tag == "time" else None) or (
+            element.get("content") if "dc:date" in (element.get("property") or "").split()
+            or element.get("itemprop") == "datePublished" else None)
+        if _readable_date(stated):
+            date = stated.strip()
+            break
     for element in block.iter():
         if isinstance(element.tag, str) and _classes(element) & _NOT_TEXT_CLASSES:
             match = DATE_LINE.match(" ".join(element.text_content().split()))
             if match:
-                return match["date"], match["author"]
-    date = None
-    for element in block.iter("time"):
-        date = element.get("datetime") or element.text_content().strip() or None
-        break
+                return date or match["date"], match["author"]
     if date is None:
-        for element in block.iter():
-            if "dc:date" in (element.get("property") or "") and element.get("content"):
-                date = element.get("content")
-                break
-    author = None
+        for element in block.iter("time"):
+            date = element.text_content().strip() or None
+            break
     for element in block.iter("a", "span"):
         if element.get("rel") == "author" or _classes(element) & {"username", "author", "fn", "p-author"}:
             author = " ".join(element.text_content().split()) or None
