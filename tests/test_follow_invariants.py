@@ -241,9 +241,6 @@ def test_a_teaser_keeps_the_zone_its_listing_states(searchsvc):
         assert teaser["date"] == post.iso + "Z"
 
 
-@pytest.mark.xfail(strict=True, reason="a page that keeps failing leaves the teaser an earlier run stored when the "
-                   "listing's new teaser is shorter: is_shorter() takes the stored teaser for the post's full text "
-                   "(found by test_follow_matches_the_site_over_several_runs, FOLLOW_SEEDS=40, seed 12)")
 def test_a_changed_teaser_replaces_the_stored_teaser_of_a_page_that_fails(searchsvc):
     model = Model(random.Random(0), per_page=5)
     post = model.new_post()

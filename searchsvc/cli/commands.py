@@ -298,8 +298,10 @@ def _ingest(paths: tuple[str, ...], index_dir: str, rebuild: bool, strict: bool,
             bar.__exit__(None, None, None)
             bar = None
         if urls:
+            known = _fingerprints(store) if state.known or state.teasers else {}
+            batch.stored_teasers = state.stored_teasers(known)
             crawl = Crawl(Fetcher(user_agent=user_agent, delay=delay, timeout=timeout), state, follow=follow,
-                          known=_fingerprints(store) if state.known else {}, max_pages=max_pages)
+                          known=known, max_pages=max_pages)
             if show_bar:
                 bar = click.progressbar(length=len(urls), label="Fetching", file=sys.stderr)
                 bar.__enter__()
@@ -328,7 +330,8 @@ def _ingest(paths: tuple[str, ...], index_dir: str, rebuild: bool, strict: bool,
         click.echo("Writing index...", err=True)
     write_batch(store, batch, report, rebuild=rebuild, wait=wait, notify=_to_stderr)
     if urls:
-        state.save(batch.ids_by_source(), batch.failed_sources, _fingerprints(store))
+        state.save(batch.ids_by_source(), batch.failed_sources, _fingerprints(store), written=batch.records.keys(),
+                   teasers=batch.written_teasers())
     click.echo(report.summary(rebuild=rebuild))
     if not report.ok:
         sys.exit(1)

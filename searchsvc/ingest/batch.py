@@ -105,6 +105,13 @@ class Batch:
     unchanged: set[str] = field(default_factory=set)  # posts of URLs that answered 304 Not Modified
     failed_sources: set[str] = field(default_factory=set)  # files and URLs with an invalid record
     given: dict[str, list[str]] = field(default_factory=dict)  # file or URL -> ids of its valid records
+    # Posts whose version in the index is itself only a teaser (a crawl knows, from its state): a
+    # newer teaser replaces it, even a shorter one (the listing's text changed, the page still fails).
+    stored_teasers: set[str] = field(default_factory=set)
+
+    def written_teasers(self) -> set[str]:
+        """After `write_batch`: the posts whose version now in the index is a teaser."""
+        return set(self.teasers)
 
     def ids_by_source(self) -> dict[str, list[str]]:
         """The ids of the valid records each file or URL gave, kept or not (a listing's teasers
@@ -357,10 +364,13 @@ def _keep_longer_bodies(ix, batch: Batch, existing: dict[str, bytes], report: In
     for post_id, stored in _stored(ix, candidates).items():
         if _is_markdown_of(batch.records[post_id], stored):
             batch.records[post_id] = stored  # the same post: unchanged, nothing to warn of
-        elif post_id in batch.unchanged or is_shorter(batch.records[post_id].body, stored.body_text):
+            batch.teasers.discard(post_id)
+        elif post_id in batch.unchanged or (post_id not in batch.stored_teasers
+                                            and is_shorter(batch.records[post_id].body, stored.body_text)):
             # (its page answered 304 Not Modified: the index holds the page's text)
             place = batch.places[post_id]
             batch.records[post_id] = stored
+            batch.teasers.discard(post_id)  # what the index keeps is the stored post, not this teaser
             kept.add(post_id)
             report.kept_longer += 1
             if not is_url(batch.sources[post_id]):

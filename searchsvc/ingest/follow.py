@@ -95,6 +95,9 @@ class FetchState:
         self.path = path
         self.known: dict[str, _Seen] = {}
         self.fetched: dict[str, _Seen] = {}
+        # id -> fingerprint of posts whose version in the index is only a teaser (their page never
+        # arrived): a newer teaser may replace such a post, whatever their lengths.
+        self.teasers: dict[str, str] = {}
         self.problem: str | None = None
         if path is not None and path.is_file():
             self._load(path)
@@ -108,11 +111,17 @@ class FetchState:
                 raise ValueError(f"version {data.get('version')!r}")
             urls = data["urls"]
             self.known = {u: s for u, d in urls.items() if isinstance(u, str) and (s := _Seen.from_json(d))}
+            self.teasers = {str(i): str(p) for i, p in dict(data.get("teasers", {})).items()}
         except (OSError, ValueError, KeyError, AttributeError, TypeError) as e:
             self.problem = f"{path}: warning: not read ({e}); every page is fetched in full"
             self.known = {}
 
-    def save(self, ids_by_url: dict[str, list[str]], failed: Collection[str], prints: Mapping[str, bytes]) -> None:
+    def stored_teasers(self, prints: Mapping[str, bytes]) -> set[str]:
+        """The posts the index holds as the very teasers this state says it wrote."""
+        return {i for i, p in self.teasers.items() if prints.get(i, b"").hex() == p}
+
+    def save(self, ids_by_url: dict[str, list[str]], failed: Collection[str], prints: Mapping[str, bytes],
+             written: Collection[str] = (), teasers: Collection[str] = ()) -> None:
         """Keep this run's answers, except those of URLs whose posts were not all valid, with the
         fingerprints `prints` the index holds for their posts now (after the commit). Merged into
         the file as it is now, under a lock of its own: a crawl beside this one keeps its answers."""
@@ -130,8 +139,11 @@ class FetchState:
                 ids = ids_by_url.get(url, seen.ids) if seen.kind in ("page", "feed", "listing") else seen.ids
                 seen.posts = {i: prints[i].hex() for i in ids if i in prints}
                 merged[url] = seen
-            text = json.dumps({"version": STATE_VERSION, "urls": {u: s.to_json() for u, s in merged.items()}},
-                              ensure_ascii=False, sort_keys=True)
+            # Of the posts this run wrote (`written`), those held as teasers (`teasers`).
+            held = {i: p for i, p in current.teasers.items() if i not in written and i in prints}
+            held.update({i: prints[i].hex() for i in teasers if i in prints})
+            text = json.dumps({"version": STATE_VERSION, "urls": {u: s.to_json() for u, s in merged.items()},
+                               "teasers": held}, ensure_ascii=False, sort_keys=True)
             handle, temporary = tempfile.mkstemp(dir=self.path.parent, prefix=".fetched-", suffix=".tmp")
             try:
                 with os.fdopen(handle, "w", encoding="utf-8") as out:
