@@ -28,6 +28,7 @@ from searchsvc.ingest.pages import html_text
 # A feed's entries start at these tags: where each entry's line is, for FILE:LINE messages.
 _ENTRY = re.compile(rb"<(?:[A-Za-z0-9_]+:)?(?:item|entry)[\s>/]")
 _FEED_ROOT = re.compile(rb"<(?:[A-Za-z0-9_]+:)?(?:rss|feed|RDF)[\s>]")
+_SITEMAP_ROOT = re.compile(rb"<(?:[A-Za-z0-9_]+:)?(?:urlset|sitemapindex)[\s>]")
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,11 @@ class NotAFeed(Exception):
 def looks_like_feed(content: bytes) -> bool:
     """Whether the start of `content` is an RSS, RDF or Atom root element."""
     return _FEED_ROOT.search(content[:4096]) is not None
+
+
+def looks_like_sitemap(content: bytes) -> bool:
+    """Whether the start of `content` is a sitemap's or a sitemap index's root element."""
+    return _SITEMAP_ROOT.search(content[:4096]) is not None
 
 
 def read_feed(content: bytes, url: str | None = None) -> Iterator[FeedEntry]:

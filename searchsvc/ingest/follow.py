@@ -346,14 +346,14 @@ class _NotReadable(Exception):
 
 def _kind_of(fetched: Fetched) -> str | None:
     """"feed", "sitemap", "html" or None, by the Content-Type and, for XML, the root element."""
-    from searchsvc.ingest.feeds import looks_like_feed
+    from searchsvc.ingest.feeds import looks_like_feed, looks_like_sitemap
 
     kind = fetched.content_type.split(";", 1)[0].strip().lower()
     start = fetched.content[:4096].lstrip()
     xml = start.startswith(b"<?xml")
     if kind in ("text/html", "application/xhtml+xml") and not (xml and looks_like_feed(start)):
         return "html"
-    if b"<urlset" in start or b"<sitemapindex" in start:
+    if looks_like_sitemap(start):
         return "sitemap"
     if looks_like_feed(start) or kind in ("application/rss+xml", "application/atom+xml", "application/rdf+xml"):
         return "feed"

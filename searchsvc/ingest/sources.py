@@ -545,9 +545,9 @@ def _read_listing(path: str, text: str) -> Iterator[Item | Problem]:
 
 
 def _read_feed(path: str, content: bytes) -> Iterator[Item | Problem]:
-    from searchsvc.ingest.feeds import NotAFeed, read_feed  # feedparser: only where a feed is read
+    from searchsvc.ingest.feeds import NotAFeed, looks_like_sitemap, read_feed  # feedparser: only where read
 
-    if _SITEMAP.search(content[:4096]):
+    if looks_like_sitemap(content):
         yield Problem(path, None, "a sitemap lists pages but holds no posts: `searchsvc follow URL` reads the "
                                   "pages of a sitemap on the web")
         return
@@ -556,9 +556,6 @@ def _read_feed(path: str, content: bytes) -> Iterator[Item | Problem]:
             yield Item(path, entry.line, entry.data, teaser=entry.teaser)
     except NotAFeed as e:
         yield Problem(path, None, str(e))
-
-
-_SITEMAP = re.compile(rb"<(?:[A-Za-z0-9_]+:)?(?:urlset|sitemapindex)[\s>]")
 
 
 def _read_html(path: str, content: bytes) -> Iterator[Item | Problem]:
