@@ -23,7 +23,8 @@ from searchsvc.dates import parse_date
 from searchsvc.errors import InvalidDate
 from searchsvc.ingest import addresses
 from searchsvc.ingest.listing import looks_cut_short
-from searchsvc.ingest.pages import html_text
+from searchsvc.ingest.pages import html_text, language_tag
+from searchsvc.records import BODY_FORMAT, MARKDOWN
 
 # A feed's entries start at these tags: where each entry's line is, for FILE:LINE messages.
 _ENTRY = re.compile(rb"<(?:[A-Za-z0-9_]+:)?(?:item|entry)[\s>/]")
@@ -71,9 +72,9 @@ def read_feed(content: bytes, url: str | None = None) -> Iterator[FeedEntry]:
     for entry, found in zip(parsed.entries, entries, strict=True):
         if found.data.get("url") in shared:
             del found.data["url"]
-        entry_language = _language(entry) or language
-        if entry_language and _LANGUAGE.fullmatch(entry_language.strip()):
-            found.data.setdefault("lang", entry_language.strip())
+        entry_language = language_tag(_language(entry) or language)
+        if entry_language:
+            found.data.setdefault("lang", entry_language)
         yield found
 
 
@@ -97,15 +98,12 @@ def _entry(entry: Any, line: int | None) -> FeedEntry:
     kind = (detail.get("type") or "text/html").lower()
     if kind in ("text/markdown", "text/x-markdown"):
         data["body"] = value
-        data["body_format"] = "markdown"
+        data[BODY_FORMAT] = MARKDOWN
     else:
         data["body"] = html_text(value) if "html" in kind else value
     # Some feeds put an excerpt in the full-content element: "[…] Continue reading →".
     teaser = teaser or looks_cut_short(data["body"])
     return FeedEntry(line, data, teaser)
-
-
-_LANGUAGE = re.compile(r"[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{1,8})*")
 
 
 def _language(entry: Any) -> str | None:

@@ -89,6 +89,12 @@ def read_page(content: bytes | str, url: str | None = None, *, charset: str | No
 _LANGUAGE = re.compile(r"[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{1,8})*")
 
 
+def language_tag(declared: str | None) -> str | None:
+    """A declared language ("tr", "tr-TR", " en_GB ") as a post's `lang`; None unless it is one."""
+    declared = (declared or "").strip()
+    return declared if _LANGUAGE.fullmatch(declared) else None
+
+
 def page_language(tree: Any) -> str | None:
     """The language the page declares (`<html lang="tr">`, or a Content-Language meta tag): what
     picks a post's analysis (Turkish stems for "tr")."""
@@ -98,8 +104,7 @@ def page_language(tree: Any) -> str | None:
             if (meta.get("http-equiv") or "").lower() == "content-language":
                 declared = (meta.get("content") or "").split(",")[0]
                 break
-    declared = (declared or "").strip()
-    return declared if _LANGUAGE.fullmatch(declared) else None
+    return language_tag(declared)
 
 
 def _base_url(tree: lxml.html.HtmlElement, url: str | None) -> str | None:
