@@ -78,6 +78,18 @@ def utc_timestamp(moment: datetime | None = None) -> str:
     return (moment or datetime.now(timezone.utc)).astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def reads_as_date(text: str | None, *, finest_required: str = "day") -> bool:
+    """Whether `text` is a date `parse_date` reads, to `finest_required` at least: a value found in a
+    page or a feed is taken only then."""
+    if not text or not text.strip():
+        return False
+    try:
+        parse_date(text.strip(), finest_required=finest_required)
+    except InvalidDate:
+        return False
+    return True
+
+
 def parse_date(text: str, *, dayfirst: bool = False, finest_required: str = "year") -> ParsedDate:
     """Parse `text` as a date; raise InvalidDate if it is not one, or is vaguer than required.
 

@@ -19,8 +19,7 @@ from typing import Any
 import feedparser
 from dateutil.parser import UnknownTimezoneWarning
 
-from searchsvc.dates import parse_date
-from searchsvc.errors import InvalidDate
+from searchsvc.dates import reads_as_date
 from searchsvc.ingest import addresses
 from searchsvc.ingest.listing import looks_cut_short
 from searchsvc.ingest.pages import html_text, language_tag
@@ -138,7 +137,6 @@ def _readable(text: str) -> bool:
     with warnings.catch_warnings():
         warnings.simplefilter("error", UnknownTimezoneWarning)
         try:
-            parse_date(text, finest_required="day")
-        except (InvalidDate, UnknownTimezoneWarning):
+            return reads_as_date(text)
+        except UnknownTimezoneWarning:
             return False
-    return True

@@ -19,8 +19,7 @@ from urllib.parse import urlsplit
 import lxml.etree
 import lxml.html
 
-from searchsvc.dates import parse_date
-from searchsvc.errors import InvalidDate
+from searchsvc.dates import reads_as_date
 from searchsvc.ingest import addresses
 from searchsvc.ingest.listing import CHROME, DATE_LINE
 
@@ -165,28 +164,28 @@ def _published(tree: lxml.html.HtmlElement) -> str | None:
     (which drops a written offset: 23:30 at -05:00 would be stored as 23:30)."""
     for meta in tree.iter("meta"):
         name = (meta.get("property") or meta.get("name") or meta.get("itemprop") or "").strip().lower()
-        if (name in _DATE_META or name == "datepublished") and _readable_date(meta.get("content")):
+        if (name in _DATE_META or name == "datepublished") and reads_as_date(meta.get("content")):
             return meta.get("content").strip()
-    for element in tree.iter():
+    return _stated_date(tree, times=False)
+
+
+def _stated_date(root: Any, *, times: bool) -> str | None:
+    """The first date stated for machines in `root`: schema.org's datePublished, Drupal's `dc:date`
+    and, with `times`, a `<time datetime>` (a teaser's own; in a whole page one may date anything)."""
+    for element in root.iter():
         if not isinstance(element.tag, str):
             continue
+        candidates = []
+        if times and element.tag == "time":
+            candidates.append(element.get("datetime"))
         if element.get("itemprop") == "datePublished":
-            found = element.get("datetime") or element.get("content")
-            if _readable_date(found):
-                return found.strip()
-        if "dc:date" in (element.get("property") or "").split() and _readable_date(element.get("content")):
-            return element.get("content").strip()
+            candidates += [element.get("datetime"), element.get("content")]
+        if "dc:date" in (element.get("property") or "").split():
+            candidates.append(element.get("content"))
+        stated = next((c for c in candidates if c), None)
+        if reads_as_date(stated):
+            return stated.strip()
     return None
-
-
-def _readable_date(text: str | None) -> bool:
-    if not text or not text.strip():
-        return False
-    try:
-        parse_date(text.strip(), finest_required="day")
-    except InvalidDate:
-        return False
-    return True
 
 
 def _canonical(tree: lxml.html.HtmlElement, base: str | None) -> str | None:
@@ -295,16 +294,8 @@ def _byline(block: Any) -> tuple[str | None, str | None]:
     datetime>`, Drupal's `dc:date`, schema.org's datePublished: with its offset, as the post's page
     gives it), else Drupal's visible "date -- author" line; the author from that line, else an
     author link."""
-    date = author = None
-    for element in block.iter():
-        if not isinstance(element.tag, str):
-            continue
-        stated = (element.get("datetime") if element.tag == "time" else None) or (
-            element.get("content") if "dc:date" in (element.get("property") or "").split()
-            or element.get("itemprop") == "datePublished" else None)
-        if _readable_date(stated):
-            date = stated.strip()
-            break
+    date = _stated_date(block, times=True)
+    author = None
     for element in block.iter():
         if isinstance(element.tag, str) and _classes(element) & _NOT_TEXT_CLASSES:
             match = DATE_LINE.match(" ".join(element.text_content().split()))
