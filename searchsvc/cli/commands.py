@@ -331,7 +331,7 @@ def _ingest(paths: tuple[str, ...], index_dir: str, rebuild: bool, strict: bool,
     write_batch(store, batch, report, rebuild=rebuild, wait=wait, notify=_to_stderr)
     if urls:
         state.save(batch.ids_by_source(), batch.failed_sources, _fingerprints(store), written=batch.records.keys(),
-                   teasers=batch.written_teasers())
+                   teasers=batch.teasers)
     click.echo(report.summary(rebuild=rebuild))
     if not report.ok:
         sys.exit(1)

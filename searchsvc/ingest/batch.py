@@ -100,7 +100,7 @@ class Batch:
 
     records: dict[str, Record] = field(default_factory=dict)
     places: dict[str, str] = field(default_factory=dict)
-    teasers: set[str] = field(default_factory=set)
+    teasers: set[str] = field(default_factory=set)  # after write_batch: the posts the index now holds as teasers
     sources: dict[str, str] = field(default_factory=dict)  # id -> the file or URL it came from
     unchanged: set[str] = field(default_factory=set)  # posts of URLs that answered 304 Not Modified
     failed_sources: set[str] = field(default_factory=set)  # files and URLs with an invalid record
@@ -108,10 +108,6 @@ class Batch:
     # Posts whose version in the index is itself only a teaser (a crawl knows, from its state): a
     # newer teaser replaces it, even a shorter one (the listing's text changed, the page still fails).
     stored_teasers: set[str] = field(default_factory=set)
-
-    def written_teasers(self) -> set[str]:
-        """After `write_batch`: the posts whose version now in the index is a teaser."""
-        return set(self.teasers)
 
     def ids_by_source(self) -> dict[str, list[str]]:
         """The ids of the valid records each file or URL gave, kept or not (a listing's teasers
