@@ -3,6 +3,8 @@ most like it, and what the whole archive holds."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from markupsafe import Markup
 from whoosh.searching import Searcher
 
@@ -32,35 +34,39 @@ def _docnum(searcher: Searcher, post_id: str) -> int:
     return docnum
 
 
-def highlighted_post(engine: Engine, record: Record, q: str) -> tuple[Highlighted, Highlighted]:
-    """The title and the whole body with the words of query `q` marked, by the analysis of
-    the post's language."""
-    deadline = Deadline(engine.search_timeout)
-    language = language_of(record)
-    with engine.reading() as searcher:
-        terms = _terms(searcher, q, deadline).get(language, set())
-        analyzer = ANALYZERS[language]
-        return (highlight(record.title, match_spans(record.title, terms, analyzer, deadline)),
-                highlight(record.body, match_spans(record.body, terms, analyzer, deadline)))
+@dataclass(frozen=True)
+class MarkedPost:
+    """A post as shown, the words of a query marked: its title, its body as text (None when not
+    asked for and the body is rendered HTML), its rendered Markdown (None for a plain body, or one
+    too long to render)."""
+
+    title: Highlighted
+    body: Highlighted | None
+    html: Markup | None
 
 
-def rendered_body(engine: Engine, record: Record, q: str) -> Markup | None:
-    """A Markdown post's sanitised HTML as the index stores it (`Record.body_html`, rendered
-    once at ingest), the words of query `q` marked in its text by its language's analysis
-    (markup.mark_html: no rendering, linear in the HTML); None for a post too long to render,
-    shown as plain text. SearchTimeout past the search time limit."""
-    html = record.body_html
-    if html is None:
-        return None
+def marked_post(engine: Engine, record: Record, q: str, *, text_body: bool = True) -> MarkedPost:
+    """The post with the words of query `q` marked by the analysis of its language: the query read
+    once, under one hold of the engine. A Markdown body is the sanitised HTML the index stores
+    (`Record.body_html`, rendered once at ingest), marked in its text (markup.mark_html: no
+    rendering, linear in the HTML); its text is marked too only if `text_body` (the API's
+    `body_highlighted`). SearchTimeout past the search time limit."""
     deadline = Deadline(engine.search_timeout)
     language = language_of(record)
-    with engine.reading() as searcher:
+    analyzer = ANALYZERS[language]
+    with engine.reading() as searcher:  # marked under the lock, as every highlighting is (one stemmer a process)
         terms = _terms(searcher, q, deadline).get(language, set())
-        analyzer = ANALYZERS[language]
-        if terms:  # marked under the lock, as every highlighting is (the stemmer is one per process)
-            return Markup(mark_html(html, lambda text: [
-                (start, end) for start, end, _ in match_spans(text, terms, analyzer, deadline)]))
-    return Markup(html)
+
+        def spans(text: str) -> list[tuple[int, int, str]]:
+            return match_spans(text, terms, analyzer, deadline)
+
+        title = highlight(record.title, spans(record.title))
+        html = record.body_html
+        if html is not None:
+            html = Markup(mark_html(html, lambda text: [(start, end) for start, end, _ in spans(text)])
+                          if terms else html)
+        body = highlight(record.body, spans(record.body)) if text_body or html is None else None
+    return MarkedPost(title, body, html)
 
 
 def _terms(searcher: Searcher, q: str, deadline: Deadline) -> dict[str, set[str]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify, request
 
 from searchsvc.index.schema import SCHEMA_VERSION
-from searchsvc.search.posts import get_post, highlighted_post, rendered_body, similar_posts
+from searchsvc.search.posts import get_post, marked_post, similar_posts
 from searchsvc.search.request import request_from_params
 from searchsvc.search.run import search
 from searchsvc.web.context import engine, export_slots
@@ -39,12 +39,12 @@ def api_post(post_id: str) -> Response:
     record = get_post(engine(), post_id)
     data = record.to_json()
     q = request.args.get("q", "")
-    if q.strip():
-        title, body = highlighted_post(engine(), record, q)
-        data["title_highlighted"], data["body_highlighted"] = str(title.html()), str(body.html())
-    if record.markdown:  # null when it is too long to render: `body` is shown as plain text
-        html = rendered_body(engine(), record, q)
-        data["body_html"] = None if html is None else str(html)
+    if q.strip() or record.markdown:
+        shown = marked_post(engine(), record, q, text_body=bool(q.strip()))
+        if q.strip():
+            data["title_highlighted"], data["body_highlighted"] = str(shown.title.html()), str(shown.body.html())
+        if record.markdown:  # null when it is too long to render: `body` is shown as plain text
+            data["body_html"] = None if shown.html is None else str(shown.html)
     return jsonify(data)
 
 

@@ -9,7 +9,7 @@ from flask import Blueprint, Response, current_app, render_template, request, ur
 from markupsafe import Markup
 
 from searchsvc.errors import BadRequest
-from searchsvc.search.posts import archive_contents, get_post, highlighted_post, rendered_body, similar_posts
+from searchsvc.search.posts import archive_contents, get_post, marked_post, similar_posts
 from searchsvc.search.request import SearchRequest, request_from_params
 from searchsvc.search.run import search
 from searchsvc.web.context import engine
@@ -72,9 +72,8 @@ def _shown(record: Any, q: str) -> tuple[Markup, Markup]:
     """The title and body as HTML with the words of `q` marked: a Markdown body as the index
     stores it, rendered and sanitised (markup.py), any other (and Markdown too long to render)
     escaped as text."""
-    title, body = highlighted_post(engine(), record, q)
-    html = rendered_body(engine(), record, q) if record.markdown else None
-    return title.html(), body.html() if html is None else html
+    shown = marked_post(engine(), record, q, text_body=False)
+    return shown.title.html(), shown.body.html() if shown.html is None else shown.html
 
 
 @pages.get("/feed.atom")
