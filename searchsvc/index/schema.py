@@ -26,9 +26,9 @@ SCHEMA_VERSION = 6
 # exactly the terms and statistics they had before Turkish posts had fields of their own.
 LANGUAGE_FIELDS = {"en": ("text", "title"), "tr": ("text_tr", "title_tr")}
 # What the query language searches when no field is named: every language's fields.
-DEFAULT_FIELDS = ("text", "title", "text_tr", "title_tr")
+DEFAULT_FIELDS = tuple(name for fields in LANGUAGE_FIELDS.values() for name in fields)
 # The fields `title:` searches.
-TITLE_FIELDS = ("title", "title_tr")
+TITLE_FIELDS = tuple(title for _, title in LANGUAGE_FIELDS.values())
 # Fields a query may name: `title:`, `author:`.
 QUERY_FIELDS = ("title", "author")
 # Unstemmed words for "did you mean" (written by writer.PostWriter, one posting a segment).
