@@ -133,3 +133,10 @@ def test_turkish_benchmark_smoke():
     assert typed["recall"] > 0.9 and typed["precision"] > 0.95
     assert set(typed["per_lemma"]) == {"borsa", "dolar", "euro", "faiz", "enflasyon", "piyasa", "banka", "şirket",
                                        "yatırım", "yatırımcı"}
+
+
+def test_scaling_benchmark_smoke():
+    summary = smoke("scaling.py")
+    assert summary["sizes"] == [500, 1000, 2000]
+    assert all(row["seconds"] > 0 and row["peak_mb"] > 0 for row in summary["rows"].values())
+    assert summary["rows"]["500"]["per_record_vs_smallest"] == 1.0
