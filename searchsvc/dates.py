@@ -27,6 +27,8 @@ _DEFAULT_B = datetime(2004, 2, 2, 1, 1, 1, 1)
 # Year first ("2020-12-11", "2020/12/11"): ISO order, whatever --dayfirst says.
 _YEAR_FIRST = re.compile(r"^\s*\d{4}[-/.]")
 _ISO = re.compile(r"(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?\Z", re.ASCII)
+# A year before 1 ("-0001-01-01", ISO 8601's expanded years): dateutil drops the sign and reads year 1.
+_NEGATIVE = re.compile(r"^\s*[-\u2212]\s*\d")
 # The listing's "12/29/2020 - 13:24": dateutil reads the lone dash as a sign.
 _LISTING_DASH = re.compile(r"^(\s*\d{1,2}/\d{1,2}/\d{4})\s+-\s+(\d{1,2}:\d{2})\s*$")
 
@@ -99,6 +101,8 @@ def parse_date(text: str, *, dayfirst: bool = False, finest_required: str = "yea
     if not isinstance(text, str) or not text.strip():
         raise InvalidDate("date is empty")
     original = text.strip()
+    if _NEGATIVE.match(original):
+        raise InvalidDate(f"invalid date {original!r}: a negative year (before year 1) cannot be stored")
     # Our own canonical forms (and the commonest in archives) without dateutil's two parses,
     # which were a fifth of ingest time; dateutil also reads "0001" as having no year.
     iso = _ISO.match(original)

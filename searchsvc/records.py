@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 import unicodedata
 from collections.abc import Iterator, Mapping
@@ -34,8 +35,12 @@ BODY_FORMAT = "body_format"
 MARKDOWN = "markdown"
 BODY_FORMATS = ("plain", MARKDOWN)
 
-# C0/C1 control characters other than tab and newline: never meaningful in a post.
+# C0/C1 control characters other than tab and newline: never meaningful in a post. A body's are
+# dropped (text pasted from PDFs and terminals carries form feeds and escapes); in an id, a
+# title, an author or a url they make the record invalid: silently removed, a NUL made two
+# different ids one, and an ESC in a title is a terminal escape when `search` prints it.
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_LINE_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")  # tab, CR and LF fold to spaces
 _SPACES = re.compile(r"\s+")
 # Half of a UTF-16 pair ("\ud800" in JSON or YAML escapes): not a character, so no UTF-8
 # encoder can write it, not the id's hash, the fingerprint, nor the index.
@@ -191,6 +196,12 @@ def _check_storable(data: Mapping[str, Any]) -> None:
                 if bad:
                     raise InvalidRecord(f"the text holds {bad[0]!r}, half of a character (a lone surrogate), "
                                         "which cannot be stored; fix the source's encoding")
+            elif isinstance(leaf, float) and not math.isfinite(leaf):
+                # JSON has no NaN or infinity: written back out, the post and every export of it
+                # would not be JSON (JSON.parse fails), and 1e400 reads as infinity.
+                written = "NaN" if leaf != leaf else "Infinity" if leaf > 0 else "-Infinity"
+                raise InvalidRecord(f"{str(key)!r} holds {written}, a number JSON cannot represent (NaN, an "
+                                    "infinity, or a number too large for a double, such as 1e400)")
             elif not isinstance(leaf, _JSON_SCALARS):
                 raise InvalidRecord(f"{str(key)!r} holds {_kind(leaf)}, which a post cannot store (only text, "
                                     "numbers, true/false, null, lists and objects)")
@@ -224,6 +235,7 @@ def _record_id(
     if raw is not None and not (isinstance(raw, str) and not raw.strip()):
         if isinstance(raw, bool) or not isinstance(raw, (str, int)):
             raise InvalidRecord(f"'id' must be text or a whole number, got {_kind(raw)}")
+        _check_line(str(raw), "id")
         post_id = _clean(str(raw)).strip()
         # Ids are path segments of URLs (/api/posts/<id>): no spaces, no slashes.
         if len(post_id) > MAX_ID_LENGTH or _SPACES.search(post_id) or "/" in post_id:
@@ -248,6 +260,8 @@ def _required_text(known: Mapping[str, Any], name: str, *, one_line: bool) -> st
     value = known[name]
     if not isinstance(value, str):
         raise InvalidRecord(f"'{name}' must be text, got {_kind(value)}")
+    if one_line:
+        _check_line(value, name)
     text = _normalise(value, one_line=one_line)
     if not text:
         raise InvalidRecord(f"'{name}' is empty")
@@ -260,6 +274,7 @@ def _optional_text(known: Mapping[str, Any], name: str) -> str | None:
         return None
     if not isinstance(value, str):
         raise InvalidRecord(f"'{name}' must be text, got {_kind(value)}")
+    _check_line(value, name)
     return _normalise(value, one_line=True) or None
 
 
@@ -269,6 +284,17 @@ def _normalise(text: str, *, one_line: bool) -> str:
     if one_line:
         return _SPACES.sub(" ", text).strip()
     return "\n".join(line.rstrip() for line in text.strip().split("\n"))
+
+
+def _check_line(text: str, name: str) -> None:
+    """A one-line field (id, title, author, url) holds no control character: named, not removed."""
+    bad = _LINE_CONTROL.search(text)
+    if bad:
+        code = ord(bad[0])
+        hint = (" (C1 controls are usually Windows-1252 text read as Latin-1: fix the source's encoding)"
+                if 0x80 <= code <= 0x9f else "")
+        raise InvalidRecord(f"'{name}' holds the control character U+{code:04X} at position {bad.start() + 1}, "
+                            f"which is not text{hint}")
 
 
 def _clean(text: str) -> str:

@@ -368,9 +368,21 @@ def _read_json(path: str, text: str) -> Iterator[Item | Problem]:
                 _expect_end(text, position + 1)
                 return
             while True:
-                value, end = decoder.raw_decode(text, position)
-                yield Item(path, line_at(position), value)
-                del value
+                try:
+                    value, end = decoder.raw_decode(text, position)
+                except (RecursionError, ValueError) as e:
+                    if isinstance(e, json.JSONDecodeError):
+                        raise
+                    # One element nested too deeply, or with a number too long to read, is that
+                    # element's problem: the elements after it are still read.
+                    end = _value_end(text, position)
+                    if end is None:
+                        raise
+                    yield Problem(path, line_at(position), "not valid JSON: " + (
+                        "nested too deeply" if isinstance(e, RecursionError) else _LONG_NUMBER))
+                else:
+                    yield Item(path, line_at(position), value)
+                    del value
                 position = _skip_space(text, end)
                 if position < len(text) and text[position] == ",":
                     position = _skip_space(text, position + 1)
@@ -391,6 +403,25 @@ def _read_json(path: str, text: str) -> Iterator[Item | Problem]:
 
 
 _SPACE = re.compile(r"[ \t\r\n]*")
+# What a JSON value's end depends on: strings (with their escapes) and brackets.
+_JSON_STRUCTURE = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]|[,\]}]', re.DOTALL)
+
+
+def _value_end(text: str, position: int) -> int | None:
+    """Where the JSON value at `position` ends, found by its brackets alone in one pass (the
+    decoder could not read it: too deep, a number too long), or None if they do not balance."""
+    depth = 0
+    for match in _JSON_STRUCTURE.finditer(text, position):
+        token = match[0]
+        if token in "[{":
+            depth += 1
+        elif token in "]}" and depth:
+            depth -= 1
+            if not depth:
+                return match.end()
+        elif depth == 0 and token in ",]}":
+            return match.start()  # a scalar element: it ends before the next comma or bracket
+    return None
 
 
 def _skip_space(text: str, position: int) -> int:
@@ -405,12 +436,21 @@ def _expect_end(text: str, position: int) -> None:
 
 def _read_csv(path: str, text: str) -> Iterator[Item | Problem]:
     """A header row, then one record a row; quoted fields may span lines."""
-    reader = csv.reader(_lines(text))
+    lines = _CsvLines(text)
+    reader = csv.reader(lines)
     header: list[str] | None = None
     start = 1
     try:
         for row in reader:
             line, start = start, reader.line_num + 1
+            if lines.too_wide:
+                what = "the header row is not read, nor the file" if header is None else "the row is not read"
+                yield Problem(path, line, f"too large: line {lines.too_wide[0]} has more than {MAX_CSV_FIELDS:,} "
+                                          f"fields; {what}")
+                if header is None:
+                    return
+                lines.too_wide.clear()
+                continue
             if not any(cell.strip() for cell in row):
                 continue
             if header is None:
@@ -427,10 +467,6 @@ def _read_csv(path: str, text: str) -> Iterator[Item | Problem]:
     except csv.Error as e:
         yield Problem(path, start, f"not valid CSV: {e}")
         return
-    except TooManyFields:
-        yield Problem(path, start, f"too large: more than {MAX_CSV_FIELDS:,} fields in a line; the rest of the "
-                                   "file is not read")
-        return
     if header is None:
         yield Problem(path, None, "no header row (expected columns such as title,date,author,body)")
 
@@ -444,18 +480,31 @@ _LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+")
 MAX_CSV_FIELDS = 1_000_000
 
 
-class TooManyFields(Exception):
-    """A CSV line of more than MAX_CSV_FIELDS fields."""
-
-
-def _lines(text: str) -> Iterator[str]:
+class _CsvLines:
     """The lines of `text` with their endings (\\n, \\r\\n or \\r), one at a time: what
     io.StringIO(text, newline="") gives the csv module, without a second copy of the file in
-    memory (StringIO keeps four bytes a character)."""
-    for match in _LINE.finditer(text):
-        if match[0].count(",") >= MAX_CSV_FIELDS:
-            raise TooManyFields
-        yield match[0]
+    memory (StringIO keeps four bytes a character).
+
+    A line of more than MAX_CSV_FIELDS commas is not given to the csv module: an empty line (a
+    quote, if it had an odd number of them, so a quoted field stays open or closed as it
+    was) stands in for it, and its number is kept in `too_wide` for the reader to make its row a
+    problem and read on."""
+
+    def __init__(self, text: str):
+        self._lines = _LINE.finditer(text)
+        self._number = 0
+        self.too_wide: list[int] = []
+
+    def __iter__(self) -> _CsvLines:
+        return self
+
+    def __next__(self) -> str:
+        line = next(self._lines)[0]
+        self._number += 1
+        if line.count(",") >= MAX_CSV_FIELDS:
+            self.too_wide.append(self._number)
+            return '"' * (line.count('"') % 2) + "\n"
+        return line
 
 
 # The front matter is for a title, a date, an author, tags: this is far more than any. A
