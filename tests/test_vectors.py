@@ -89,6 +89,23 @@ def _queries(rng: random.Random, words: list[str], pairs: list[tuple[str, str]],
     return found
 
 
+def _proximity(seed: int, words: list[str], pairs: list[tuple[str, str]], count: int) -> list[str]:
+    """`count` proximity searches (`"a b"~N`, issue 22), from a random source of their own so the
+    other queries stay those the earlier runs checked."""
+    rng = random.Random(seed)
+    found: list[str] = []
+    while len(found) < count:
+        text = rng.choice([
+            lambda: '"{} {}"~{}'.format(*rng.choice(pairs), rng.randint(2, 12)),
+            lambda: '"{} {}"~{}'.format(*reversed(rng.choice(pairs)), rng.randint(2, 12)),
+            lambda: '"{} {} {}"~{} {}'.format(*rng.choice(pairs), rng.choice(words), rng.randint(2, 30),
+                                              rng.choice(words)),
+        ])()
+        if text not in found:
+            found.append(text)
+    return found
+
+
 def _typo(rng: random.Random, word: str) -> str:
     if len(word) < 4:
         return word
@@ -171,9 +188,10 @@ def test_same_matches_and_scores_as_whoosh_on_synthetic_posts(synthetic):
                                                                 strict=False)})
     pairs = [(a.strip("."), b.strip(".")) for a, b in pairs]
     # 150 here (the fast tier); the presidential corpus below runs 300 in CI.
-    ran = _compare(engine, _queries(rng, words, pairs, ["fictional", "kurgusal", "imaginary"], 150), FILTERS)
+    texts = _queries(rng, words, pairs, ["fictional", "kurgusal", "imaginary"], 150) + _proximity(1, words, pairs, 30)
+    ran = _compare(engine, texts, FILTERS)
     engine.close()
-    assert ran["vectorised"] == 150
+    assert ran["vectorised"] == 180
     assert ran["with matches"] > 100
 
 
@@ -269,8 +287,8 @@ def test_same_matches_and_scores_as_whoosh_on_the_presidential_corpus(presidenti
                 at = rng.randrange(len(tokens) - 1)
                 pairs.append((tokens[at], tokens[at + 1]))
     authors = ["roosevelt", "truman", "obama", "lincoln"]
-    ran = _compare(engine, _queries(rng, words, pairs, authors, 300),
+    ran = _compare(engine, _queries(rng, words, pairs, authors, 300) + _proximity(2, words, pairs, 40),
                    [{}, {}, {"from": "1940", "to": "1960"}, {"author": "Harry S. Truman"}])
     engine.close()
-    assert ran["vectorised"] == 300
+    assert ran["vectorised"] == 340
     assert ran["with matches"] > 150

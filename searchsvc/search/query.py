@@ -2,6 +2,7 @@
 
     uyghur camps            both words (AND is the default)
     "concentration camps"   an exact phrase
+    "united states"~3       each word within 3 positions after the one before
     a OR b, a NOT b, -b     boolean; parentheses group
     title:word author:name  fields
     camp*  genocde~         prefix, fuzzy (~2 for two edits)
@@ -54,7 +55,11 @@ MAX_EXPANSIONS = 500
 # The query language's operator words, and its lexemes: also what "did you mean" respells.
 OPERATORS = {"AND", "OR", "NOT", "ANDNOT"}
 # A bare word, a quoted phrase, a parenthesis, or a field prefix like `title:`.
-LEXEME = re.compile(r'[-+]?(?:\w+:)?"[^"]*"|[()]|[^\s()"]+')
+LEXEME = re.compile(r'[-+]?(?:\w+:)?"[^"]*"(?:~\w*)?|[()]|[^\s()"]+')
+# A phrase's slop, `"a b"~3`: each word within 3 positions after the one before.
+_SLOP = re.compile(r'"~(?P<slop>\w*)$')
+# A slop wider than any sentence reads as "both words in the post": AND says that.
+MAX_SLOP = 100
 _FIELD = re.compile(r"^(?P<field>\w+):(?P<rest>.*)$")
 # A word "did you mean" may respell: letters only, not a field name, `prefix*` or `fuzzy~`.
 _PLAIN_WORD = re.compile(r"(?<!\w)[^\W\d_]+(?![\w*~:])")
@@ -283,7 +288,11 @@ def check_syntax(text: str) -> str:
             field = _FIELD.match(lexeme)
             if field and field["field"].lower() in QUERY_FIELDS and not field["rest"]:
                 kind = "field"  # `title:(a OR b)`: a parenthesis must follow
-            lexeme = _only_trailing_star(lexeme)
+            slop = _SLOP.search(lexeme)
+            if slop and not (slop["slop"].isdigit() and 1 <= int(slop["slop"]) <= MAX_SLOP):
+                raise BadQuery(f"'{lexeme}': a phrase's ~ takes a number of positions from 1 to {MAX_SLOP} "
+                               '("united states"~3: each word within 3 positions after the one before)')
+            lexeme = lexeme if slop else _only_trailing_star(lexeme)
             if not lexeme:
                 continue
             if lexeme.startswith("-") and len(lexeme) > 1:
@@ -387,7 +396,7 @@ def _field_prefix(q: wq.Query) -> str:
 
 def _leaf(q: wq.Query) -> str:
     if isinstance(q, wq.Phrase):
-        return '"' + " ".join(q.words) + '"'
+        return '"' + " ".join(q.words) + '"' + (f"~{q.slop}" if q.slop != 1 else "")
     if isinstance(q, wq.Every):
         return "*"
     if isinstance(q, wq.FuzzyTerm):

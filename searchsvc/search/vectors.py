@@ -179,7 +179,7 @@ class _Evaluation:
             docs = np.arange(self.n, dtype=np.int64)
             docs = docs[~_contains(self.run(q.query)[0], docs)]
             return docs, np.ones(len(docs))
-        if kind is ExactPhrase and q.slop == 1 and q.fieldname in ARRAY_FIELDS:
+        if kind is ExactPhrase and q.fieldname in ARRAY_FIELDS:
             return self._per_segment(lambda segment: self._phrase(segment, q))
         if kind is wq.Every:
             return np.arange(self.n, dtype=np.int64), np.full(self.n, float(q.boost))
@@ -343,9 +343,13 @@ class _Evaluation:
             docs = docs[_contains(p[0], docs)]
             if not len(docs):
                 return _empty()
-        keys = None
+        keys = self._near_keys(arrays, words, docs, q.slop) if q.slop != 1 else None
+        if keys is not None and not len(keys):
+            return _empty()
         # Rarest word first: the keys to look up are the smallest set.
         for offset, (word_docs, _, start, _) in sorted(enumerate(words), key=lambda item: len(item[1][0])):
+            if q.slop != 1:
+                break
             self.deadline.tick()
             word_keys = self._position_keys(arrays, word_docs, start, docs, offset)
             keys = word_keys if keys is None else keys[_contains(word_keys, keys)]
@@ -361,6 +365,26 @@ class _Evaluation:
             scores += self._bm25(segment, fieldname, btext, matched, freqs[np.searchsorted(word_docs, matched)])
         return _boosted((matched, scores), q.boost)
 
+
+    def _near_keys(self, arrays: Any, words: list[Any], docs: np.ndarray, slop: int) -> np.ndarray:
+        """The keys (document << 32) + position of the last word wherever each word follows a
+        reachable end of the words before it by 1 to `slop` positions (phrases.py says why
+        this is Whoosh's SpanNear2): each next word's keys look up their nearest reachable
+        key before them, in order of the words."""
+        ends = None
+        for word_docs, _, start, _ in words:
+            self.deadline.tick()
+            keys = self._position_keys(arrays, word_docs, start, docs, 0)
+            if ends is not None:
+                at = np.searchsorted(ends, keys) - 1  # a key equal to an end is not after it
+                ok = at >= 0
+                before = ends[np.maximum(at, 0)]
+                ok &= ((before >> 32) == (keys >> 32)) & (keys - before <= slop)
+                keys = keys[ok]
+            ends = np.unique(keys)
+            if not len(ends):
+                break
+        return ends
 
     @staticmethod
     def _position_keys(arrays: Any, word_docs: np.ndarray, start: int, docs: np.ndarray, offset: int) -> np.ndarray:
