@@ -10,6 +10,7 @@ ones or synthetic ones by a fictional author (tests/fixture_site.py).
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 
 import pytest
@@ -29,6 +30,11 @@ def other() -> Iterator[Site]:
 
 def port(site: Site) -> int:
     return int(site.base.rsplit(":", 1)[1])
+
+
+def first_address(name: str) -> str:
+    """The first address the resolver gives for `name` (localhost: 127.0.0.1, or ::1 first)."""
+    return socket.getaddrinfo(name, None, type=socket.SOCK_STREAM)[0][4][0]
 
 
 def listing_linking(site: Site, href: str) -> Page:
@@ -139,10 +145,26 @@ def test_a_start_url_redirecting_to_another_loopback_server_does_not_reach_it(se
     assert result.exit_code == 1
     written = target.split("/")[2]
     read = written.replace("::ffff:127.0.0.1", "::ffff:7f00:1")  # IPv6 as written in its short form
-    at = "at 127.0.0.1, " if written.startswith("localhost") else ""
+    at = f"at {first_address('localhost')}, " if written.startswith("localhost") else ""
     assert result.stderr == (f"{site.base}/start: redirects to {target!r}: not fetched: {read} is {at}a loopback "
                              "address, not the start URL's own server (--allow-private fetches it)\n")
     assert searchsvc.export() == []
+
+
+@pytest.mark.parametrize(("target", "said"), [
+    ("http://169.254.169.254/latest/meta-data/", "169.254.169.254 is a link-local address"),  # a cloud's metadata
+    ("http://10.0.0.7:8080/admin", "10.0.0.7:8080 is a private address"),
+    ("http://0.0.0.0:{b}/rss.xml", "0.0.0.0:{b} is an unspecified address"),  # Linux connects it to this machine
+    ("http://[::1]:{b}/rss.xml", "[::1]:{b} is a loopback address"),
+    ("http://[fe80::1]/", "[fe80::1] is a link-local address"),
+])
+def test_non_public_addresses_are_refused_before_any_connection(searchsvc, site, other, target, said):
+    target, said = target.format(b=port(other)), said.format(b=port(other))
+    site.pages["/start"] = Page(b"", status=302, location=target)
+    result = searchsvc("ingest", *WEB, site.base + "/start")
+    assert other.requests() == []
+    assert result.stderr == (f"{site.base}/start: redirects to {target!r}: not fetched: {said}, not the start URL's "
+                             "own server (--allow-private fetches it)\n")
 
 
 def test_allow_private_fetches_where_a_start_url_leads_without_crawling_that_site(searchsvc, site, other):

@@ -205,7 +205,9 @@ class Fetcher:
                         if self.allow_private or (ip, address.port) in self.own or _kind(ip) is None)
         if not allowed:
             named = "" if _is_ip(address.host) else f"at {ips[0]}, "
-            raise FetchError(url, f"not fetched: {address.netloc} is {named}a {_kind(ips[0])} address, not the "
+            kind = _kind(ips[0]) or "private"
+            article = "an" if kind[0] in "aeiou" else "a"
+            raise FetchError(url, f"not fetched: {address.netloc} is {named}{article} {kind} address, not the "
                                   "start URL's own server (--allow-private fetches it)")
         return allowed
 
