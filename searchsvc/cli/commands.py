@@ -138,6 +138,12 @@ FOLLOW_HELP = f"""Fetch each URL (a feed, a sitemap or a blog's listing page) an
     links to, and add their posts; a listing's next pages are followed too. Only pages on the
     URL's own site are fetched, at most --max-pages.
 
+    Not fetched, each said as URL: not fetched: reason: an address that URL parsers read
+    differently (a backslash, user@ before the host, a control character, an IPv4 address not
+    written a.b.c.d), and one at a loopback, private or link-local address other than a start
+    URL's own server (--allow-private fetches those). A start URL redirecting to another site
+    has that page read, not that site crawled.
+
     \b
     Politely: robots.txt is obeyed (as RFC 9309 reads it: one that cannot be read allows
     nothing), each site is sent one request at a time, --delay seconds apart (more if its
@@ -166,6 +172,9 @@ def web_options(f: Callable[..., Any]) -> Callable[..., Any]:
                      help="The User-Agent header (default: searchsvc's name and version); add a contact address."),
         click.option("--max-pages", type=click.IntRange(min=1), default=DEFAULT_MAX_PAGES, show_default=True,
                      help="Stop a crawl after this many URLs."),
+        click.option("--allow-private", is_flag=True,
+                     help="Also fetch from loopback, private and link-local addresses (to crawl an intranet); "
+                          "by default only a start URL's own server may have one."),
     ]):
         f = option(f)
     return f
@@ -256,7 +265,7 @@ def follow(urls: tuple[str, ...], **options: Any) -> None:
 
 def _ingest(paths: tuple[str, ...], index_dir: str, rebuild: bool, strict: bool, dayfirst: bool, wait: float,
             quiet: bool, follow: bool, delay: float, timeout: float, user_agent: str, max_pages: int,
-            fields: FieldNames | None = None) -> None:
+            allow_private: bool, fields: FieldNames | None = None) -> None:
     store = IndexStore(index_dir)
     limits = Limits.from_environ()
     report = IngestReport()
@@ -300,8 +309,8 @@ def _ingest(paths: tuple[str, ...], index_dir: str, rebuild: bool, strict: bool,
         if urls:
             known = _fingerprints(store) if state.known or state.teasers else {}
             batch.stored_teasers = state.stored_teasers(known)
-            crawl = Crawl(Fetcher(user_agent=user_agent, delay=delay, timeout=timeout), state, follow=follow,
-                          known=known, max_pages=max_pages)
+            fetcher = Fetcher(user_agent=user_agent, delay=delay, timeout=timeout, allow_private=allow_private)
+            crawl = Crawl(fetcher, state, follow=follow, known=known, max_pages=max_pages)
             if show_bar:
                 bar = click.progressbar(length=len(urls), label="Fetching", file=sys.stderr)
                 bar.__enter__()

@@ -5,10 +5,19 @@ robots.txt is read by Protego (Scrapy's parser: wildcards, `$`, Crawl-delay, as 
 them; the standard library's parser ignores wildcards) and, as RFC 9309 says, a robots.txt
 that answers 4xx allows everything and one that cannot be read (5xx, no answer) allows nothing.
 Every hop of a redirect is checked against its own host's robots.txt and waits its own delay.
+
+Every address is read once (`addresses.parse`), and that reading is the one connected to: a
+connection pool for exactly its host and port, asked for exactly its path. Its host is resolved
+once per crawl, and only addresses that pass the check are connected to (never the name resolved
+again, which could answer otherwise). Loopback, private, link-local and other non-public
+addresses are refused unless they are a start URL's own server or `allow_private` is set: a
+page, a redirect or a robots.txt must not make the crawler ask an intranet host or a cloud's
+metadata address on someone's behalf.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 import threading
 import time
@@ -16,12 +25,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import version
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import urllib3
 from protego import Protego
 
 from searchsvc.ingest import addresses
+from searchsvc.ingest.addresses import Address, BadAddress
 
 USER_AGENT = (f"searchsvc/{version('searchsvc')} (indexer of public statements; obeys robots.txt; "
               "set --user-agent to add a contact address)")
@@ -71,8 +80,10 @@ class Fetcher:
 
     def __init__(self, *, user_agent: str = USER_AGENT, delay: float = DEFAULT_DELAY,
                  timeout: float = DEFAULT_TIMEOUT, max_bytes: int = MAX_BYTES,
-                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep):
+                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
+                 allow_private: bool = False):
         self.user_agent = user_agent
+        self.allow_private = allow_private
         self.delay = delay
         self.timeout = timeout
         self.max_bytes = max_bytes
@@ -85,31 +96,57 @@ class Fetcher:
         # ("NewsroomArchiver/1.0 (...)" is NewsroomArchiver); a page is fetched only if both may.
         product = user_agent.split("/", 1)[0].split(" ", 1)[0].strip()
         self.tokens = [ROBOTS_TOKEN] + ([product] if product and product.lower() != ROBOTS_TOKEN else [])
-        self.http = urllib3.PoolManager(retries=False, timeout=urllib3.Timeout(connect=timeout, read=timeout))
-        self.http.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
+        self.resolved: dict[str, tuple[str, ...]] = {}  # host -> its IP addresses, resolved once a crawl
+        self.own: set[tuple[str, int]] = set()  # (non-public IP address, port) of the start URLs' servers
+        self.pools: dict[tuple[str, str, int, tuple[str, ...]], urllib3.HTTPConnectionPool] = {}
 
     def close(self) -> None:
-        self.http.clear()
+        for pool in self.pools.values():
+            pool.close()
+        self.pools.clear()
+
+    def own_server(self, url: str) -> None:
+        """Let the crawl connect to `url`'s server whatever its address: a start URL names it
+        (an intranet page on the command line). Its address on its port, and for http and https
+        on their usual ports both (a redirect to https:// is the same server)."""
+        try:
+            address = addresses.parse(url)
+            ips = self._resolve(url, address)
+        except (BadAddress, FetchError):
+            return  # its fetch says why
+        ports = {80, 443} if address.port in (80, 443) else {address.port}
+        self.own.update((ip, port) for ip in ips if _kind(ip) is not None for port in ports)
+
+    def is_own_server(self, address: Address) -> bool:
+        """Whether `address` is on a start URL's own non-public server by another name
+        (localhost and 127.0.0.1 on one port)."""
+        ips = self.resolved.get(address.host, ())
+        return any((ip, address.port) in self.own for ip in ips)
 
     def fetch(self, url: str, *, validators: Callable[[str], tuple[str | None, str | None]] | None = None,
-              allow: Callable[[str], bool] | None = None,
+              allow: Callable[[Address], bool] | None = None,
               accept: str = "text/html,application/xhtml+xml,application/rss+xml,application/atom+xml,"
                             "application/xml;q=0.9,*/*;q=0.5") -> Fetched:
         """GET `url`, following redirects to the addresses `allow` accepts (all by default).
         `validators(address)` gives the ETag and Last-Modified kept for an address, sent with the
         request for that address only: a redirect that now leads elsewhere must not be answered
         304 for the page it led to before. Raises FetchError saying why not, robots.txt's refusal
-        included."""
+        and an address refused (`addresses.parse`, `_connectable`) included."""
         current = url
+        try:
+            address = addresses.parse(url)
+        except BadAddress as e:
+            raise FetchError(url, f"not fetched: {e}") from None
         for _ in range(MAX_REDIRECTS + 1):
-            self._check_allowed(current)
+            self._connectable(current, address)
+            self._check_allowed(current, address)
             headers = {"Accept": accept}
             etag, last_modified = validators(current) if validators else (None, None)
             if etag:
                 headers["If-None-Match"] = etag
             if last_modified:
                 headers["If-Modified-Since"] = last_modified
-            status, answer_headers, content = self._request(current, headers, self.max_bytes)
+            status, answer_headers, content = self._request(current, address, headers, self.max_bytes)
             if status in (301, 302, 303, 307, 308):
                 location = answer_headers.get("Location")
                 if not location:
@@ -118,8 +155,16 @@ class Fetcher:
                 if target is None:
                     raise FetchError(current, f"redirects to {location.strip()[:200]!r}, which is not an http(s) "
                                               "address")
-                if allow is not None and not allow(target):
-                    raise FetchError(current, f"redirects to another site ({addresses.site(target)}): not followed")
+                try:
+                    address = addresses.parse(target)
+                except BadAddress as e:
+                    raise FetchError(current, f"redirects to {target[:200]!r}: not fetched: {e}") from None
+                if allow is not None and not allow(address):
+                    raise FetchError(current, f"redirects to another site ({address.site}): not followed")
+                try:
+                    self._connectable(target, address)
+                except FetchError as e:
+                    raise FetchError(current, f"redirects to {target[:200]!r}: {e.reason}") from None
                 current = target
                 continue
             if status == 304:
@@ -130,30 +175,50 @@ class Fetcher:
                            answer_headers.get("ETag"), answer_headers.get("Last-Modified"))
         raise FetchError(url, f"more than {MAX_REDIRECTS} redirects")
 
-    def allowed(self, url: str) -> bool:
-        """Whether robots.txt lets us fetch `url` (fetching robots.txt if needed)."""
-        try:
-            self._check_allowed(url)
-        except FetchError:
-            return False
-        return True
-
-    def _check_allowed(self, url: str) -> None:
-        host = self._host(url)
+    def _check_allowed(self, url: str, address: Address) -> None:
+        host = self._host(address)
         if host.robots_problem:
             raise FetchError(url, f"not fetched: {host.robots_problem}")
-        if host.robots is not None and not all(host.robots.can_fetch(url, token) for token in self.tokens):
+        if host.robots is not None and not all(host.robots.can_fetch(address.url, token) for token in self.tokens):
             raise FetchError(url, "not fetched: robots.txt disallows it")
 
-    def _host(self, url: str) -> _Host:
-        parts = urlsplit(url)
-        key = addresses.origin(url)
+    def _resolve(self, url: str, address: Address) -> tuple[str, ...]:
+        """The IP addresses of `address`'s host, resolved once per crawl (raises FetchError)."""
+        ips = self.resolved.get(address.host)
+        if ips is None:
+            try:
+                found = socket.getaddrinfo(address.host, address.port, type=socket.SOCK_STREAM)
+            except (OSError, UnicodeError):
+                raise FetchError(url, "unknown host") from None
+            # Without an IPv6 zone ("fe80::1%eth0"): the address is what is checked.
+            ips = tuple(dict.fromkeys(str(info[4][0]).split("%", 1)[0] for info in found))
+            if not ips:
+                raise FetchError(url, "unknown host")
+            self.resolved[address.host] = ips
+        return ips
+
+    def _connectable(self, url: str, address: Address) -> tuple[str, ...]:
+        """The IP addresses of `address` that may be connected to: public ones, and the start
+        URLs' own servers' (or any, with allow_private). Raises FetchError when there is none."""
+        ips = self._resolve(url, address)
+        allowed = tuple(ip for ip in ips
+                        if self.allow_private or (ip, address.port) in self.own or _kind(ip) is None)
+        if not allowed:
+            named = "" if _is_ip(address.host) else f"at {ips[0]}, "
+            kind = _kind(ips[0]) or "private"
+            article = "an" if kind[0] in "aeiou" else "a"
+            raise FetchError(url, f"not fetched: {address.netloc} is {named}{article} {kind} address, not the "
+                                  "start URL's own server (--allow-private fetches it)")
+        return allowed
+
+    def _host(self, address: Address) -> _Host:
+        key = address.origin
         host = self.hosts.get(key)
         if host is None:
             host = self.hosts[key] = _Host(delay=self.delay)
-            robots_url = urlunsplit((parts.scheme, parts.netloc, "/robots.txt", "", ""))
+            robots = Address(address.scheme, address.host, address.port, "/robots.txt")
             try:
-                status, content = self._robots(robots_url, host)
+                status, content = self._robots(robots, host)
             except FetchError as e:
                 host.robots_problem = f"robots.txt could not be read ({e.reason}), so nothing is fetched from {key}"
                 return host
@@ -168,28 +233,43 @@ class Fetcher:
             # 3xx (not followed for robots.txt here) and 4xx: no rules, everything allowed.
         return host
 
-    def _robots(self, url: str, host: _Host) -> tuple[int, bytes]:
+    def _robots(self, robots: Address, host: _Host) -> tuple[int, bytes]:
         """robots.txt's status and content, its redirects followed (RFC 9309: at least five), each
-        hop paced by the host it goes to (the first by the host it is for)."""
-        current, pacer = url, host
+        hop paced by the host it goes to (the first by the host it is for), each hop's address
+        checked as a page's is."""
+        current, pacer = robots, host
         for _ in range(MAX_REDIRECTS + 1):
-            status, headers, content = self._request(current, {"Accept": "text/plain"}, MAX_ROBOTS_BYTES,
-                                                     host=pacer, truncate=True)
+            status, headers, content = self._request(current.url, current, {"Accept": "text/plain"},
+                                                     MAX_ROBOTS_BYTES, host=pacer, truncate=True)
             location = headers.get("Location")
             if status not in (301, 302, 303, 307, 308) or not location:
                 return status, content
-            target = addresses.join(current, location)
+            target = addresses.join(current.url, location)
             if target is None:
                 return 404, b""  # nowhere to read rules from: as a missing robots.txt
-            current = target
-            pacer = self.hosts.get(addresses.origin(current)) or pacer
-        raise FetchError(url, f"more than {MAX_REDIRECTS} redirects")
+            try:
+                current = addresses.parse(target)
+            except BadAddress as e:
+                raise FetchError(target, f"not fetched: {e}") from None
+            pacer = self.hosts.get(current.origin) or pacer
+        raise FetchError(robots.url, f"more than {MAX_REDIRECTS} redirects")
 
-    def _request(self, url: str, headers: dict[str, str], limit: int, *, host: _Host | None = None,
-                 truncate: bool = False) -> tuple[int, urllib3.HTTPHeaderDict, bytes]:
-        host = host or self._host(url)
+    def _pool(self, address: Address, ips: tuple[str, ...]) -> urllib3.HTTPConnectionPool:
+        """The connection pool for exactly `address`'s scheme, host and port, connecting to `ips`."""
+        key = (address.scheme, address.host, address.port, ips)
+        pool = self.pools.get(key)
+        if pool is None:
+            kind = _HTTPSPool if address.scheme == "https" else _HTTPPool
+            pool = self.pools[key] = kind(address.host, address.port, retries=False, checked=ips,
+                                          timeout=urllib3.Timeout(connect=self.timeout, read=self.timeout))
+        return pool
+
+    def _request(self, url: str, address: Address, headers: dict[str, str], limit: int, *,
+                 host: _Host | None = None, truncate: bool = False) -> tuple[int, urllib3.HTTPHeaderDict, bytes]:
+        ips = self._connectable(url, address)
+        host = host or self._host(address)
         # Paced by server name: http:// and https:// (and other ports) of one server are one server.
-        name = (urlsplit(url).hostname or "").lower()
+        name = address.host
         last = self.last_request.get(name)
         if last is not None:
             wait = last + host.delay - self.clock()
@@ -205,8 +285,10 @@ class Fetcher:
         response = None
         complete = False
         try:
-            response = self.http.request("GET", url, headers={**headers, "User-Agent": self.user_agent},
-                                         redirect=False, preload_content=False)
+            # The pool's own host and port, and the path as read: nothing is left for urllib3 to read again.
+            response = self._pool(address, ips).urlopen(
+                "GET", address.target, headers={**headers, "User-Agent": self.user_agent}, redirect=False,
+                retries=False, assert_same_host=False, preload_content=False)
             chunks = []
             size = 0
             # read1: whatever one read of the socket gives, so a server dripping a byte at a time
@@ -263,7 +345,27 @@ class _Watchdog:
 
 
 class _Watched:
-    """A urllib3 connection that tells this thread's watchdog which socket a request uses."""
+    """A urllib3 connection that tells this thread's watchdog which socket a request uses, and
+    connects only to the IP addresses the fetcher checked (`checked`)."""
+
+    def __init__(self, *args: Any, checked: tuple[str, ...] = (), **kwargs: Any):
+        super().__init__(*args, **kwargs)  # type: ignore[call-arg]
+        self.checked = checked
+
+    def _new_conn(self) -> socket.socket:
+        # urllib3's own would resolve the host name again, and a name can answer another address
+        # the second time (DNS rebinding): the addresses checked are the ones connected to.
+        error: OSError | None = None
+        for ip in self.checked:
+            try:
+                return urllib3.util.connection.create_connection(
+                    (ip, self.port), self.timeout, source_address=self.source_address,  # type: ignore[attr-defined]
+                    socket_options=self.socket_options)  # type: ignore[attr-defined]
+            except OSError as e:
+                error = e
+        if isinstance(error, TimeoutError):
+            raise urllib3.exceptions.ConnectTimeoutError(self, f"Connection to {self.host} timed out")  # type: ignore[attr-defined]
+        raise urllib3.exceptions.NewConnectionError(self, f"Failed to establish a new connection: {error}")  # type: ignore[arg-type]
 
     def request(self, *args: Any, **kwargs: Any) -> Any:
         watchdog = getattr(_ACTIVE, "watchdog", None)
@@ -298,6 +400,26 @@ class _HTTPPool(urllib3.HTTPConnectionPool):
 
 class _HTTPSPool(urllib3.HTTPSConnectionPool):
     ConnectionCls = _HTTPSConnection
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _kind(ip: str) -> str | None:
+    """What kind of non-public address `ip` is ("loopback", "private" ...), None for a public one.
+    An IPv4 address inside IPv6 (::ffff:127.0.0.1) is read as the IPv4 address it is."""
+    address = ipaddress.ip_address(ip)
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    for kind in ("loopback", "link_local", "multicast", "unspecified", "private", "reserved"):
+        if getattr(address, f"is_{kind}"):
+            return kind.replace("_", "-")
+    return None if address.is_global else "private"
 
 
 def _reason(error: Exception, timeout: float) -> str:

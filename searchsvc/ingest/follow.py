@@ -2,8 +2,11 @@
 pages it links to (`follow URL`).
 
 What a crawl visits is bounded: only the site of the URL it started from (its server, over
-http or https, and where the start URL redirects), only the post pages a feed, sitemap or listing
-links to (and a listing's next pages), each page once however it is linked (`addresses.key`),
+http or https, and where the start URL redirects if that is its www. twin or its own server by
+another name; another site it leads to is read, not crawled), each address as `addresses.parse`
+reads it (one that two parsers could read differently is a problem, never fetched; the fetcher
+connects to no loopback or private address but the start URLs' own), only the post pages a
+feed, sitemap or listing links to (and a listing's next pages), each page once however it is linked (`addresses.key`),
 at most `max_pages` addresses queued. Teasers (a listing's, a feed's summaries) are handed out
 after every page was tried, with the address of the page their link led to, so the batch meets
 each teaser after its post's full text and keeps that. A page that fails leaves its teaser, and
@@ -34,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from searchsvc.ingest import addresses
-from searchsvc.ingest.addresses import is_url
+from searchsvc.ingest.addresses import Address, BadAddress, is_url
 from searchsvc.ingest.fetch import MAX_BYTES, Fetched, Fetcher, FetchError
 from searchsvc.ingest.sources import Item, Notice, Problem
 
@@ -161,6 +164,7 @@ class _Visit:
     host: str
     depth: int = 0
     link: str | None = None  # the address a teaser linked to (this visit's first URL)
+    refused: str | None = None  # why an address found on the site is not fetched (addresses.parse)
 
 
 @dataclass
@@ -189,8 +193,9 @@ class Crawl:
             elif addresses.key(url) not in queued:
                 queued.add(addresses.key(url))
                 queue.append(_Visit(url, "start", addresses.site(url)))
+                self.fetcher.own_server(url)
         # The sites of the start URLs, and where they redirect (http -> https, example.org -> www.).
-        self.sites = {v.host for v in queue}
+        self.sites = {v.host for v in queue} - {""}
         teasers: list[tuple[Item, str | None]] = []
         final: dict[str, str] = {}  # a teaser's link (addresses.key) -> the address of the post its page gave
         self.beyond = 0
@@ -199,14 +204,20 @@ class Crawl:
             found = addresses.key(url)
             if found in queued:
                 return
-            if addresses.site(url) not in self.sites:
-                self.other_hosts += 1
-                return
+            try:
+                address = addresses.parse(url)
+            except BadAddress as e:
+                refused: str | None = f"not fetched: {e}"  # on which site? parsers disagree: a problem
+            else:
+                refused = None
+                if address.site not in self.sites:
+                    self.other_hosts += 1
+                    return
             if len(queued) >= self.max_pages:
                 self.beyond += 1  # a sitemap of a million links is not a million queued addresses
                 return
             queued.add(found)
-            queue.append(_Visit(url, role, origin.host, origin.depth + (role == "sitemap"), link))
+            queue.append(_Visit(url, role, origin.host, origin.depth + (role == "sitemap"), link, refused))
 
         while queue:
             visit = queue.popleft()
@@ -233,6 +244,9 @@ class Crawl:
     def _visit(self, visit: _Visit, enqueue: Callable[..., None],
                final: dict[str, str]) -> Iterator[Item | Problem | Notice | Unchanged]:
         url = visit.url
+        if visit.refused:
+            yield Problem(url, None, visit.refused)
+            return
         try:
             fetched = self.fetcher.fetch(url, validators=self._validators,
                                          allow=None if visit.role == "start" else self._on_site)
@@ -253,8 +267,12 @@ class Crawl:
         if fetched.not_modified:
             yield Problem(url, None, "answered 304 Not Modified to a request that was not conditional")
             return
-        if visit.role == "start":
-            self.sites.add(addresses.site(fetched.url))
+        if visit.role == "start" and (landed := addresses.site(fetched.url)) not in self.sites:
+            if self._same_site(url, fetched.url):
+                self.sites.add(landed)  # http -> https, example.org -> www.example.org
+            elif self.follow:
+                yield Notice(url, f"note: redirects to another site ({landed}), which is read but not crawled "
+                                  f"(follow {fetched.url} to crawl it)")
         seen = _Seen(fetched.etag, fetched.last_modified, "page")
         from searchsvc.ingest.feeds import NotAFeed
         from searchsvc.ingest.pages import NotAPage
@@ -277,8 +295,16 @@ class Crawl:
             return None, None
         return before.etag, before.last_modified
 
-    def _on_site(self, url: str) -> bool:
-        return addresses.site(url) in self.sites
+    def _on_site(self, address: Address) -> bool:
+        return address.site in self.sites
+
+    def _same_site(self, url: str, landed: str) -> bool:
+        """Whether a start URL's redirect stays on its site: the same host but for `www.` (and
+        the scheme), or the start URL's own non-public server by another name (localhost,
+        127.0.0.1). Another host is read where the start URL leads, but does not join the crawl."""
+        start, there = addresses.parse(url), addresses.parse(landed)  # both fetched: both read
+        return (start.site.removeprefix("www.") == there.site.removeprefix("www.")
+                or self.fetcher.is_own_server(there))
 
     def _read(self, fetched: Fetched, visit: _Visit, seen: _Seen,
               final: dict[str, str]) -> Iterator[Item | Problem | Notice]:
