@@ -1,13 +1,15 @@
-"""`searchsvc serve` against clients that pipeline requests and never read the answers."""
+"""`searchsvc serve` against clients that pipeline requests and never read the answers, the
+word caches' bound in bytes, and line separators in the JSON access log."""
 
 from __future__ import annotations
 
 import json
 import socket
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import pytest
 from conftest import Searchsvc, running_server
@@ -137,3 +139,20 @@ def test_a_pipelining_client_that_never_reads_is_cut_off(big_index, tmp_path):
     assert text.count(f'"path": "/posts/{BIG_ID}"') == 1
     assert f"/posts/{BIG_ID}: the previous response unread for 2 s; connection reset" in text
 
+
+def test_line_separators_are_escaped_in_the_access_log(big_index, tmp_path):
+    """A path with U+2028, U+2029 and U+0085 (percent-encoded, as clients send them) is one
+    access-log line whose JSON gives the path back; the raw line has none of those characters."""
+    log = tmp_path / "server.log"
+    path = "/posts/a\u2028b\u2029c\x85d"
+    with running_server(big_index, log, workers=1, args=("--access-log",)) as base:
+        with pytest.raises(urllib.error.HTTPError) as missing:
+            urllib.request.urlopen(base + quote(path), timeout=5)
+        assert missing.value.code == 404
+        missing.value.close()
+    raw = log.read_bytes()
+    for separator in ("\u2028", "\u2029", "\x85"):
+        assert separator.encode() not in raw
+    lines = [line for line in raw.decode().split("\n") if line.startswith('{"time"')]
+    assert [json.loads(line)["path"] for line in lines if "/posts/a" in line] == [path]
+    assert len(raw.decode().splitlines()) == len(raw.decode().split("\n")) - raw.decode().endswith("\n")
