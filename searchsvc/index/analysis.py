@@ -30,14 +30,18 @@ import re
 import threading
 import unicodedata
 from collections.abc import Iterable, Iterator
-from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
 import Stemmer
 from whoosh.analysis import Analyzer, Filter, StemFilter, Token, Tokenizer
 
+from searchsvc.index.wordcache import WordCache
+
 VARIANTS_ENV = "SEARCHSVC_VARIANTS"
+# Each of the three word caches (folds, English stems, Turkish stems) holds at most this much
+# per process: 24 MB in all, some 100,000 words of ordinary length.
+WORD_CACHE_BYTES = 8 * 1024 * 1024
 
 CJK_RANGES = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 # A run of CJK characters, or a run of word characters that are not CJK.
@@ -112,13 +116,15 @@ class FoldFilter(_EqualByType, Filter):
             yield token
 
 
-@lru_cache(maxsize=100_000)
-def fold(text: str) -> str:
-    """Case and accent folding of one word ("İstanbul" -> "istanbul", "Ürümqi" -> "urumqi")."""
+def _fold(text: str) -> str:
     if text.isascii():
         return text.lower()
     text = unicodedata.normalize("NFKD", text.casefold().replace("ı", "i"))
     return unicodedata.normalize("NFC", _COMBINING_LATIN.sub("", text))
+
+
+fold = WordCache(_fold, WORD_CACHE_BYTES)
+fold.__doc__ = """Case and accent folding of one word ("İstanbul" -> "istanbul", "Ürümqi" -> "urumqi")."""
 
 
 class SnowballStemmer:
@@ -133,7 +139,9 @@ class SnowballStemmer:
         try:
             stem = self._local.stem
         except AttributeError:
-            stem = self._local.stem = Stemmer.Stemmer(self.language).stemWord
+            # Without PyStemmer's own cache (10,000 words per thread and language): the word
+            # caches in front of it are bounded in bytes, and it was not.
+            stem = self._local.stem = Stemmer.Stemmer(self.language, 0).stemWord
         return stem(word)
 
 
@@ -150,8 +158,7 @@ def turkish_lower(word: str) -> str:
     return word.replace("I", "ı").replace("İ", "i").lower()
 
 
-@lru_cache(maxsize=100_000)
-def turkish_stem(word: str) -> str:
+def _turkish_stem(word: str) -> str:
     """The stem of a lowercased Turkish word: Snowball's Turkish stemmer applied until the word
     stops changing, never shorter than TURKISH_MIN_STEM letters, and the possessive's buffer
     "s" taken off ("bankası" -> "banka", where Snowball leaves "bankas").
@@ -179,6 +186,10 @@ def turkish_stem(word: str) -> str:
         word = stem
 
 
+turkish_stem = WordCache(_turkish_stem, WORD_CACHE_BYTES)
+turkish_stem.__doc__ = _turkish_stem.__doc__
+
+
 class TurkishFilter(_EqualByType, Filter):
     """Turkish lowercasing, stems (`turkish_stem`), then the same folding as every word. A
     `prefix*` is lowercased and folded, not stemmed: a stem need not begin the words it
@@ -200,14 +211,14 @@ class AsciiStemFilter(StemFilter):
     """English stems for Latin-script words only; other scripts pass through unchanged.
 
     Pickled in the schema with Whoosh's own state (`lang`, `ignore`, `cachesize`); the stemmer is
-    set up again by `clear()` when the schema is read, never pickled.
+    set up again by `clear()` when the schema is read, never pickled. Every filter with a
+    `cachesize` shares one cache per language, bounded in bytes (the number is not read).
     """
 
     LANGUAGES = {"en": "english"}
 
     def clear(self) -> None:
-        stemfn = SnowballStemmer(self.LANGUAGES[self.lang])
-        self._stem = lru_cache(maxsize=self.cachesize)(stemfn) if self.cachesize else stemfn
+        self._stem = _cached_stemmer(self.lang) if self.cachesize else SnowballStemmer(self.LANGUAGES[self.lang])
 
     def __call__(self, tokens: Iterator[Token]) -> Iterator[Token]:
         stemfn = self._stem
@@ -217,6 +228,16 @@ class AsciiStemFilter(StemFilter):
             if not token.stopped and text.isascii() and text not in ignore:
                 token.text = stemfn(text)
             yield token
+
+
+_STEMMERS: dict[str, WordCache] = {}
+
+
+def _cached_stemmer(lang: str) -> WordCache:
+    """The one stem cache of `lang`, shared by every AsciiStemFilter (one per field and schema read)."""
+    if lang not in _STEMMERS:
+        _STEMMERS.setdefault(lang, WordCache(SnowballStemmer(AsciiStemFilter.LANGUAGES[lang]), WORD_CACHE_BYTES))
+    return _STEMMERS[lang]
 
 
 class VariantFilter(Filter):

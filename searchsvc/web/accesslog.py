@@ -21,6 +21,9 @@ from searchsvc.web.ratelimit import client_of
 
 CLIENT_CHOICES = ("omit", "truncated", "full")
 _INVALID_FROM = re.compile(r"Invalid request from ip=(\S*?): ")
+# Characters that end a line for some readers (Python's splitlines, JavaScript before ES2019)
+# but that json.dumps leaves as they are: escaped, so that a request is always one line.
+_LINE_BREAKS = {ord(c): f"\\u{ord(c):04x}" for c in "\x85\u2028\u2029"}
 
 
 class JsonAccessLog(glogging.Logger):
@@ -50,7 +53,7 @@ class JsonAccessLog(glogging.Logger):
         if self.client != "omit" and address:
             entry["client"] = address if self.client == "full" else truncated(address)
         try:
-            self.access_log.info("%s", json.dumps(entry, ensure_ascii=False))
+            self.access_log.info("%s", json.dumps(entry, ensure_ascii=False).translate(_LINE_BREAKS))
         except Exception:
             self.error(traceback.format_exc())
 

@@ -66,6 +66,9 @@ def serve(index: str, host: str, port: int, workers: int, threads: int, access_l
         # The arbiter restarts a worker whose event loop misses 30 s of heartbeats; the loop
         # never waits on a client, so a long export in a thread is never cut by it.
         "timeout": 30,
+        # Static files are written like any response (worker.py: a thread never waits for a client
+        # that does not read); sendfile() would wait in the thread.
+        "sendfile": False,
         "graceful_timeout": 5,
         "accesslog": "-" if access_log else None,
         "logger_class": JsonAccessLog.configured(client=access_log_client, trust_proxy=trust_proxy),

@@ -5,9 +5,18 @@ gunicorn's own gthread worker hands a connection to a pool thread at its first b
 then waits in the HTTP parser, so a few dozen clients trickling their headers hold every
 thread (slowloris). Here the worker's event loop reads the head without blocking, within a
 total deadline (like nginx's client_header_timeout) and a size cap, and only a complete head
-goes to the pool, for new and kept-alive connections alike. While a thread writes a response,
-the connection has a send timeout: a client that reads nothing for that long is cut off (a
-reset, so it sees a broken transfer), instead of holding the thread for good.
+goes to the pool, for new and kept-alive connections alike.
+
+A thread never waits for a client to read a page or an answer: it writes what the socket takes
+at once, and the event loop sends the rest (`ProgressSocket.held`) as the client reads. A
+connection's next request (a pipelined one too) goes to a thread only once the client has
+received the whole previous response (the kernel holds none of it unacknowledged). A client
+that pipelined ten requests for a 1.5 MB page and read nothing held a thread per response until
+the send timeout, so 24 such connections held every thread of both workers for a minute; now
+each costs one response, rendered once. The held bytes are bounded per worker (HELD_BYTES): past
+it, the connection that has read nothing for longest is reset. Only a stream (an export, at most
+SEARCHSVC_MAX_EXPORTS at once) past HOLD_STREAM bytes waits in its thread. Whoever waits, a
+client that reads nothing for the send timeout is cut off (a reset, so it sees a broken transfer).
 
 The app takes no request bodies (every route is a GET). A request that declares one
 (Content-Length above 0, or Transfer-Encoding) is answered with "Connection: close" and the
@@ -22,10 +31,14 @@ pyproject.toml pins. Plain HTTP/1.x only; TLS ends in the reverse proxy.
 from __future__ import annotations
 
 import errno
+import fcntl
 import selectors
 import socket
 import struct
+import sys
+import termios
 import time
+from concurrent import futures
 from contextlib import suppress
 from functools import partial
 from typing import Any
@@ -38,8 +51,24 @@ HEAD_END = b"\r\n\r\n"
 MAX_HEAD = 64 * 1024  # bytes of request line and headers; nginx allows 32 KiB, Apache about 800
 LINGER = 2.0  # seconds, and bytes, of a closed connection's input drained (as gunicorn's close_graceful)
 LINGER_BYTES = 64 * 1024
+DRAIN_POLL = 0.05  # seconds between looks at whether a waiting request's connection has caught up
+HELD_BYTES = 64 * 1024 * 1024  # per worker: responses held for clients that have not read them yet
+HOLD_STREAM = 256 * 1024  # bytes of a streamed response held before its thread waits for the client
 REQUEST_TIMEOUT = b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
 HEAD_TOO_LARGE = b"HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+
+
+def unacknowledged(sock: socket.socket) -> int:
+    """Bytes written to `sock` that its client has not acknowledged (0 where the system cannot tell)."""
+    if _OUTQ is None:
+        return 0
+    try:
+        return struct.unpack("i", fcntl.ioctl(sock.fileno(), _OUTQ, b"\0\0\0\0"))[0]
+    except OSError:
+        return 0
+
+
+_OUTQ = getattr(termios, "TIOCOUTQ", None) if sys.platform == "linux" else None  # Linux's SIOCOUTQ
 
 
 def declares_body(req: Any) -> bool:
@@ -64,21 +93,56 @@ class WholeResponse(wsgi.Response):
         head.extend(f"{k}: {v}\r\n" for k, v in self.headers)
         self.headers_sent = True  # as send_headers() would, and gunicorn's accounting
         self.sent += len(arg)
-        self.sock.sendall(util.to_bytestring("".join(head) + "\r\n", "latin-1") + arg)
+        self.sock.hold(util.to_bytestring("".join(head) + "\r\n", "latin-1") + arg)
 
 
 class ProgressSocket(socket.socket):
-    """A socket whose timeout bounds each wait for progress, not a whole sendall().
+    """A client socket that a pool thread writes without waiting for the client to read.
 
-    Python's sendall() counts its timeout for all of the data: a slow but steady client
-    would be cut off in the middle of a large post. Each send() here waits at most the
-    timeout for room in the socket's buffer (nginx's send_timeout).
+    `hold()` sends what the socket takes at once and keeps the rest in `held`, which the event
+    loop sends on; `sendall()` (a stream's pieces, gunicorn's own writes) does the same up to
+    HOLD_STREAM bytes held, and past it waits, with the socket's timeout bounding each wait for
+    progress, not the whole sendall(): Python's counts it for all of the data, which cut a slow
+    but steady client off in the middle of a large export (nginx's send_timeout is per write too).
     """
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.held = bytearray()
+
+    def hold(self, data: bytes) -> None:
+        """Send what the socket takes now; keep all of the rest for the event loop."""
+        view = memoryview(data).cast("B")
+        if not self.held:
+            view = view[self._send_now(view):]
+        self.held += view
 
     def sendall(self, data: Any, flags: int = 0) -> None:
         view = memoryview(data).cast("B")
+        if not self.held:
+            view = view[self._send_now(view):]
+        if len(self.held) + len(view) <= HOLD_STREAM:
+            self.held += view
+            return
+        self._send_waiting(self.held, flags)
+        self.held.clear()
+        self._send_waiting(view, flags)
+
+    def _send_waiting(self, data: Any, flags: int) -> None:
+        view = memoryview(data).cast("B")
         while view:
             view = view[self.send(view, flags):]
+
+    def _send_now(self, view: memoryview) -> int:
+        """Bytes of `view` the socket takes without waiting (its timeout is kept)."""
+        timeout = self.gettimeout()
+        self.settimeout(0)
+        try:
+            return self.send(view)
+        except (BlockingIOError, InterruptedError):
+            return 0
+        finally:
+            self.settimeout(timeout)
 
 
 class Connection(TConn):
@@ -90,6 +154,9 @@ class Connection(TConn):
         self.head = bytearray()
         self.head_ready = False
         self.reset = False  # set after a send timeout
+        self.path = ""  # of the request being answered, for the log
+        self.answered = False  # a response was written: the next request waits until it is received
+        self.keep_alive = False  # what the thread said of the connection, once its held bytes are sent
 
     def close(self, graceful: bool = False) -> None:
         if self.reset:
@@ -127,6 +194,13 @@ class HeadReadingWorker(ThreadWorker):
         # plus the same timeout, so the dict is in deadline order.
         self.reading_heads: dict[Connection, float] = {}
         self.lingering: dict[socket.socket, list[float]] = {}  # socket -> [deadline, bytes drained]
+        # Connections whose held response the loop is sending -> deadline of the client's next
+        # read. A connection goes back to the end when it reads, so the dict is in deadline order.
+        self.sending: dict[Connection, float] = {}
+        self.held_bytes = 0  # in every connection's `held`, the loop's to send
+        # Connections with a complete request head, waiting for their client to receive the
+        # previous response -> deadline (the same timeout from now: the dict is in deadline order).
+        self.draining: dict[Connection, float] = {}
 
     def accept(self, listener: Any) -> None:
         try:
@@ -184,7 +258,10 @@ class HeadReadingWorker(ThreadWorker):
             conn.parser.unreader.unread(bytes(head))
             conn.head = bytearray()
             conn.head_ready = True
-            self.enqueue_req(conn)
+            if conn.answered and unacknowledged(conn.sock):
+                self.draining[conn] = time.monotonic() + self.send_timeout
+            else:
+                self.enqueue_req(conn)
             return True
         if len(head) > MAX_HEAD:
             self.end_head(conn)
@@ -231,6 +308,21 @@ class HeadReadingWorker(ThreadWorker):
             if deadline > now:
                 break
             self.end_linger(sock)
+        while self.sending:
+            conn, deadline = next(iter(self.sending.items()))
+            if deadline > now:
+                break
+            self.cut_off(conn, f"no progress for {self.send_timeout:g} s while sending the response")
+        for conn, deadline in list(self.draining.items()):
+            if not unacknowledged(conn.sock):
+                del self.draining[conn]
+                self.enqueue_req(conn)
+            elif deadline <= now:
+                del self.draining[conn]
+                self.cut_off(conn, f"the previous response unread for {self.send_timeout:g} s")
+
+    def wait_for_and_dispatch_events(self, timeout: float) -> None:
+        super().wait_for_and_dispatch_events(min(timeout, DRAIN_POLL) if self.draining else timeout)
 
     def linger(self, sock: socket.socket) -> None:
         """Close as gunicorn's close_graceful does (send our FIN, drain what the client still
@@ -263,8 +355,72 @@ class HeadReadingWorker(ThreadWorker):
             self.poller.unregister(sock)
         util.close(sock)
 
+    def finish_request(self, conn: Connection, fs: Any) -> None:
+        """In the event loop, once a thread is done with a request: what the client has not
+        taken of the response yet is sent first, and only then is the connection closed or its
+        next request read."""
+        if conn.sock.held and not conn.reset and not fs.cancelled() and fs.exception() is None:
+            self.send_held(conn, fs.result())
+        else:
+            super().finish_request(conn, fs)
+
+    def send_held(self, conn: Connection, keep_alive: bool) -> None:
+        conn.keep_alive = keep_alive
+        try:
+            conn.sock.setblocking(False)
+            self.poller.register(conn.sock, selectors.EVENT_WRITE, partial(self.on_writable, conn))
+        except (OSError, ValueError, KeyError):  # closed in the thread (an error after the head)
+            self.nr_conns -= 1
+            conn.close()
+            return
+        self.sending[conn] = time.monotonic() + self.send_timeout
+        self.held_bytes += len(conn.sock.held)
+        # Past the bound, the connections that have read nothing for longest are cut off first.
+        while self.held_bytes > HELD_BYTES and (oldest := next(iter(self.sending))) is not conn:
+            self.cut_off(oldest, f"{self.held_bytes} bytes held for clients not reading, over {HELD_BYTES}")
+
+    def on_writable(self, conn: Connection, _sock: Any) -> None:
+        held = conn.sock.held
+        try:
+            sent = conn.sock.send(held)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:  # the client went away
+            self.end_sending(conn)
+            self.nr_conns -= 1
+            conn.close()
+            return
+        del held[:sent]
+        self.held_bytes -= sent
+        del self.sending[conn]
+        if held:
+            self.sending[conn] = time.monotonic() + self.send_timeout
+            return
+        self.end_sending(conn)
+        sent_all: futures.Future = futures.Future()
+        sent_all.set_result(conn.keep_alive)
+        super().finish_request(conn, sent_all)  # closed, kept alive, or its next request read
+
+    def end_sending(self, conn: Connection) -> None:
+        with suppress(KeyError, ValueError):
+            self.poller.unregister(conn.sock)
+        self.sending.pop(conn, None)
+        self.held_bytes -= len(conn.sock.held)
+        conn.sock.held.clear()
+
+    def cut_off(self, conn: Connection, why: str) -> None:
+        """Reset a connection whose held response its client does not read."""
+        self.end_sending(conn)
+        conn.reset = True
+        self.nr_conns -= 1
+        conn.close()
+        # No client address: server logs name no one (web/accesslog.py).
+        self.log.warning("%s: %s; connection reset", conn.path, why)
+
     def handle_request(self, req: Any, conn: Connection) -> bool:
         """Runs in a pool thread, with the head already parsed from memory."""
+        conn.path = req.path
+        conn.answered = True
         conn.sock.settimeout(self.send_timeout)
         if declares_body(req):
             req.force_close()  # answered with Connection: close; gunicorn then skips its drain
