@@ -361,3 +361,42 @@ def test_a_server_answers_damaged_for_a_forged_index(pristine, tmp_path, kind):
     assert status == 503 and body["error"]["code"] == "index_damaged"
     assert body["error"]["message"].startswith(f"the index at {index} is damaged: a file of it holds a pickled ")
 
+
+# Publishing while an ingest commits: a file of the commit being sent vanishes under rsync.
+
+def _ssh_committing_once(tmp_path: Path, writer: Path, post: Path) -> Path:
+    """An `ssh` that runs the remote command here (the host is dropped), after committing one ingest
+    to `writer` the first time it is called: the commit deletes the table of contents that the
+    publish is sending, before rsync lists the files (it lists them once the remote answers)."""
+    done = tmp_path / "committed"
+    script = tmp_path / "ssh-committing"
+    ingest = f"{sys.executable} -m searchsvc ingest --index {writer} {post}"
+    script.write_text(f'#!/bin/sh\nif [ ! -e {done} ]; then {ingest} >/dev/null 2>&1; touch {done}; fi\n'
+                      'shift\nexec sh -c "$*"\n', encoding="utf-8")
+    script.chmod(0o755)
+    return script
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("rsync") is None, reason="rsync is not installed (.ci/run installs it)")
+def test_a_remote_publish_follows_a_commit_made_while_it_sends(pristine, tmp_path):
+    writer, replica = tmp_path / "writer", tmp_path / "far" / "replica"
+    shutil.copytree(pristine, writer)
+    post = tmp_path / "new.jsonl"
+    post.write_text(json.dumps({"id": "forge-new", "title": "Synthetic post", "author": "Dana Placeholder",
+                                "body": "Plainly synthetic text sent while it is committed."}) + "\n",
+                    encoding="utf-8")
+    before = IndexStore(writer).commit_key()[1]
+    ssh = _ssh_committing_once(tmp_path, writer, post)
+    done = subprocess.run([sys.executable, "-m", "searchsvc", "publish", "--ssh", str(ssh), "--remote-searchsvc",
+                           f"{sys.executable} -m searchsvc", "--index", str(writer), f"replica-host:{replica}"],
+                          capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+    assert (tmp_path / "committed").exists()
+    after = IndexStore(writer).commit_key()[1]
+    assert after != before
+    assert "rebuild" not in done.stderr
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"Published commit {after} to {replica} as generation g000001: ")
+    assert IndexStore(replica).commit_key()[1] == after
+    exported = CliRunner().invoke(cli, ["export", "--index", str(replica)])
+    assert '"id": "forge-new"' in exported.output
