@@ -16,6 +16,7 @@ import pytest
 from whoosh import query as wq
 from whoosh.index import open_dir
 
+from searchsvc.index import seam
 from searchsvc.index.store import IndexStore
 from searchsvc.search import collect, docvalues, filters
 from searchsvc.search.deadline import Deadline
@@ -218,12 +219,14 @@ def test_segments_without_arrays_are_left_to_whoosh_matchers(tmp_path):
     from searchsvc.index.schema import build_schema, document_from_record
     from searchsvc.records import record_from_mapping
 
-    ix = create_in(str(tmp_path), build_schema(), indexname="MAIN")
-    writer = ix.writer()
-    record = record_from_mapping({"id": "syn-whoosh", "title": "Written by Whoosh", "body": "Pamphlet ink."})
-    writer.add_document(**document_from_record(record))
-    writer.commit()
-    with ix.searcher() as searcher:
+    with seam.whooshs_own_pickles():  # Whoosh's own writer and index, reading what they wrote
+        ix = create_in(str(tmp_path), build_schema(), indexname="MAIN")
+        writer = ix.writer()
+        record = record_from_mapping({"id": "syn-whoosh", "title": "Written by Whoosh", "body": "Pamphlet ink."})
+        writer.add_document(**document_from_record(record))
+        writer.commit()
+        searcher = ix.searcher()
+    with searcher:  # its segment's postings are read by our unpicklers: Whoosh's own data passes them
         assert open_vectors(searcher) is None
         matching, ranked = collect.rank_with_matchers(searcher, parse_query("pamphlet"), None, 10, Deadline(None))
         assert matching.tolist() == [0] and [d for d, _ in ranked] == [0]
@@ -234,8 +237,9 @@ def test_whoosh_itself_opens_the_index_and_finds_the_same(search_index):
     store = IndexStore(search_index)
     folder = store.root / store.marker().generation
     engine = Engine(store, result_cache_size=0, search_timeout=None)
-    whoosh_index = open_dir(str(folder), indexname="MAIN")
-    with whoosh_index.searcher() as theirs, engine.reading() as ours:
+    with seam.whooshs_own_pickles():  # Whoosh's own reading of the table of contents, schema and all
+        theirs = open_dir(str(folder), indexname="MAIN").searcher()
+    with theirs, engine.reading() as ours:
         for text in ["pamphlet", '"synthetic pamphlet"', "pamph*", "title:undated", "author:fictional"]:
             query = parse_query(text)
             found = {theirs.stored_fields(d)["id"] for d in theirs.docs_for_query(query)}

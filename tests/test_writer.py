@@ -13,6 +13,7 @@ from whoosh import fields
 from whoosh.filedb.filestore import FileStorage
 from whoosh.writing import SegmentWriter
 
+from searchsvc.index import seam
 from searchsvc.index.fasttext import FastText
 from searchsvc.index.schema import build_schema, document_from_record
 from searchsvc.index.store import IndexStore
@@ -50,11 +51,13 @@ def _build(path, records, writer_class):
 def both(tmp_path_factory, request):
     records = _records()
     base = tmp_path_factory.mktemp("writers")
-    with pytest.MonkeyPatch.context() as mp:
+    # Whoosh's own writer and index, reading back the table of contents it wrote.
+    with pytest.MonkeyPatch.context() as mp, seam.whooshs_own_pickles():
         mp.setattr(FastText, "index", fields.TEXT.index)  # Whoosh's token pipeline
         stock = _build(base / "stock", records, SegmentWriter)
+        a = stock.reader()
     fast = _build(base / "fast", records, PostWriter)
-    with stock.reader() as a, fast.reader() as b:
+    with a, fast.reader() as b:
         yield a, b
 
 

@@ -31,8 +31,9 @@ class CheckResult:
 
 def check(store: IndexStore) -> CheckResult:
     """Check the marker, the current generation's manifest and every file of its commit, byte
-    for byte; then open it as a search would. Raises IndexMissing or NotAnIndex when there is no
-    index of ours to check."""
+    for byte; then open it as a search would, and read every stored document and term Whoosh
+    unpickles (the sums have no key: a forged file with its sums recomputed passes them).
+    Raises IndexMissing or NotAnIndex when there is no index of ours to check."""
     started = time.perf_counter()
     marker = store.marker()
     found = store.problems(marker.generation, full=True)
@@ -42,7 +43,8 @@ def check(store: IndexStore) -> CheckResult:
         assert manifest is not None
         files, size = len(manifest.files), sum(s.size for s in manifest.files.values())
         try:
-            store.open(check_version=False)  # the table of contents, and every segment opened once
+            ix = store.open(check_version=False)  # the table of contents, and every segment opened once
+            store.read_every_pickle(ix)  # and what a search unpickles later: a forged file never runs
         except SearchsvcError as e:  # bytes as committed, yet Whoosh cannot read them
             found = [str(e)]
     return CheckResult(str(store.root.resolve()), marker.generation, files, size,

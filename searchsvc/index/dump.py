@@ -8,6 +8,7 @@ from typing import IO
 
 from searchsvc.index.columns import live_columns
 from searchsvc.index.schema import record_from_stored
+from searchsvc.index.seam import UnsafePickle
 from searchsvc.index.store import IndexStore
 from searchsvc.records import Record
 
@@ -23,7 +24,11 @@ def iter_records(store: IndexStore) -> Iterator[Record]:
     with ix.reader() as reader:
         order = sorted(live_columns(reader, "date", "id"), key=lambda row: (row[1], row[2]))
         for docnum, _, _ in order:
-            yield record_from_stored(reader.stored_fields(docnum))
+            try:
+                stored = reader.stored_fields(docnum)
+            except UnsafePickle as e:  # a forged stored document, refused
+                raise store.damaged(e.problem) from None
+            yield record_from_stored(stored)
 
 
 def write_jsonl(records: Iterator[Record], out: IO[str]) -> int:

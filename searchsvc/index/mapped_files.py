@@ -7,15 +7,14 @@ server worker on 104,000 posts held 790 MB of such copies (the postings and the 
 map through a position instead, so the pages stay shared between workers and the kernel
 can evict them.
 
-`install()` puts it in Whoosh's place (whoosh-reloaded 2.7.5, which we pin); IndexStore does,
-before it opens an index.
+seam.py puts it in Whoosh's place (whoosh-reloaded 2.7.5, which we pin) before an index is
+opened.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from whoosh.filedb import compound
 from whoosh.filedb.structfile import BufferFile
 
 
@@ -78,8 +77,3 @@ class ViewFile(BufferFile):
 
     def subset(self, position: int, length: int, name: str | None = None) -> ViewFile:
         return ViewFile(self._buf[position : position + length], name=name or self._name)
-
-
-def install() -> None:
-    """Make Whoosh's compound segment files read through ViewFile (again is harmless)."""
-    compound.BufferFile = ViewFile

@@ -30,6 +30,7 @@ from pathlib import Path
 
 from searchsvc.errors import IndexDamaged, SearchsvcError
 from searchsvc.index import manifest as manifests
+from searchsvc.index.commit import SEGMENT_FILE
 from searchsvc.index.store import IndexStore
 
 ATTEMPTS = 5  # commits that may replace the source's files under a publish before it gives up
@@ -109,8 +110,13 @@ def publish(store: IndexStore, dest: Path, *, wait: float, copy: bool = False, f
             os.replace(partial, replica.generation_path(name))
             manifests.write(replica.root, moved)
             try:
-                replica._open_generation(name)  # it opens before any reader is switched to it
-            except (IndexDamaged, OSError):
+                # It opens before any reader is switched to it, and its new segments hold nothing forged.
+                fresh = {m[1] for n in found.files if n not in placed.reused and (m := SEGMENT_FILE.match(n))}
+                replica.read_every_pickle(replica._open_generation(name), fresh)
+            except IndexDamaged as e:  # its bytes are the source's, checked: the source is damaged
+                replica.discard_generation(name)
+                raise IndexDamaged(str(e).replace(str(replica.root), str(store.root))) from None
+            except OSError:
                 replica.discard_generation(name)
                 raise
             replica.make_current(name)

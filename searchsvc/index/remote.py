@@ -6,7 +6,8 @@
    which Whoosh never changes for a file) skips the files the staging copy already has, so a
    commit that added one segment sends one segment, and nothing is read here but file names
    and sizes; files no longer in the commit are deleted from the staging copy. A commit that
-   deletes a file while it is sent (rsync: "vanished") is followed by the newer commit.
+   deletes a file while it is sent (rsync: "vanished"), or before rsync listed it (rsync says
+   nothing: every file is looked for afterwards), is followed by the newer commit.
 2. The commit's manifest and a marker naming it are sent after the files.
 3. `searchsvc publish --index path/.publish-staging path` runs on the host over ssh: the local
    publish (publish.py) checks every byte, hard-links the files into a new generation and swaps
@@ -60,7 +61,7 @@ def publish_remote(store: IndexStore, dest: str, *, wait: float, ssh: str = "ssh
             sent = _run([*rsync, "--delete", "--delete-excluded", f"--include-from={wanted}", "--exclude=*",
                          f"{store.generation_path(marker.generation)}/", f"{host}:{staging}/{STAGED}/"],
                         f"rsync to {dest}", allowed=(_VANISHED,))
-            if sent is None:
+            if sent is None or _gone(store, marker.generation, found):
                 continue  # a commit deleted a file of this one while it was sent: send the newer one
             staged = IndexStore(head / "index")
             staged.root.mkdir()
@@ -71,6 +72,21 @@ def publish_remote(store: IndexStore, dest: str, *, wait: float, ssh: str = "ssh
                   f"{shlex.quote(path)}")
         return (_run([*shlex.split(ssh), host, remote], f"publish on {host}") or "").strip()
     raise PublishError(f"the index at {store.root} changed {ATTEMPTS} times while it was being sent; try again")
+
+
+def _gone(store: IndexStore, generation: str, found: manifests.Manifest) -> bool:
+    """Whether a file of `found` is gone from the source since it was read: rsync skips a file
+    deleted before it lists them without a word (an include rule matches nothing), and the
+    replica would be told its staging copy is damaged. A file there now was there when rsync
+    listed them: Whoosh never makes a file again under a name it deleted. IndexDamaged when no
+    newer commit deleted it."""
+    folder = store.generation_path(generation)
+    missing = [name for name in sorted(found.files) if not (folder / name).is_file()]
+    if not missing:
+        return False
+    if manifests.read(store.root, generation) == found and store.marker().generation == generation:
+        raise store.damaged(*(f"{folder / name} is missing" for name in missing))
+    return True
 
 
 def _run(command: list[str], what: str, allowed: tuple[int, ...] = ()) -> str | None:

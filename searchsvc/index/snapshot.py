@@ -79,7 +79,8 @@ def _snapshot(store: IndexStore, dest: Path, *, copy: bool, started: float) -> S
         copied = IndexStore(dest)
         copied.make_current(marker.generation)
         try:
-            copied.open()  # it opens as an index: its table of contents and segments can be read
+            # It opens as an index, and nothing in it is forged: a snapshot restore would refuse is no use.
+            copied.read_every_pickle(copied.open())
         except IndexDamaged as e:
             shutil.rmtree(dest / marker.generation, ignore_errors=True)
             for name in (manifests.path_of(dest, marker.generation), dest / MARKER):
@@ -103,7 +104,9 @@ def restore(store: IndexStore, source: Path, *, wait: float) -> str:
     bad = snap.problems(marker.generation, full=True)
     if not bad:
         try:
-            snap.open(check_version=False)  # its table of contents and segments can be read
+            # Its table of contents and segments can be read, and nothing in them was forged
+            # (a snapshot may come from anywhere, with its sums recomputed).
+            snap.read_every_pickle(snap.open(check_version=False))
         except IndexDamaged as e:
             bad = [str(e)]
     if bad:

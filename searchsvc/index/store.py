@@ -27,7 +27,7 @@ import re
 import shutil
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -39,7 +39,7 @@ from whoosh.filedb.filestore import FileStorage
 from searchsvc.dates import utc_timestamp
 from searchsvc.errors import IndexBusy, IndexDamaged, IndexMissing, IndexVersionMismatch, NotAnIndex
 from searchsvc.index import manifest as manifests
-from searchsvc.index import mapped_files
+from searchsvc.index import seam
 from searchsvc.index.commit import SEGMENT_FILE, commit
 from searchsvc.index.schema import SCHEMA_VERSION, build_schema
 from searchsvc.index.toc import INDEX_NAME, TOC_FILE, PinnedIndex, toc_generations, toc_name
@@ -79,8 +79,6 @@ class IndexStore:
 
     def __init__(self, root: str | os.PathLike[str]):
         self.root = Path(root)
-        # Every index is opened through a store: segments are read from the memory map, not copied.
-        mapped_files.install()
 
     # Reading
 
@@ -177,8 +175,7 @@ class IndexStore:
     def damaged(self, *problems: str) -> IndexDamaged:
         """The error for this index with `problems`, saying how to repair it (one wording for
         every command, the server and the snapshots)."""
-        return IndexDamaged(f"the index at {self.root} is damaged: {'; '.join(problems)}; "
-                            "rebuild it from your files with `searchsvc ingest --rebuild PATH...`")
+        return IndexDamaged(f"the index at {self.root} is damaged: {'; '.join(problems)}; {seam.REBUILD}")
 
     def problems(self, name: str, *, full: bool) -> list[str]:
         """What is wrong with generation `name` (empty: nothing): its manifest, and each file of
@@ -214,23 +211,34 @@ class IndexStore:
                     raise _Replaced()
                 raise self.damaged(*bad)
         ix = PinnedIndex(FileStorage(str(folder)), build_schema(), toc, root=self.root, name=name, manifest=found)
-        problem = None
+        # Open every segment once: a truncated or missing file fails here, not mid-search.
+        self._read(ix, lambda reader: reader.doc_count_all())
+        return ix
+
+    def read_every_pickle(self, ix: PinnedIndex, segments: Collection[str] | None = None) -> None:
+        """Read everything of `ix` that Whoosh unpickles only when it is used (stored documents,
+        inlined terms; of the `segments` named, else all) through our unpicklers: IndexDamaged
+        for a forged or unreadable one. For `check`, and what copies an index (seam.py)."""
+        self._read(ix, lambda reader: seam.read_every_pickle(reader, segments))
+
+    def _read(self, ix: PinnedIndex, read: Callable[[Any], object]) -> None:
+        """`read` a reader of `ix`; any failure to read our own files is IndexDamaged."""
+        failure = None
         # Whoosh leaves a damaged segment's file to the garbage collector: it is closed when
         # the failure is dropped, below, without a ResourceWarning for each retry.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ResourceWarning)
             try:
-                # Open every segment once: a truncated or missing file fails here, not mid-search.
                 with ix.reader() as reader:
-                    reader.doc_count_all()
-                return ix
+                    read(reader)
+                return
+            except seam.UnsafePickle as e:  # a forged file: refused before it ran anything
+                failure = self.damaged(e.problem)
             except Exception as e:  # any failure to read our own files is damage
-                problem = f"{type(e).__name__}: {e}"
+                failure = IndexDamaged(f"the index at {self.root} is damaged and cannot be read "
+                                       f"({type(e).__name__}: {e}); {seam.REBUILD}")
             gc.collect()
-        raise IndexDamaged(
-            f"the index at {self.root} is damaged and cannot be read ({problem}); "
-            "rebuild it from your files with `searchsvc ingest --rebuild PATH...`"
-        )
+        raise failure
 
     def last_update(self) -> datetime | None:
         """When the current generation was last committed (its newest table of contents)."""

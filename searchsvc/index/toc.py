@@ -2,8 +2,9 @@
 
 Whoosh's own `FileIndex` unpickles the newest `_MAIN_<n>.toc` it finds, as soon as it is
 constructed: a forged table of contents in a directory ran code in every command. Here a table
-of contents is read only after its checksum matched the manifest (store.py), and through an
-unpickler that admits only the classes Whoosh writes into one. The index reads the table of
+of contents is read only after its checksum matched the manifest (store.py), without its pickled
+schema (ours is used), and its segment list through an unpickler that admits only the classes
+Whoosh writes into one (seam.py, which every PinnedIndex installs). The index reads the table of
 contents the manifest names, not the newest file, so a commit is visible only once its
 manifest is written (commit.py).
 """
@@ -20,30 +21,15 @@ from whoosh.fields import Schema, ensure_schema
 from whoosh.filedb.filestore import FileStorage
 from whoosh.index import _CURRENT_TOC_VERSION, _FLOAT_SIZE, _INT_SIZE, _LONG_SIZE, TOC, FileIndex
 
+from searchsvc.index import seam
+
 INDEX_NAME = "MAIN"
 TOC_FILE = re.compile(r"^_MAIN_(\d+)\.toc$")
 _SEGMENT_ID = re.compile(r"[0-9a-z]{1,32}")
-# What Whoosh 2.7's segment list holds: its segments, their codec, field lengths, deletions.
-_ALLOWED = {
-    ("whoosh.codec.whoosh3", "W3Segment"),
-    ("whoosh.codec.whoosh3", "W3Codec"),
-    ("searchsvc.index.codec", "ArrayCodec"),
-    ("collections", "defaultdict"),
-    ("builtins", "int"),
-    ("builtins", "set"),
-    ("builtins", "frozenset"),
-}
 
 
 class BadTableOfContents(Exception):
     """The table of contents is not one Whoosh wrote for our schema."""
-
-
-class _SegmentsUnpickler(pickle.Unpickler):
-    def find_class(self, module: str, name: str) -> Any:
-        if (module, name) not in _ALLOWED:
-            raise BadTableOfContents(f"it holds {module}.{name}, which no table of contents holds")
-        return super().find_class(module, name)
 
 
 def toc_name(generation: int) -> str:
@@ -60,7 +46,8 @@ def read_toc(storage: FileStorage, schema: Schema, generation: int) -> TOC:
     """The table of contents `_MAIN_<generation>.toc`, with our schema (the stored one is never
     unpickled) and its segment list unpickled with only Whoosh's own classes allowed.
 
-    Raises BadTableOfContents, or OSError / EOFError / struct.error on a cut file.
+    Raises BadTableOfContents, seam.UnsafePickle (a class no table of contents holds), or
+    OSError / EOFError / struct.error on a cut file.
     """
     stream = storage.open_file(toc_name(generation))
     try:
@@ -74,7 +61,9 @@ def read_toc(storage: FileStorage, schema: Schema, generation: int) -> TOC:
         if stream.read_int() != generation:
             raise BadTableOfContents("it names another generation")
         stream.read_int()  # unused
-        segments = _SegmentsUnpickler(stream.file).load()
+        segments = seam.load_segments(stream.file)
+    except seam.UnsafePickle:
+        raise
     except pickle.UnpicklingError as e:
         raise BadTableOfContents(f"its segment list cannot be read ({e})") from None
     finally:
@@ -99,6 +88,7 @@ class PinnedIndex(FileIndex):
     def __init__(self, storage: FileStorage, schema: Schema, toc: int, *, root: Path, name: str,
                  manifest: Any = None):
         # Not FileIndex.__init__: it reads (and unpickles) the newest table of contents.
+        seam.install()  # every Whoosh read of this index's files goes through our unpicklers
         self.storage = storage
         self._schema = ensure_schema(schema)
         self.indexname = INDEX_NAME

@@ -28,6 +28,7 @@ from whoosh.searching import Searcher
 
 from searchsvc.errors import SearchsvcError
 from searchsvc.index import manifest as manifests
+from searchsvc.index.seam import UnsafePickle
 from searchsvc.index.store import MARKER, IndexStore
 from searchsvc.index.toc import PinnedIndex
 from searchsvc.search.ranking import weighting
@@ -193,18 +194,24 @@ class Engine:
         from the searcher that found them). Calls to searcher() inside the block return
         the same searcher, so a commit never swaps it in the middle of a search.
 
-        Raises the index errors of searcher() (never with `searcher` given).
+        Raises the index errors of searcher() (never with `searcher` given), and IndexDamaged
+        for a forged file met in the block (answered until the index changes).
         """
         with self._lock:
-            if searcher is not None:
-                yield searcher
-                return
-            current = self.searcher()
-            self._pinned += 1
             try:
-                yield current
-            finally:
-                self._pinned -= 1
+                if searcher is not None:
+                    yield searcher
+                    return
+                current = self.searcher()
+                self._pinned += 1
+                try:
+                    yield current
+                finally:
+                    self._pinned -= 1
+            except UnsafePickle as e:  # a forged stored document or term, refused: the index is damaged
+                failure = self.store.damaged(e.problem)
+                self._fail(failure, self._stamp())
+                raise failure from None
 
     def _changed(self) -> None:
         self._results.clear()
