@@ -400,3 +400,38 @@ def test_a_remote_publish_follows_a_commit_made_while_it_sends(pristine, tmp_pat
     assert IndexStore(replica).commit_key()[1] == after
     exported = CliRunner().invoke(cli, ["export", "--index", str(replica)])
     assert '"id": "forge-new"' in exported.output
+
+
+def _garble_stored(index: Path, how: str) -> None:
+    """The stored posts' column replaced by bytes that are not a pickle (`not a pickle`), or
+    by the right number of bytes of nothing Whoosh wrote (`noise`), sums recomputed."""
+    seg = _segment(index)
+    parts = _parts(seg)
+    name = _part(parts, "_stored.col")
+    if how == "not a pickle":
+        out = _Kept()
+        writer = columns.CompressedBytesColumn().writer(StructFile(out))
+        count = IndexStore(index).open().doc_count_all()
+        for docnum in range(count):
+            writer.add(docnum, b"\x80\x02not a pickle at all")
+        writer.finish(count)
+        data = out.getvalue()
+    else:
+        data = bytes((i * 131 + 7) % 256 for i in range(len(parts[name])))
+    _assemble(seg, {**parts, name: data})
+    resum(index)
+
+
+@pytest.mark.parametrize("how", ["not a pickle", "noise"])
+def test_garbled_stored_posts_are_damage_not_a_traceback(pristine, tmp_path, how):
+    """Bytes that are not what Whoosh wrote, with the sums recomputed: a search, an export and
+    the API say the index is damaged (a 500 with a zlib error before)."""
+    index = tmp_path / "forged"
+    shutil.copytree(pristine, index)
+    _garble_stored(index, how)
+    for command in ("check", "search", "export", "web"):
+        status, said = _run(command, index, tmp_path)
+        assert status == 1, (command, said)
+        assert f"the index at {index} is damaged" in said, (command, said)
+        if how == "not a pickle" and command != "check":
+            assert "a stored post cannot be read (UnpicklingError: " in said, (command, said)

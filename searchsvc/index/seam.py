@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import io
 import pickle
+import struct
+import zlib
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -105,6 +107,48 @@ def load_segments(file: Any) -> Any:
     return _SegmentsUnpickler(file).load()
 
 
+# What reading bytes that are not what Whoosh wrote raises on the way to a stored post: a zlib
+# stream that does not inflate, a pickle cut short or not a pickle, offsets out of the file.
+_UNREADABLE = (zlib.error, pickle.UnpicklingError, EOFError, ValueError, struct.error, IndexError, KeyError,
+               TypeError, AttributeError, OverflowError, UnicodeError)
+
+
+def _unreadable(error: BaseException) -> UnsafePickle:
+    return UnsafePickle(f"a stored post cannot be read ({type(error).__name__}: {str(error)[:200]})")
+
+
+def _stored_reader(self: Any, *args: Any, **kwargs: Any) -> Any:
+    """PickleColumn.reader: the stored fields' column opened (its offsets and lengths read), as
+    _stored_item."""
+    try:
+        return _WHOOSHS[id(columns.PickleColumn), "reader"](self, *args, **kwargs)
+    except IndexDamaged:
+        raise
+    except _UNREADABLE as e:
+        raise _unreadable(e) from None
+
+
+def _stored_item(self: Any, docnum: int) -> Any:
+    """PickleColumn.Reader.__getitem__ (stored fields), whose bytes, forged or garbled with their
+    sums recomputed, say the index is damaged instead of failing a request with a traceback."""
+    try:
+        return _WHOOSHS[id(columns.PickleColumn.Reader), "__getitem__"](self, docnum)
+    except IndexDamaged:
+        raise
+    except _UNREADABLE as e:
+        raise _unreadable(e) from None
+
+
+def _stored_items(self: Any) -> Iterator[Any]:
+    """PickleColumn.Reader.__iter__, as _stored_item."""
+    try:
+        yield from _WHOOSHS[id(columns.PickleColumn.Reader), "__iter__"](self)
+    except IndexDamaged:
+        raise
+    except _UNREADABLE as e:
+        raise _unreadable(e) from None
+
+
 def _whoosh_toc_read(*args: Any, **kwargs: Any) -> Any:
     # It unpickles the schema with every class allowed; toc.read_toc reads ours instead.
     raise UnsafePickle("Whoosh's own reading of a table of contents was asked for, which searchsvc never uses")
@@ -129,6 +173,12 @@ _SITES: list[tuple[Any, str, Any, Callable[[Any], bool]]] = [
     (compat, "load", load, lambda found: found is pickle.load),
     (TOC, "read", classmethod(_whoosh_toc_read), _is_whooshs_toc_read),
     (compound, "BufferFile", mapped_files.ViewFile, lambda found: found is structfile.BufferFile),
+    (columns.PickleColumn, "reader", _stored_reader,
+     lambda found: getattr(found, "__qualname__", None) == "WrappedColumn.reader"),
+    (columns.PickleColumn.Reader, "__getitem__", _stored_item,
+     lambda found: getattr(found, "__qualname__", None) == "PickleColumn.Reader.__getitem__"),
+    (columns.PickleColumn.Reader, "__iter__", _stored_items,
+     lambda found: getattr(found, "__qualname__", None) == "PickleColumn.Reader.__iter__"),
 ]
 
 
@@ -138,7 +188,7 @@ _WHOOSHS: dict[tuple[int, str], Any] = {}  # what install() replaced, by (id(whe
 def install() -> None:
     """Put our readers in Whoosh's place (again is harmless); before any index is opened."""
     for where, name, ours, is_whooshs in _SITES:
-        found = where.__dict__[name]
+        found = where.__dict__[name] if name in where.__dict__ else getattr(where, name)  # or inherited
         if found is ours:
             continue
         if not is_whooshs(found):
