@@ -227,7 +227,7 @@ class Crawl:
         for item, link in teasers:
             target = final.get(addresses.key(link)) if link else None
             if target and target != link:
-                item = Item(item.path, item.line, {**item.data, "url": target}, teaser=True)
+                item = replace(item, data={**item.data, "url": target})
             yield item
 
     def _visit(self, visit: _Visit, enqueue: Callable[..., None],
@@ -289,10 +289,11 @@ class Crawl:
             fetched = replace(fetched, content=_content(fetched))
         kind = _kind_of(fetched)
         url = visit.url
+        site = addresses.site(fetched.url)  # whose posts these are (batch.add_item holds them to it)
         if kind == "feed":
             seen.kind = "feed"
             for entry in read_feed(fetched.content, fetched.url):
-                yield Item(url, entry.line, entry.data, teaser=entry.teaser)
+                yield Item(url, entry.line, entry.data, teaser=entry.teaser, site=site)
                 if entry.teaser and entry.data.get("url"):
                     seen.links.append(entry.data["url"])
         elif kind == "sitemap":
@@ -314,7 +315,7 @@ class Crawl:
                 seen.kind = "listing"
                 seen.links, seen.more = page.post_links, page.next_pages
                 for record in page.records:
-                    yield Item(url, None, record.data, teaser=True)
+                    yield Item(url, record.line, record.data, teaser=True, site=site)
             else:
                 record = page.records[0]
                 if not record.data.get("url"):
@@ -322,7 +323,7 @@ class Crawl:
                 seen.post_url = record.data["url"]
                 if visit.link:
                     final[addresses.key(visit.link)] = seen.post_url
-                yield Item(url, None, record.data, teaser=record.teaser)
+                yield Item(url, None, record.data, teaser=record.teaser, site=site)
         else:
             raise _NotReadable(f"not a web page or feed (Content-Type: {fetched.content_type or 'none'})")
 
