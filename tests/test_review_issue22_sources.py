@@ -208,3 +208,109 @@ def test_a_file_the_operator_ingests_may_replace_a_post(searchsvc, sites, write)
     assert result.exit_code == 0, result.output
     assert "0 new, 1 updated" in result.stdout
     assert [p["body"] for p in posts(searchsvc)] == [FORGED_BODY]
+
+
+# -- cost linear in the input ---------------------------------------------------------------------
+
+def listing_of(n: int) -> bytes:
+    return listing([(f"/p/{i}", f"Synthetic teaser {i}", f"Synthetic text {i}.") for i in range(n)])
+
+
+def python_calls(work) -> int:
+    """How many Python function calls (and generator steps) `work()` makes: a count, not a time."""
+    import sys
+
+    calls = 0
+
+    def count(frame, event, arg):
+        nonlocal calls
+        calls += event == "call"
+
+    sys.setprofile(count)
+    try:
+        work()
+    finally:
+        sys.setprofile(None)
+    return calls
+
+
+def test_a_listings_teasers_are_found_in_time_linear_in_the_page():
+    """Each block was looked for in the list of blocks found so far: a page of 100,000 teasers
+    (9.5 MB) ran past 8 minutes. Twice the teasers is now twice the work, counted in calls."""
+    from searchsvc.ingest.pages import read_page
+
+    small, large = (python_calls(lambda n=n: read_page(listing_of(n), "http://127.0.0.1/")) for n in (400, 1600))
+    assert large < 4 * small * 1.1  # four times the teasers; quadratic, it was 13 times
+
+
+def test_nested_blocks_and_asides_are_asked_once_per_element():
+    """250 nested elements above every heading: asked for each heading, which block it is in and
+    whether that sits in an aside walked them all (250 times the headings)."""
+    from searchsvc.ingest.pages import read_page
+
+    def nested(n: int) -> bytes:
+        teasers = "".join(f'<div class="views-row"><h2><a href="/p/{i}">Synthetic {i}</a></h2><p>Text {i}.</p></div>'
+                          for i in range(n))
+        return f"<html><body>{'<div>' * 250}{teasers}{'</div>' * 250}</body></html>".encode()
+
+    small, large = (python_calls(lambda n=n: read_page(nested(n), "http://127.0.0.1/")) for n in (200, 800))
+    assert large < 4 * small * 1.1
+    assert len(read_page(nested(800), "http://127.0.0.1/").records) == 800
+
+
+class CountingBytes(bytes):
+    """A feed's bytes that add up how many of them `count` looks through."""
+
+    scanned = 0
+
+    def count(self, sub, start=None, end=None):
+        CountingBytes.scanned += (len(self) if end is None else end) - (start or 0)
+        return super().count(sub, start, end)
+
+
+def test_a_feeds_entry_lines_are_counted_in_one_pass(write):
+    """Each entry's line was counted from the start of the feed: 120,000 entries took minutes."""
+    from searchsvc.ingest.feeds import read_feed
+
+    content = CountingBytes(rss("http://127.0.0.1", [{"title": f"Synthetic entry {i}", "summary": f"Summary {i}."}
+                                                     for i in range(2000)]))
+    CountingBytes.scanned = 0
+    lines = [entry.line for entry in read_feed(content)]
+    assert lines == list(range(4, 2004))
+    assert CountingBytes.scanned <= len(content)
+
+
+def test_a_large_listing_and_feed_are_read_whole(searchsvc, sites):
+    """At scale the result is right: every teaser and every entry, each at its line."""
+    victim, _ = sites
+    victim.pages["/large-listing"] = Page(listing_of(5000))
+    victim.pages["/large.rss"] = Page(rss(victim.base, [{"title": f"Synthetic entry {i}", "link": f"/e/{i}",
+                                                         "summary": f"Summary {i}."} for i in range(5000)]
+                                          + [{"title": "", "summary": "An entry without a title."}]),
+                                      content_type="application/rss+xml")
+    result = searchsvc("ingest", *TIMEOUT, victim.base + "/large-listing", victim.base + "/large.rss")
+    assert result.stderr == f"{victim.base}/large.rss:5004: 'title' is empty\n"
+    assert result.stdout == ("Fetched 2 URLs (0 not modified, 0 failed): 10000 new, 0 updated, 0 unchanged, "
+                             "1 invalid, 0 skipped files\n")
+
+
+def test_reading_one_answer_is_bounded_by_the_timeout(searchsvc, sites):
+    """Within the 16 MB cap a linear cost is still minutes (feedparser takes about a millisecond
+    an entry; trafilatura's link density test is quadratic in the nesting): --timeout bounds the
+    CPU time of reading one answer too, and the other answers of the run are kept."""
+    victim, attacker = sites
+    attacker.pages["/huge.rss"] = Page(rss(attacker.base, [{"title": f"Synthetic entry {i}", "link": f"/e/{i}",
+                                                            "summary": f"Summary {i}."} for i in range(60000)]),
+                                       content_type="application/rss+xml")
+    deep = "".join(f"<h2><a href='/p/{i}'>Synthetic {i}</a></h2><p>Text {i}.</p>" for i in range(20000))
+    attacker.pages["/deep"] = Page(f"<html><body>{'<div>' * 250}{deep}{'</div>' * 250}</body></html>".encode())
+    result = searchsvc("ingest", "--delay", "0", "--timeout", "0.5", attacker.base + "/huge.rss",
+                       attacker.base + "/deep", victim.base + "/statements/placeholder-statement")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"{attacker.base}/huge.rss: not read: reading it took more than 0.5 s of CPU time (--timeout)\n"
+        f"{attacker.base}/deep: not read: reading it took more than 0.5 s of CPU time (--timeout)\n")
+    assert result.stdout == ("Fetched 3 URLs (0 not modified, 2 failed): 1 new, 0 updated, 0 unchanged, 0 invalid, "
+                             "0 skipped files\n")
+    assert [p["title"] for p in posts(searchsvc)] == [VICTIM_TITLE]
+

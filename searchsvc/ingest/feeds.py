@@ -61,7 +61,7 @@ def read_feed(content: bytes, url: str | None = None) -> Iterator[FeedEntry]:
     if not parsed.version and not parsed.entries:
         reason = parsed.get("bozo_exception")
         raise NotAFeed(f"not an RSS or Atom feed ({reason})" if reason else "not an RSS or Atom feed")
-    lines = [content.count(b"\n", 0, m.start()) + 1 for m in _ENTRY.finditer(content)]
+    lines = _entry_lines(content)
     language = parsed.feed.get("language")  # RSS's <language>, Atom's xml:lang
     entries = [_entry(entry, lines[n] if n < len(lines) and len(lines) == len(parsed.entries) else None)
                for n, entry in enumerate(parsed.entries)]
@@ -75,6 +75,17 @@ def read_feed(content: bytes, url: str | None = None) -> Iterator[FeedEntry]:
         if entry_language:
             found.data.setdefault("lang", entry_language)
         yield found
+
+
+def _entry_lines(content: bytes) -> list[int]:
+    """The line each entry starts on, counting the newlines between one entry and the next only
+    (counted from the start for each, 120,000 entries took minutes)."""
+    lines, line, position = [], 1, 0
+    for match in _ENTRY.finditer(content):
+        line += content.count(b"\n", position, match.start())
+        position = match.start()
+        lines.append(line)
+    return lines
 
 
 def _entry(entry: Any, line: int | None) -> FeedEntry:

@@ -25,10 +25,13 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import signal
 import tempfile
+import threading
 import zlib
 from collections import deque
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -259,11 +262,20 @@ class Crawl:
         from searchsvc.ingest.feeds import NotAFeed
         from searchsvc.ingest.pages import NotAPage
 
+        if _kind_of(fetched) == "html":
+            import trafilatura  # noqa: F401 - its import (a fifth of a second) is no page's cost
         try:
-            yield from self._read(fetched, visit, seen, final)
+            with reading_budget(self.fetcher.timeout):
+                # Read whole within the budget: the timer must never go off in the batch's code.
+                found = list(self._read(fetched, visit, seen, final))
         except (NotAFeed, NotAPage, _NotReadable) as e:
             yield Problem(url, None, str(e))
             return
+        except OverBudget:
+            yield Problem(url, None, f"not read: reading it took more than {self.fetcher.timeout:g} s of CPU time "
+                                     "(--timeout)")
+            return
+        yield from found
         self.state.fetched[url] = seen
         if fetched.url != url:
             self.state.fetched[fetched.url] = seen
@@ -336,6 +348,39 @@ class Crawl:
         elif seen.kind == "sitemap" and visit.depth < MAX_SITEMAP_DEPTH:
             for more in seen.more:
                 enqueue(more, "sitemap", visit)
+
+
+class OverBudget(BaseException):
+    """Reading one answer took longer than its budget. A BaseException, as KeyboardInterrupt is: the
+    readers' own `except Exception` (feedparser falls back to another parser) must not swallow it."""
+
+
+@contextmanager
+def reading_budget(seconds: float) -> Iterator[None]:
+    """Raise OverBudget in the block once this process has spent `seconds` of CPU time in it.
+
+    Pages and feeds are read in time linear in their size (pages.py, feeds.py), but within the
+    16 MB an answer may have, a linear cost can still be minutes (feedparser takes a millisecond an
+    entry; trafilatura's link density test is quadratic in the nesting depth), and the readers
+    are libraries we cannot ask to stop. A CPU-time timer (SIGPROF) interrupts their Python code
+    wherever it is; CPU time, so that a loaded machine never cuts a page short that an idle one
+    reads. Signals reach the main thread only: elsewhere (no crawl runs there) nothing is bounded."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
+        yield
+        return
+
+    def over(signum: int, frame: Any) -> None:
+        raise OverBudget
+
+    previous = signal.signal(signal.SIGPROF, over)
+    signal.setitimer(signal.ITIMER_PROF, seconds)
+    try:
+        yield
+    finally:
+        try:
+            signal.setitimer(signal.ITIMER_PROF, 0)
+        finally:  # (the timer may go off on the way out: OverBudget, and still the handler put back)
+            signal.signal(signal.SIGPROF, previous)
 
 
 _SITEMAP_ALONE = "a sitemap lists pages but holds no posts: `searchsvc follow` reads the pages it lists"
