@@ -314,3 +314,42 @@ def test_reading_one_answer_is_bounded_by_the_timeout(searchsvc, sites):
                              "0 skipped files\n")
     assert [p["title"] for p in posts(searchsvc)] == [VICTIM_TITLE]
 
+
+# -- dates never invented; XHTML read ---------------------------------------------------------------
+
+@pytest.mark.parametrize(("written", "reason"), [
+    ("2021-13-45", "invalid date '2021-13-45': month must be in 1..12"),
+    ("2021-02-30", "invalid date '2021-02-30': day is out of range for month"),
+    ("0000-00-00", "invalid date '0000-00-00': year 0 is out of range"),
+    ("2021", "invalid date '2021': it has no month or day"),
+])
+def test_a_feed_date_that_is_not_a_date_is_never_another_date(searchsvc, write, written, reason):
+    """feedparser makes a date of anything (2021-13-45 is 2022-01-01 to it): its reading was taken
+    where ours failed. A date we cannot read is an invalid record, as in every other format."""
+    feed = rss("http://127.0.0.1", [{"title": "Synthetic entry", "date": written, "summary": "Synthetic."},
+                                    {"title": "Synthetic entry with a date", "date": "Thu, 04 Mar 2021 23:30:00 EST",
+                                     "summary": "Synthetic."}])
+    path = write("dates.rss", feed)
+    result = searchsvc("ingest", path)
+    assert result.exit_code == 1
+    assert result.stderr == f"{path}:4: {reason}\n"
+    # A zone name of RFC 822 is still read as its offset: 23:30 EST is 04:30 UTC the next day.
+    assert [(p["title"], p["date"]) for p in posts(searchsvc)] == [("Synthetic entry with a date",
+                                                                    "2021-03-05T04:30:00Z")]
+
+
+def test_an_xhtml_page_with_an_xml_declaration_is_read(searchsvc, sites):
+    victim, _ = sites
+    xhtml = ('<?xml version="1.0" encoding="utf-8"?>\n<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.0 Strict//EN" '
+             '"http://www.w3.org/TR/xhtml1/DTD/xhtml1-strict.dtd">\n'
+             '<html xmlns="http://www.w3.org/1999/xhtml" xml:lang="en" lang="en"><head>'
+             '<title>A synthetic XHTML post</title></head><body><article><h1>A synthetic XHTML post</h1>'
+             "<p>A synthetic post by Dana Placeholder, written as XHTML for searchsvc's tests: é.</p>"
+             "</article></body></html>")
+    for path, kind in (("/xhtml", "text/html; charset=utf-8"), ("/xhtml-xml", "application/xhtml+xml; charset=utf-8")):
+        victim.pages[path] = Page(xhtml.encode(), content_type=kind)
+    result = searchsvc("ingest", *TIMEOUT, victim.base + "/xhtml", victim.base + "/xhtml-xml")
+    assert result.exit_code == 0, result.output
+    assert sorted((p["url"], p["body"]) for p in posts(searchsvc)) == [
+        (victim.base + path, "A synthetic post by Dana Placeholder, written as XHTML for searchsvc's tests: é.")
+        for path in ("/xhtml", "/xhtml-xml")]

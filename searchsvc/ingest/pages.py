@@ -68,6 +68,10 @@ def read_page(content: bytes | str, url: str | None = None, *, charset: str | No
             content = content.decode(charset, "replace")
         except LookupError:
             pass  # a charset Python does not know: the page's <meta>, or libxml2's guess
+    if isinstance(content, str):
+        # XHTML's `<?xml ... encoding="utf-8"?>`: lxml refuses text that names its encoding, and the
+        # header's charset has been applied already.
+        content = _XML_DECLARATION.sub("", content, count=1)
     try:
         tree = lxml.html.document_fromstring(content)
     except (lxml.etree.ParserError, ValueError) as e:
@@ -85,6 +89,7 @@ def read_page(content: bytes | str, url: str | None = None, *, charset: str | No
     return page
 
 
+_XML_DECLARATION = re.compile(r"\A\ufeff?\s*<\?xml\b[^>]*\?>")
 _LANGUAGE = re.compile(r"[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{1,8})*")
 
 
