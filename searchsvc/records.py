@@ -106,12 +106,14 @@ class Record:
         return hashlib.sha256(canonical.encode("utf-8")).digest()
 
 
-def record_from_mapping(data: Any, *, dayfirst: bool = False) -> Record:
+def record_from_mapping(data: Any, *, dayfirst: bool = False, site: str | None = None) -> Record:
     """Validate one raw record; raise InvalidRecord saying what is wrong.
 
     Known keys match case-insensitively ("Title" in a CSV header is `title`), and so does
     `body_format`, kept as an extra under that name with its value in lower case;
     unknown keys are kept as extras, except an export's ranking (`EXPORT_RANKING`).
+    `site`: the web site the record was read from (None for a file), part of an id derived
+    without a url, so that no other site's record (nor a file's) can have it.
     """
     if not isinstance(data, Mapping):
         raise InvalidRecord(f"expected an object with title and body, got {_kind(data)}")
@@ -159,7 +161,7 @@ def record_from_mapping(data: Any, *, dayfirst: bool = False) -> Record:
         if date.value.year > LATEST_YEAR:
             raise InvalidRecord(f"invalid date {raw_date!r}: the latest year allowed is {LATEST_YEAR}")
 
-    post_id = _record_id(known.get("id"), url, title, date, author)
+    post_id = _record_id(known.get("id"), url, title, date, author, site)
     return Record(post_id, title, body, date, author, url, extra)
 
 
@@ -226,9 +228,10 @@ def leaves(*values: Any) -> Iterator[Any]:
 
 
 def _record_id(
-    raw: Any, url: str | None, title: str, date: ParsedDate | None, author: str | None
+    raw: Any, url: str | None, title: str, date: ParsedDate | None, author: str | None, site: str | None = None
 ) -> str:
-    """The given id, else one derived from the url, else from title, date and author.
+    """The given id, else one derived from the url, else from title, date and author (and the web
+    site it was read from: a feed entry without a link on one site is never another site's post).
 
     Derived ids are stable, so ingesting the same post again never duplicates it.
     """
@@ -250,6 +253,8 @@ def _record_id(
         basis = ["url", url]
     else:
         basis = ["post", title, date.isoformat() if date else None, author]
+        if site is not None:
+            basis.append(site)
     digest = hashlib.sha256(json.dumps(basis, ensure_ascii=False).encode("utf-8"))
     return digest.hexdigest()[:16]
 

@@ -170,12 +170,12 @@ def test_non_public_addresses_are_refused_before_any_connection(searchsvc, site,
 def test_allow_private_fetches_where_a_start_url_leads_without_crawling_that_site(searchsvc, site, other):
     """With --allow-private the start URL's redirect to B is read, but B does not join the crawl:
     the post pages its feed links to are not fetched, and a note says so."""
-    target = f"http://localhost:{port(other)}/rss.xml"
+    target = f"{other.base}/rss.xml"  # B's feed links to its posts by this name (issue 22: a post belongs to its site)
     site.pages["/start"] = Page(b"", status=301, location=target)
     result = searchsvc("follow", *WEB, "--allow-private", site.base + "/start")
     assert result.exit_code == 0, result.output
     assert [r.path for r in other.requests()] == ["/robots.txt", "/rss.xml"]
-    assert result.stderr == (f"{site.base}/start: note: redirects to another site (localhost:{port(other)}), which "
+    assert result.stderr == (f"{site.base}/start: note: redirects to another site (127.0.0.1:{port(other)}), which "
                              f"is read but not crawled (follow {target} to crawl it)\n"
                              "note: 2 links to other sites were not followed\n")
     assert len(searchsvc.export()) == 4  # the feed's two full posts, and two teasers

@@ -167,7 +167,7 @@ def web_options(f: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--delay", type=click.FloatRange(min=0), default=DEFAULT_DELAY, show_default=True,
                      metavar="SECONDS", help="Seconds between two requests to one site."),
         click.option("--timeout", type=click.FloatRange(min=0.1), default=DEFAULT_TIMEOUT, show_default=True,
-                     metavar="SECONDS", help="Seconds a page may take to arrive in full."),
+                     metavar="SECONDS", help="Seconds a page may take to arrive in full (and CPU seconds to read it)."),
         click.option("--user-agent", default=USER_AGENT, show_default=False, metavar="TEXT",
                      help="The User-Agent header (default: searchsvc's name and version); add a contact address."),
         click.option("--max-pages", type=click.IntRange(min=1), default=DEFAULT_MAX_PAGES, show_default=True,

@@ -18,6 +18,7 @@ from searchsvc.index.schema import SCHEMA_VERSION, record_from_stored
 from searchsvc.index.store import IndexStore
 from searchsvc.index.toc import PinnedIndex
 from searchsvc.index.writer import write_records
+from searchsvc.ingest import addresses
 from searchsvc.ingest.bounded import DEFAULT_LIMITS, Limits
 from searchsvc.ingest.fieldnames import FieldNames, Reading
 from searchsvc.ingest.follow import Crawl, Unchanged, is_url
@@ -231,13 +232,18 @@ def add_item(batch: Batch, item: Item, report: IngestReport, say: Notify, dayfir
              read: tuple[Reading, ...] = ()) -> None:
     """Validate one raw record into `batch`; an invalid one is a problem of `report`."""
     try:
-        record = record_from_mapping(item.data, dayfirst=dayfirst)
+        record = record_from_mapping(item.data, dayfirst=dayfirst, site=item.site)
     except InvalidRecord as e:
         batch.failed_sources.add(item.path)
         # Said with the record's renamed columns: "missing required field 'title'" of a record
         # whose title was read from an empty `headline` names the column that was read.
         columns = ", ".join(f"{c} -> {t}" for c, t in read if t is not None)
         _problem(report, say, f"{item.place}: {e.reason}" + (f" (columns: {columns})" if columns else ""))
+        return
+    elsewhere = _other_site(item, record)
+    if elsewhere:
+        _warn(report, say, f"{item.place}: warning: skipped {record.title!r}: it links to {elsewhere}, not to "
+                           f"{item.site} (the site it was read from)")
         return
     batch.given.setdefault(item.path, {})[record.id] = None
     earlier = batch.places.get(record.id)
@@ -267,6 +273,25 @@ def add_item(batch: Batch, item: Item, report: IngestReport, say: Notify, dayfir
         batch.teasers.add(record.id)
     else:
         batch.teasers.discard(record.id)
+
+
+def _other_site(item: Item, record: Record) -> str | None:
+    """The site a record read from the web names as its address, when that is not the site it was
+    read from. Its id derives from that address: a feed entry, a listing's teaser or a page on
+    site B naming site A's post would replace A's post with B's text (a forged retraction under a
+    real organisation's address). A post is replaced only by its own site, or by a file the
+    operator ingests (`item.site` None)."""
+    if item.site is None or record.url is None:
+        return None
+    try:
+        named = addresses.site(record.url)
+    except ValueError:  # a port that is not a number: not this site either
+        named = record.url
+    own = {item.site, *item.aliases}
+    # example.org's feed links to www.example.org: one site (as a crawl's start URL and its redirect)
+    if named in own or named.removeprefix("www.") in {site.removeprefix("www.") for site in own}:
+        return None
+    return named
 
 
 def is_shorter(teaser: str, body: str) -> bool:

@@ -123,6 +123,13 @@ class Fetcher:
         ips = self.resolved.get(address.host, ())
         return any((ip, address.port) in self.own for ip in ips)
 
+    def same_own_server(self, a: Address, b: Address) -> bool:
+        """Whether two names are one of the start URLs' own non-public servers (localhost and
+        127.0.0.1 on one port): public hosts sharing an address (shared hosting) are not."""
+        def servers(address: Address) -> set[tuple[str, int]]:
+            return {(ip, address.port) for ip in self.resolved.get(address.host, ())} & self.own
+        return bool(servers(a) & servers(b))
+
     def fetch(self, url: str, *, validators: Callable[[str], tuple[str | None, str | None]] | None = None,
               allow: Callable[[Address], bool] | None = None,
               accept: str = "text/html,application/xhtml+xml,application/rss+xml,application/atom+xml,"

@@ -28,10 +28,13 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import signal
 import tempfile
+import threading
 import zlib
 from collections import deque
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -238,7 +241,7 @@ class Crawl:
         for item, link in teasers:
             target = final.get(addresses.key(link)) if link else None
             if target and target != link:
-                item = Item(item.path, item.line, {**item.data, "url": target}, teaser=True)
+                item = replace(item, data={**item.data, "url": target})
             yield item
 
     def _visit(self, visit: _Visit, enqueue: Callable[..., None],
@@ -277,11 +280,20 @@ class Crawl:
         from searchsvc.ingest.feeds import NotAFeed
         from searchsvc.ingest.pages import NotAPage
 
+        if _kind_of(fetched) == "html":
+            import trafilatura  # noqa: F401 - its import (a fifth of a second) is no page's cost
         try:
-            yield from self._read(fetched, visit, seen, final)
+            with reading_budget(self.fetcher.timeout):
+                # Read whole within the budget: the timer must never go off in the batch's code.
+                found = list(self._read(fetched, visit, seen, final))
         except (NotAFeed, NotAPage, _NotReadable) as e:
             yield Problem(url, None, str(e))
             return
+        except OverBudget:
+            yield Problem(url, None, f"not read: reading it took more than {self.fetcher.timeout:g} s of CPU time "
+                                     "(--timeout)")
+            return
+        yield from found
         self.state.fetched[url] = seen
         if fetched.url != url:
             self.state.fetched[fetched.url] = seen
@@ -306,6 +318,13 @@ class Crawl:
         return (start.site.removeprefix("www.") == there.site.removeprefix("www.")
                 or self.fetcher.is_own_server(there))
 
+    def _aliases(self, url: str) -> frozenset[str]:
+        """The crawl's other names of `url`'s own non-public server (a start URL's localhost that
+        links to 127.0.0.1): its posts are that site's too. Never another server's."""
+        here = addresses.parse(url)
+        return frozenset(site for site in self.sites - {here.site}
+                         if self.fetcher.same_own_server(here, addresses.parse(f"{here.scheme}://{site}/")))
+
     def _read(self, fetched: Fetched, visit: _Visit, seen: _Seen,
               final: dict[str, str]) -> Iterator[Item | Problem | Notice]:
         from searchsvc.ingest.feeds import read_feed
@@ -315,10 +334,12 @@ class Crawl:
             fetched = replace(fetched, content=_content(fetched))
         kind = _kind_of(fetched)
         url = visit.url
+        site = addresses.site(fetched.url)  # whose posts these are (batch.add_item holds them to it)
+        aliases = self._aliases(fetched.url)
         if kind == "feed":
             seen.kind = "feed"
             for entry in read_feed(fetched.content, fetched.url):
-                yield Item(url, entry.line, entry.data, teaser=entry.teaser)
+                yield Item(url, entry.line, entry.data, teaser=entry.teaser, site=site, aliases=aliases)
                 if entry.teaser and entry.data.get("url"):
                     seen.links.append(entry.data["url"])
         elif kind == "sitemap":
@@ -340,7 +361,7 @@ class Crawl:
                 seen.kind = "listing"
                 seen.links, seen.more = page.post_links, page.next_pages
                 for record in page.records:
-                    yield Item(url, None, record.data, teaser=True)
+                    yield Item(url, record.line, record.data, teaser=True, site=site, aliases=aliases)
             else:
                 record = page.records[0]
                 if not record.data.get("url"):
@@ -348,7 +369,7 @@ class Crawl:
                 seen.post_url = record.data["url"]
                 if visit.link:
                     final[addresses.key(visit.link)] = seen.post_url
-                yield Item(url, None, record.data, teaser=record.teaser)
+                yield Item(url, None, record.data, teaser=record.teaser, site=site, aliases=aliases)
         else:
             raise _NotReadable(f"not a web page or feed (Content-Type: {fetched.content_type or 'none'})")
 
@@ -361,6 +382,39 @@ class Crawl:
         elif seen.kind == "sitemap" and visit.depth < MAX_SITEMAP_DEPTH:
             for more in seen.more:
                 enqueue(more, "sitemap", visit)
+
+
+class OverBudget(BaseException):
+    """Reading one answer took longer than its budget. A BaseException, as KeyboardInterrupt is: the
+    readers' own `except Exception` (feedparser falls back to another parser) must not swallow it."""
+
+
+@contextmanager
+def reading_budget(seconds: float) -> Iterator[None]:
+    """Raise OverBudget in the block once this process has spent `seconds` of CPU time in it.
+
+    Pages and feeds are read in time linear in their size (pages.py, feeds.py), but within the
+    16 MB an answer may have, a linear cost can still be minutes (feedparser takes a millisecond an
+    entry; trafilatura's link density test is quadratic in the nesting depth), and the readers
+    are libraries we cannot ask to stop. A CPU-time timer (SIGPROF) interrupts their Python code
+    wherever it is; CPU time, so that a loaded machine never cuts a page short that an idle one
+    reads. Signals reach the main thread only: elsewhere (no crawl runs there) nothing is bounded."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
+        yield
+        return
+
+    def over(signum: int, frame: Any) -> None:
+        raise OverBudget
+
+    previous = signal.signal(signal.SIGPROF, over)
+    signal.setitimer(signal.ITIMER_PROF, seconds)
+    try:
+        yield
+    finally:
+        try:
+            signal.setitimer(signal.ITIMER_PROF, 0)
+        finally:  # (the timer may go off on the way out: OverBudget, and still the handler put back)
+            signal.signal(signal.SIGPROF, previous)
 
 
 _SITEMAP_ALONE = "a sitemap lists pages but holds no posts: `searchsvc follow` reads the pages it lists"

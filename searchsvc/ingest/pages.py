@@ -68,6 +68,10 @@ def read_page(content: bytes | str, url: str | None = None, *, charset: str | No
             content = content.decode(charset, "replace")
         except LookupError:
             pass  # a charset Python does not know: the page's <meta>, or libxml2's guess
+    if isinstance(content, str):
+        # XHTML's `<?xml ... encoding="utf-8"?>`: lxml refuses text that names its encoding, and the
+        # header's charset has been applied already.
+        content = _XML_DECLARATION.sub("", content, count=1)
     try:
         tree = lxml.html.document_fromstring(content)
     except (lxml.etree.ParserError, ValueError) as e:
@@ -85,6 +89,7 @@ def read_page(content: bytes | str, url: str | None = None, *, charset: str | No
     return page
 
 
+_XML_DECLARATION = re.compile(r"\A\ufeff?\s*<\?xml\b[^>]*\?>")
 _LANGUAGE = re.compile(r"[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{1,8})*")
 
 
@@ -211,25 +216,78 @@ def _classes(element: lxml.html.HtmlElement) -> set[str]:
 
 
 def _listing_blocks(tree: lxml.html.HtmlElement) -> list[tuple[lxml.html.HtmlElement, lxml.html.HtmlElement]]:
-    """(block, its heading link) of each teaser, outermost blocks first dropped for innermost."""
+    """(block, its heading link) of each teaser, outermost blocks first dropped for innermost.
+
+    In time linear in the page: what is asked of an element's ancestors (the nearest block, whether
+    it sits in an aside) is worked out once per element, and each element's heading links are
+    counted (up to two) in one pass. Asked again for each heading, by scanning the blocks found or
+    walking every ancestor, a page of 100,000 teasers took minutes."""
     found = []
+    taken: set[Any] = set()  # the blocks in `found` (elements hash by identity)
+    nearest: dict[Any, Any] = {}
+    aside: dict[Any, bool] = {}
     for heading in tree.iter(*_HEADINGS):
         link = next((a for a in heading.iter("a") if a.get("href")), None)
         if link is None:  # Ghost's cards: the heading inside the link
             link = next((up for up in heading.iterancestors("a") if up.get("href")), None)
         if link is None:
             continue
-        block = next((up for up in heading.iterancestors()
-                      if up.tag == "article" or _classes(up) & _BLOCK_CLASSES), None)
-        if block is None or _aside(block):
+        block = _upwards(heading.getparent(), nearest, _block_here)
+        if block is None or _upwards(block, aside, _aside_here):
             continue  # "related posts", "recent posts" beside a post are not a listing
-        if all(block is not b for b, _ in found):
+        if block not in taken:
+            taken.add(block)
             found.append((block, link))
     # A page whose one article holds headings of its own (a post with linked sub-headings) is not a
     # listing: every block must hold one heading link only.
-    blocks = [(b, a) for b, a in found if sum(1 for h in b.iter(*_HEADINGS) if _heading_link(h) is not None) == 1]
+    links = _heading_links(tree) if found else {}
+    blocks = [(b, a) for b, a in found if links.get(b) == 1]
     hrefs = {a.get("href") for _, a in blocks}
     return blocks if len(hrefs) == len(blocks) else []
+
+
+def _block_here(element: Any) -> Any:
+    return element if element.tag == "article" or _classes(element) & _BLOCK_CLASSES else None
+
+
+def _aside_here(element: Any) -> bool | None:
+    if element.tag in ("aside", "nav", "footer") or _ASIDE.search(" ".join(
+            filter(None, (element.get("class"), element.get("id"))))):
+        return True
+    return None
+
+
+def _upwards(element: Any, known: dict[Any, Any], here: Any) -> Any:
+    """The first answer of `here` (not None) on `element` or its ancestors, None if there is none;
+    every element passed is remembered in `known` with it, so no ancestor is asked twice."""
+    passed = []
+    answer = None
+    while element is not None:
+        if element in known:
+            answer = known[element]
+            break
+        passed.append(element)
+        answer = here(element)
+        if answer is not None:
+            break
+        element = element.getparent()
+    for seen in passed:
+        known[seen] = answer
+    return answer
+
+
+def _heading_links(tree: Any) -> dict[Any, int]:
+    """element -> how many headings with a link it holds, counted to two ("more than one"). A walk
+    up from a heading stops at an element already at two: its ancestors are at two already."""
+    counts: dict[Any, int] = {}
+    for heading in tree.iter(*_HEADINGS):
+        if _heading_link(heading) is None:
+            continue
+        element = heading
+        while element is not None and counts.get(element, 0) < 2:
+            counts[element] = counts.get(element, 0) + 1
+            element = element.getparent()
+    return counts
 
 
 # A block that says it is a teaser: the last page of a listing may hold only one.
@@ -248,16 +306,6 @@ def _is_teaser(block: Any) -> bool:
 
 
 _ASIDE = re.compile(r"related|recent|sidebar|widget|popular|more-posts|read-next|footer|menu", re.IGNORECASE)
-
-
-def _aside(block: Any) -> bool:
-    """Whether a block sits in an aside, a navigation, a footer or a block of related posts."""
-    for up in (block, *block.iterancestors()):
-        if up.tag in ("aside", "nav", "footer"):
-            return True
-        if _ASIDE.search(" ".join(filter(None, (up.get("class"), up.get("id"))))):
-            return True
-    return False
 
 
 def _heading_link(heading: Any) -> Any:
@@ -321,7 +369,7 @@ _NEXT_CLASSES = {"next", "pager-next", "pager__item--next", "nav-previous", "old
 def _pager(root: Any, base: str | None) -> list[str]:
     """The listing's next page: a `rel="next"` link, a link classed as the pager's next (itself or
     its list item), or a pager link reading "next"."""
-    found = []
+    found: dict[str, None] = {}  # an ordered set: a page of 100,000 "next" links is no list to scan
     for element in root.iter("a", "link"):
         rel = (element.get("rel") or "").lower().split()
         label = " ".join(element.text_content().split()).lower() if element.tag == "a" else ""
@@ -331,9 +379,9 @@ def _pager(root: Any, base: str | None) -> list[str]:
             if label in ("last »", "»") or "prev" in rel:
                 continue
             href = addresses.join(base, element.get("href"))
-            if href and href not in found:
-                found.append(href)
-    return found
+            if href:
+                found[href] = None
+    return list(found)
 
 
 def block_text(element: Any) -> str:

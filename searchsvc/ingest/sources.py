@@ -51,13 +51,18 @@ class Item:
     """A raw record read from `path` at `line` (1-based; None when a file is one record).
 
     `teaser`: its body may be only the start of the post (a listing's, a feed's summary), so it
-    never replaces a longer body of the same post (ingest/batch.py).
+    never replaces a longer body of the same post (ingest/batch.py). `site`: the web site whose
+    answer it was read from (`addresses.site` of the address after redirects); None for a file
+    the operator ingests. A record read from the web is a post of that site only (batch.add_item),
+    or of its `aliases` (a start URL's own non-public server by another name) and its `www.` twin.
     """
 
     path: str
     line: int | None
     data: Any
     teaser: bool = False
+    site: str | None = None
+    aliases: frozenset[str] = frozenset()
 
     @property
     def place(self) -> str:
