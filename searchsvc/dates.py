@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 from datetime import datetime, timedelta, timezone
 
 from dateutil import parser as dateutil_parser
+from dateutil import tz
 from dateutil.relativedelta import relativedelta
 
 from searchsvc.errors import InvalidDate
@@ -31,6 +33,42 @@ _ISO = re.compile(r"(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?\Z", re.ASCII)
 _NEGATIVE = re.compile(r"^\s*[-\u2212]\s*\d")
 # The listing's "12/29/2020 - 13:24": dateutil reads the lone dash as a sign.
 _LISTING_DASH = re.compile(r"^(\s*\d{1,2}/\d{1,2}/\d{4})\s+-\s+(\d{1,2}:\d{2})\s*$")
+
+
+# Zone names read as their offsets (hours). dateutil knows only UTC, GMT and Z by itself: any other
+# name it drops, keeping the time as if no zone were written (10:00 CET stored as 10:00), or reads
+# as the server's own local zone when the name matches it. RFC 822's names first (RSS dates are
+# RFC 822 dates, and they say CST is US Central), then names that mean one offset the world over.
+# A name not here (IST: India, Israel or Ireland; BST: British Summer or Bangladesh) is an
+# invalid date, never a guess.
+ZONE_OFFSETS = {
+    "UT": 0, "UTC": 0, "GMT": 0, "Z": 0,
+    "EST": -5, "EDT": -4, "CST": -6, "CDT": -5, "MST": -7, "MDT": -6, "PST": -8, "PDT": -7,
+    "WET": 0, "WEST": 1, "CET": 1, "CEST": 2, "MET": 1, "MEST": 2, "EET": 2, "EEST": 3, "MSK": 3, "TRT": 3,
+    "PKT": 5, "ICT": 7, "WIB": 7, "HKT": 8, "SGT": 8, "AWST": 8, "JST": 9, "KST": 9, "ACST": 9.5,
+    "AEST": 10, "AEDT": 11, "NZST": 12, "NZDT": 13, "HST": -10, "AKST": -9, "AKDT": -8,
+}
+
+
+# "UTC+3", "GMT-05:00": people mean the offset as written; dateutil reads it the POSIX way, UTC+3
+# as -03:00 (three hours the wrong way, six hours off). The offset alone is read as written.
+_UTC_PLUS = re.compile(r"\b(?:UTC|GMT|UT)\s*(?=[+-]\d)", re.IGNORECASE)
+
+
+class _UnknownZone(Exception):
+    """A zone name not in ZONE_OFFSETS (raised through dateutil, which lets it pass)."""
+
+
+def _zone(name: str | None, offset: int | None) -> Any:
+    """dateutil's `tzinfos`: every zone it finds comes here, so none is read as the server's own."""
+    if offset is not None and (name is None or name.upper() not in ZONE_OFFSETS):
+        return tz.tzoffset(name, offset)  # "+01:00", and a name dateutil read with its offset ("UTC+3")
+    if name is None:
+        return None
+    hours = ZONE_OFFSETS.get(name.upper())
+    if hours is None:
+        raise _UnknownZone(name)
+    return tz.UTC if hours == 0 else tz.tzoffset(name, int(hours * 3600))
 
 
 @dataclass(frozen=True)
@@ -115,15 +153,18 @@ def parse_date(text: str, *, dayfirst: bool = False, finest_required: str = "yea
                 return ParsedDate(value, precision)
             except ValueError:
                 pass  # dateutil's message says what is wrong
-    text = _LISTING_DASH.sub(r"\1 \2", original)
+    text = _UTC_PLUS.sub("", _LISTING_DASH.sub(r"\1 \2", original))
     yearfirst = bool(_YEAR_FIRST.match(text))
     try:
         a = dateutil_parser.parse(
-            text, default=_DEFAULT_A, dayfirst=dayfirst and not yearfirst, yearfirst=yearfirst
+            text, default=_DEFAULT_A, dayfirst=dayfirst and not yearfirst, yearfirst=yearfirst, tzinfos=_zone
         )
         b = dateutil_parser.parse(
-            text, default=_DEFAULT_B, dayfirst=dayfirst and not yearfirst, yearfirst=yearfirst
+            text, default=_DEFAULT_B, dayfirst=dayfirst and not yearfirst, yearfirst=yearfirst, tzinfos=_zone
         )
+    except _UnknownZone as e:
+        raise InvalidDate(f"invalid date {original!r}: the time zone {e.args[0]!r} is not one searchsvc reads "
+                          "(several zones share the name, or it is not a zone); write its offset, +05:30") from None
     except (ValueError, OverflowError) as e:
         raise InvalidDate(f"invalid date {original!r}: {_reason(e)}") from None
 

@@ -116,3 +116,29 @@ def test_a_csv_header_of_a_million_fields_stops_that_file_only(searchsvc, write)
     assert result.stderr == (f"{wide}:1: too large: line 1 has more than 1,000,000 fields; the header row is not "
                              "read, nor the file\n")
     assert titles(searchsvc) == ["Fictional statement one"]
+
+
+@pytest.mark.parametrize("written, stored", [
+    ("2021-03-04 10:00 CET", "2021-03-04T09:00:00Z"),          # was stored as 10:00, the zone dropped
+    ("Thu, 04 Mar 2021 23:30:00 EST", "2021-03-05T04:30:00Z"),  # RFC 822's names, in every format
+    ("2021-03-04 10:00 UTC+3", "2021-03-04T07:00:00Z"),        # was 13:00Z: dateutil reads UTC+3 as -03:00
+    ("2021-03-04 10:00 GMT-05:00", "2021-03-04T15:00:00Z"),
+    ("2021-03-04T10:00:00+05:30", "2021-03-04T04:30:00Z"),
+    ("2021-03-04 10:00", "2021-03-04T10:00:00"),                # no zone: kept as written
+])
+def test_zone_names_and_utc_offsets_are_read_as_people_write_them(searchsvc, write, written, stored):
+    result = searchsvc("ingest", write("a.jsonl", jsonl({**POST, "date": written})))
+    assert result.exit_code == 0, result.stderr
+    [post] = searchsvc.export()
+    assert post["date"] == stored
+
+
+@pytest.mark.parametrize("zone", ["IST", "BST", "XYZ"])
+def test_a_zone_name_of_several_zones_or_none_is_an_invalid_date(searchsvc, write, zone):
+    """IST is India's, Israel's or Ireland's: before, the time was kept as if no zone were written."""
+    date = f"Thu, 04 Mar 2021 10:00:00 {zone}"
+    path = write("a.jsonl", jsonl({**POST, "date": date}))
+    result = searchsvc("ingest", path)
+    assert result.exit_code == 1
+    assert result.stderr == (f"{path}:1: invalid date {date!r}: the time zone {zone!r} is not one searchsvc reads "
+                             "(several zones share the name, or it is not a zone); write its offset, +05:30\n")
