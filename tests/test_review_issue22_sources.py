@@ -373,3 +373,28 @@ def test_a_sites_www_twin_is_the_same_site(searchsvc, write):
         "read from)",
         "feed:4: warning: skipped 'Synthetic 3': it links to www.example.org, not to feeds.example.org (the site it "
         "was read from)"]
+
+
+@pytest.mark.parametrize("link", ["http://victim.example\\statements\\retraction",
+                                  "http://x@victim.example/statements/2", "http://127.1:{port}/l6",
+                                  "http://2130706433:{port}/l5", "http://victim.example%20/statements/4"])
+def test_an_entry_linking_to_an_address_read_two_ways_is_no_post_of_the_site(searchsvc, sites, link):
+    """The second review: addresses.site() said "" for an address parse refuses, and "" passed
+    the check, so B's feed stored posts under `http://victim.example\\...`, which browsers open at
+    victim.example."""
+    victim, attacker = sites
+    link = link.format(port=victim.base.rsplit(":", 1)[1])
+    attacker.pages["/odd.rss"] = Page(rss(attacker.base, [
+        {"title": "Victim retracts statement", "link": link, "date": "Fri, 05 Mar 2021 10:00:00 GMT",
+         "author": "Placeholder Rights Watch", "body": FORGED_BODY},
+        {"title": "Synthetic post of the attacker site", "link": attacker.base + "/own-post",
+         "date": "Fri, 05 Mar 2021 10:00:00 GMT", "author": "Dana Placeholder", "body": "Its own synthetic text."}]),
+        content_type="application/rss+xml")
+    result = searchsvc("ingest", *TIMEOUT, attacker.base + "/odd.rss")
+    assert result.exit_code == 0, result.stderr
+    [warning] = result.stderr.splitlines()
+    assert warning.startswith(f"{attacker.base}/odd.rss:4: warning: skipped 'Victim retracts statement': it links "
+                              f"to {link!r}, which is read two ways (")
+    assert warning.endswith(f"), not to {site_of(attacker)} (the site it was read from)")
+    assert [p["url"] for p in posts(searchsvc)] == [attacker.base + "/own-post"]
+    assert victim.requests() == []

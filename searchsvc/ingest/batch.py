@@ -242,8 +242,8 @@ def add_item(batch: Batch, item: Item, report: IngestReport, say: Notify, dayfir
         return
     elsewhere = _other_site(item, record)
     if elsewhere:
-        _warn(report, say, f"{item.place}: warning: skipped {record.title!r}: it links to {elsewhere}, not to "
-                           f"{item.site} (the site it was read from)")
+        _warn(report, say, f"{item.place}: warning: skipped {record.title!r}: {elsewhere}, not to {item.site} (the "
+                           "site it was read from)")
         return
     batch.given.setdefault(item.path, {})[record.id] = None
     earlier = batch.places.get(record.id)
@@ -284,14 +284,16 @@ def _other_site(item: Item, record: Record) -> str | None:
     if item.site is None or record.url is None:
         return None
     try:
-        named = addresses.site(record.url)
-    except ValueError:  # a port that is not a number: not this site either
-        named = record.url
+        named = addresses.parse(record.url).site
+    except addresses.BadAddress as e:
+        # Browsers read `https://victim.example\\statement` and `https://x@victim.example/` as
+        # victim.example's: an address read two ways is no post of this site.
+        return f"it links to {record.url[:200]!r}, which is read two ways ({e})"
     own = {item.site, *item.aliases}
     # example.org's feed links to www.example.org: one site (as a crawl's start URL and its redirect)
     if named in own or named.removeprefix("www.") in {site.removeprefix("www.") for site in own}:
         return None
-    return named
+    return f"it links to {named}"
 
 
 def is_shorter(teaser: str, body: str) -> bool:
