@@ -308,8 +308,8 @@ def test_foreign_directory_is_never_opened_or_written(searchsvc, index_dir, writ
         result = searchsvc(*args)
         assert result.exit_code == 1
         assert result.stderr.endswith(
-            f"Error: {index_dir} is not a searchsvc index (it has no searchsvc-index.json); "
-            "refusing to open it: choose another --index directory\n")
+            f"Error: {index_dir} is not a searchsvc index (it has no searchsvc-index.json; it holds "
+            "thesis.docx (a file)); refusing to open it: choose another --index directory\n")
     assert sorted(p.name for p in index_dir.iterdir()) == ["thesis.docx"]
 
 

@@ -338,9 +338,9 @@ def _ingest(paths: tuple[str, ...], index_dir: str, rebuild: bool, strict: bool,
     if show_bar:
         click.echo("Writing index...", err=True)
     write_batch(store, batch, report, rebuild=rebuild, wait=wait, notify=_to_stderr)
-    if urls:
-        state.save(batch.ids_by_source(), batch.failed_sources, _fingerprints(store), written=batch.records.keys(),
-                   teasers=batch.teasers)
+    if urls and (problem := state.save(batch.ids_by_source(), batch.failed_sources, _fingerprints(store),
+                                       written=batch.records.keys(), teasers=batch.teasers)):
+        _to_stderr(f"warning: {problem}")
     click.echo(report.summary(rebuild=rebuild))
     if not report.ok:
         sys.exit(1)

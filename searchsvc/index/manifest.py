@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from searchsvc.errors import IndexDamaged
+from searchsvc.index import files as own
+from searchsvc.index.files import NotOurFile
 
 SUFFIX = ".manifest.json"
 _CHUNK = 1 << 20
@@ -71,10 +73,10 @@ def path_of(root: Path, generation: str) -> Path:
 
 
 def file_sum(path: Path) -> FileSum:
-    """Size and BLAKE2b-256 of a file, read in chunks."""
+    """Size and BLAKE2b-256 of a regular file, read in chunks (NotOurFile for a link, a FIFO)."""
     digest = hashlib.blake2b(digest_size=32)
     size = 0
-    with open(path, "rb") as f:
+    with os.fdopen(own.open_regular(path), "rb") as f:
         while chunk := f.read(_CHUNK):
             digest.update(chunk)
             size += len(chunk)
@@ -86,9 +88,11 @@ def read(root: Path, generation: str) -> Manifest | None:
     IndexDamaged when it cannot be read or its own sum does not match."""
     path = path_of(root, generation)
     try:
-        text = path.read_bytes()
+        text = own.read_small(path, own.MANIFEST_BYTES)
     except FileNotFoundError:
         return None
+    except NotOurFile as e:
+        raise IndexDamaged(f"{path} is damaged (not a manifest searchsvc wrote: {e.problem})") from None
     except OSError as e:
         raise IndexDamaged(f"{path} cannot be read ({e.strerror})") from None
     try:
@@ -112,13 +116,7 @@ def read(root: Path, generation: str) -> Manifest | None:
 def write(root: Path, manifest: Manifest) -> None:
     """Write the manifest durably: a synced temporary file renamed over the old one, then the
     folder synced. When this returns, the commit survives a power loss."""
-    path = path_of(root, manifest.generation)
-    temporary = path.with_name(f".{path.name}.tmp")
-    with open(temporary, "w", encoding="utf-8") as f:
-        json.dump(manifest.to_json(), f, indent=1)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(temporary, path)
+    own.write_replacing(path_of(root, manifest.generation), json.dumps(manifest.to_json(), indent=1).encode("utf-8"))
     sync_folder(root)
 
 
@@ -150,6 +148,8 @@ def problems(folder: Path, manifest: Manifest, *, full: bool, names: Iterable[st
                 yield f"{path} has {size:,} bytes, its commit wrote {expected.size:,}"
             elif full and file_sum(path).blake2b != expected.blake2b:
                 yield f"{path} does not match its checksum (its bytes changed after its commit)"
+        except NotOurFile as e:  # replaced since it was looked at
+            yield f"{path} is not a file searchsvc wrote ({e.problem})"
         except OSError as e:
             yield f"{path} cannot be read ({e.strerror or e})"
 

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from searchsvc.errors import IndexDamaged, SearchsvcError
+from searchsvc.index import files as own
 from searchsvc.index import manifest as manifests
 from searchsvc.index.commit import SEGMENT_FILE
 from searchsvc.index.store import IndexStore
@@ -77,7 +78,7 @@ def publish(store: IndexStore, dest: Path, *, wait: float, copy: bool = False, f
                                  round(time.perf_counter() - started, 3), unchanged=True)
             name = replica.next_generation_name()
             partial = replica.root / f".{name}.partial"
-            shutil.rmtree(partial, ignore_errors=True)
+            own.remove_leftover(partial, folder=True)
             partial.mkdir()
             source = store.generation_path(marker.generation)
             moved = found.moved_to(name)

@@ -26,9 +26,8 @@ from pathlib import Path
 
 from searchsvc.index import manifest as manifests
 from searchsvc.index.publish import ATTEMPTS, PublishError
-from searchsvc.index.store import IndexStore
+from searchsvc.index.store import STAGING, IndexStore
 
-STAGING = ".publish-staging"
 STAGED = "g000001"  # the staging index's one generation, whatever the writer's is called
 _VANISHED = 24  # rsync's exit status when source files were deleted while it ran
 

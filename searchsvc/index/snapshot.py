@@ -18,9 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from searchsvc.errors import IndexDamaged, IndexMissing, NotAnIndex, SearchsvcError
+from searchsvc.index import files as own
 from searchsvc.index import manifest as manifests
 from searchsvc.index.schema import SCHEMA_VERSION
-from searchsvc.index.store import MARKER, IndexStore
+from searchsvc.index.store import MARKER, BadMarker, IndexStore
 
 ATTEMPTS = 5  # commits that may delete a file under a snapshot before it gives up
 
@@ -64,7 +65,7 @@ def _snapshot(store: IndexStore, dest: Path, *, copy: bool, started: float) -> S
         marker, found = store.current_commit()
         dest.mkdir(parents=True, exist_ok=True)
         partial = dest / f".{marker.generation}.partial"
-        shutil.rmtree(partial, ignore_errors=True)
+        own.remove_leftover(partial, folder=True)
         partial.mkdir()
         source = store.generation_path(marker.generation)
         try:
@@ -99,6 +100,8 @@ def restore(store: IndexStore, source: Path, *, wait: float) -> str:
     snap = IndexStore(source)
     try:
         marker = snap.marker()
+    except BadMarker as e:  # a link (to /dev/zero ...), a FIFO, garbled
+        raise IndexDamaged(f"the snapshot at {source} is damaged: {e.problem}") from None
     except (IndexMissing, NotAnIndex):
         raise SnapshotError(f"{source} is not a snapshot (a `searchsvc snapshot` or index directory)") from None
     bad = snap.problems(marker.generation, full=True)
@@ -111,7 +114,7 @@ def restore(store: IndexStore, source: Path, *, wait: float) -> str:
             bad = [str(e)]
     if bad:
         raise IndexDamaged(f"the snapshot at {source} is damaged: {'; '.join(bad)}")
-    if (store.root / MARKER).exists():
+    if store.has_marker():
         store.marker()  # an index whose marker cannot be read is not written into
     if marker.schema_version != SCHEMA_VERSION:
         raise SnapshotError(f"the snapshot at {source} has schema version {marker.schema_version}, "
@@ -122,7 +125,7 @@ def restore(store: IndexStore, source: Path, *, wait: float) -> str:
         name = store.next_generation_name()
         target = store.generation_path(name)
         partial = store.root / f".{name}.partial"
-        shutil.rmtree(partial, ignore_errors=True)
+        own.remove_leftover(partial, folder=True)
         partial.mkdir()
         _place(snap.generation_path(marker.generation), partial, found, link=False)
         _finish(partial, store.root, found.moved_to(name),

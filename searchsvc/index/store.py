@@ -6,6 +6,7 @@ Layout of an index directory:
     g000001/               a complete Whoosh index (one "generation")
     g000001.manifest.json  its last commit: table of contents, files, sizes, checksums (manifest.py)
     .lock                  flock'ed by the one writer; the kernel frees it if we die
+    .fetched.lock          the same for the fetch state (searchsvc-fetched.json, ingest/follow.py)
 
 `--rebuild` writes a new generation beside the current one and switches the marker to it
 with an atomic rename, so readers of the old generation keep working and a rebuild that
@@ -15,6 +16,9 @@ kept until the next rebuild, for searchers still reading it; older ones are remo
 We open a Whoosh index only where our marker says one is, and read a table of contents
 only as its generation's manifest names it, after its checksum matched (toc.py): Whoosh
 unpickles it, and a directory we did not create is untrusted. Commits are durable (commit.py).
+Our own small files are read within bounds and written without following links (files.py); a
+folder holding anything else is not "empty" to create an index in, and a link where we expect
+a file or folder of ours is refused, never followed.
 """
 
 from __future__ import annotations
@@ -38,15 +42,19 @@ from whoosh.filedb.filestore import FileStorage
 
 from searchsvc.dates import utc_timestamp
 from searchsvc.errors import IndexBusy, IndexDamaged, IndexMissing, IndexVersionMismatch, NotAnIndex
+from searchsvc.index import files as own
 from searchsvc.index import manifest as manifests
 from searchsvc.index import seam
 from searchsvc.index.commit import SEGMENT_FILE, commit
+from searchsvc.index.files import NotOurFile
 from searchsvc.index.schema import SCHEMA_VERSION, build_schema
-from searchsvc.index.toc import INDEX_NAME, TOC_FILE, PinnedIndex, toc_generations, toc_name
+from searchsvc.index.toc import INDEX_NAME, TOC_FILE, BadTableOfContents, PinnedIndex, toc_generations, toc_name
 
 MARKER = "searchsvc-index.json"
 FORMAT = "searchsvc-index"
 LOCK = ".lock"
+FETCH_LOCK = ".fetched.lock"
+STAGING = ".publish-staging"  # where a publish to another host sends its files (remote.py)
 _GENERATION = re.compile(r"g[0-9]{6}")  # used with fullmatch: no trailing newline, ASCII digits
 _PARTIAL = re.compile(r"\.g[0-9]{6}\.partial")  # a generation being placed (snapshot.restore, publish)
 
@@ -74,6 +82,15 @@ class Marker:
         }
 
 
+class BadMarker(NotAnIndex):
+    """A marker that cannot be read; `problem` says so without the advice (a snapshot's, for restore)."""
+
+    def __init__(self, path: Path, why: str):
+        self.problem = f"{path} is damaged or not a searchsvc marker{why}"
+        super().__init__(f"{self.problem}; if the folder is your index, `searchsvc restore SNAPSHOT --index` a "
+                         "new folder, or rebuild into one")
+
+
 class IndexStore:
     """An index directory: reading its marker, opening its current generation, locking it."""
 
@@ -85,17 +102,19 @@ class IndexStore:
     def marker(self) -> Marker:
         """The marker; IndexMissing if there is no index, NotAnIndex if it is not ours."""
         path = self.root / MARKER
-        if not path.exists():
-            if self.is_empty():
+        if not self.has_marker():
+            strangers = self.strangers()
+            if not strangers:
                 raise IndexMissing(
                     f"no index at {self.root}: create one with `searchsvc ingest PATH...`"
                 )
+            held = "" if strangers == [""] else f"; it holds {', '.join(strangers)}"
             raise NotAnIndex(
-                f"{self.root} is not a searchsvc index (it has no {MARKER}); refusing to open "
+                f"{self.root} is not a searchsvc index (it has no {MARKER}{held}); refusing to open "
                 "it: choose another --index directory"
             )
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = json.loads(own.read_small(path, own.MARKER_BYTES).decode("utf-8"))
             if data.get("format") != FORMAT:
                 raise ValueError("wrong format")
             marker = Marker(
@@ -104,21 +123,39 @@ class IndexStore:
                 data.get("previous"),
                 str(data.get("created", "")),
             )
+        except NotOurFile as e:
+            raise BadMarker(path, f" ({e.problem})") from None
         except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
-            raise NotAnIndex(f"{path} is damaged or not a searchsvc marker; if the folder is your index, "
-                             "`searchsvc restore SNAPSHOT --index` a new folder, or rebuild into one") from None
+            raise BadMarker(path, "") from None
         for name in (marker.generation, marker.previous):
             if name is not None and not _GENERATION.fullmatch(str(name)):
                 raise NotAnIndex(f"{path} names an invalid generation {name!r}")
         return marker
 
+    def has_marker(self) -> bool:
+        """Whether anything is at the marker's name (a link too: it is then refused, not missed)."""
+        return os.path.lexists(self.root / MARKER)
+
     def is_empty(self) -> bool:
-        """True when the directory is absent or holds only hidden files (.gitignore, .lock)."""
-        if not self.root.exists():
-            return True
+        """True when the directory is absent or holds nothing but what searchsvc itself leaves in
+        a folder before an index is made there (its locks, a killed publish's partial folder)."""
+        return not self.strangers()
+
+    def strangers(self) -> list[str]:
+        """What the directory holds that searchsvc did not make there, each named with its kind
+        (".gitignore (a file)", ".lock (a symbolic link)"); [""] if it is not a directory."""
+        if not os.path.lexists(self.root):
+            return []
         if not self.root.is_dir():
-            return False
-        return all(p.name.startswith(".") for p in self.root.iterdir())
+            return [""]
+        found = []
+        for path in sorted(self.root.iterdir()):
+            what = own.kind(path)
+            ours = ((path.name in (LOCK, FETCH_LOCK) and what == "a file")
+                    or ((path.name == STAGING or _PARTIAL.fullmatch(path.name)) and what == "a folder"))
+            if not ours:
+                found.append(f"{path.name} ({what})")
+        return found
 
     def open(self, *, check_version: bool = True, full_check: bool = False) -> PinnedIndex:
         """The current generation, for reading; IndexVersionMismatch if built by another schema,
@@ -199,6 +236,8 @@ class IndexStore:
             if not legacy or not tocs:
                 raise self.damaged(f"{manifests.path_of(self.root, name)} is missing")
             toc = tocs[-1]  # an index from before manifests: export it, or rebuild over it
+            if (what := own.kind(folder / toc_name(toc))) != "a file":  # read unchecked: not a FIFO at least
+                raise self.damaged(f"{folder / toc_name(toc)} is {what}, not a table of contents")
         else:
             toc = found.toc
             if toc_name(toc) not in found.files:
@@ -211,8 +250,10 @@ class IndexStore:
                     raise _Replaced()
                 raise self.damaged(*bad)
         ix = PinnedIndex(FileStorage(str(folder)), build_schema(), toc, root=self.root, name=name, manifest=found)
-        # Open every segment once: a truncated or missing file fails here, not mid-search.
-        self._read(ix, lambda reader: reader.doc_count_all())
+        # Open every segment once: a truncated or missing file fails here, not mid-search; and
+        # each one's count of posts is what its files hold (a forged count costs every search).
+        where = folder / toc_name(toc)
+        self._read(ix, lambda reader: seam.check_doc_counts(reader, where=str(where)), toc=where)
         return ix
 
     def read_every_pickle(self, ix: PinnedIndex, segments: Collection[str] | None = None) -> None:
@@ -221,8 +262,9 @@ class IndexStore:
         for a forged or unreadable one. For `check`, and what copies an index (seam.py)."""
         self._read(ix, lambda reader: seam.read_every_pickle(reader, segments))
 
-    def _read(self, ix: PinnedIndex, read: Callable[[Any], object]) -> None:
-        """`read` a reader of `ix`; any failure to read our own files is IndexDamaged."""
+    def _read(self, ix: PinnedIndex, read: Callable[[Any], object], toc: Path | None = None) -> None:
+        """`read` a reader of `ix` (whose table of contents is `toc`); any failure to read our own
+        files is IndexDamaged."""
         failure = None
         # Whoosh leaves a damaged segment's file to the garbage collector: it is closed when
         # the failure is dropped, below, without a ResourceWarning for each retry.
@@ -234,6 +276,8 @@ class IndexStore:
                 return
             except seam.UnsafePickle as e:  # a forged file: refused before it ran anything
                 failure = self.damaged(e.problem)
+            except BadTableOfContents as e:
+                failure = self.damaged(f"{toc or 'its table of contents'}: {e}")
             except Exception as e:  # any failure to read our own files is damage
                 failure = IndexDamaged(f"the index at {self.root} is damaged and cannot be read "
                                        f"({type(e).__name__}: {e}); {seam.REBUILD}")
@@ -258,7 +302,10 @@ class IndexStore:
         """Hold the index's one write lock, waiting at most `wait` seconds for it."""
         self._check_creatable()
         self.root.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.root / LOCK, os.O_CREAT | os.O_RDWR, 0o644)
+        try:
+            fd = own.open_lock(self.root / LOCK)
+        except NotOurFile as e:
+            raise own.not_ours(self.root / LOCK, self.root, e) from None
         try:
             deadline = time.monotonic() + wait
             while True:
@@ -278,9 +325,11 @@ class IndexStore:
             os.close(fd)  # closing releases the flock
 
     def _check_creatable(self) -> None:
-        if (self.root / MARKER).exists() or self.is_empty():
+        if self.has_marker():
+            self.marker()  # a marker that cannot be read (a link, damaged): NotAnIndex
             return
-        self.marker()  # raises NotAnIndex with the reason
+        if not self.is_empty():
+            self.marker()  # raises NotAnIndex, saying what is there
 
     def new_generation(self) -> tuple[str, PinnedIndex]:
         """An empty index in a fresh generation directory, committed but not yet current."""
@@ -296,7 +345,7 @@ class IndexStore:
     def next_generation_name(self) -> str:
         """The name of a generation not yet made ("g000002" after "g000001")."""
         names = {p.name.removesuffix(manifests.SUFFIX) for p in self.root.iterdir()}
-        if (self.root / MARKER).exists():
+        if self.has_marker():
             marker = self.marker()
             names |= {marker.generation, marker.previous or ""}
         taken = [int(name[1:]) for name in names if _GENERATION.fullmatch(name)]
@@ -320,7 +369,7 @@ class IndexStore:
 
     def make_current(self, name: str) -> None:
         """Atomically point the marker at generation `name`, keeping the one it replaces."""
-        if (self.root / MARKER).exists():
+        if self.has_marker():
             old = self.marker()
             # Keep the last whole generation as the fallback, not a missing or damaged one.
             others = sorted((p.name for p in self.root.iterdir() if _GENERATION.fullmatch(p.name)), reverse=True)
@@ -330,12 +379,7 @@ class IndexStore:
         else:
             previous, created = None, utc_timestamp()
         marker = Marker(SCHEMA_VERSION, name, previous, created)
-        temporary = self.root / f".{MARKER}.tmp"
-        with open(temporary, "w", encoding="utf-8") as f:
-            json.dump(marker.to_json(), f, indent=2)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temporary, self.root / MARKER)
+        own.write_replacing(self.root / MARKER, json.dumps(marker.to_json(), indent=2).encode("utf-8"))
         manifests.sync_folder(self.root)
         self._remove_abandoned()
 
@@ -344,7 +388,7 @@ class IndexStore:
 
         `any_version` is for a rebuild, which replaces an index of another schema version.
         """
-        if not (self.root / MARKER).exists():
+        if not self.has_marker():
             name, ix = self.new_generation()
             self.make_current(name)
             return ix
@@ -354,7 +398,7 @@ class IndexStore:
 
     def discard_generation(self, name: str) -> None:
         """Remove a generation that was never made current (a failed rebuild)."""
-        marker = self.marker() if (self.root / MARKER).exists() else None
+        marker = self.marker() if self.has_marker() else None
         if marker is None or name not in (marker.generation, marker.previous):
             shutil.rmtree(self.generation_path(name), ignore_errors=True)
             manifests.path_of(self.root, name).unlink(missing_ok=True)

@@ -39,13 +39,16 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from searchsvc.index import files as own
+from searchsvc.index.files import NotOurFile
+from searchsvc.index.store import FETCH_LOCK
 from searchsvc.ingest import addresses
 from searchsvc.ingest.addresses import Address, BadAddress, is_url
 from searchsvc.ingest.fetch import MAX_BYTES, Fetched, Fetcher, FetchError
 from searchsvc.ingest.sources import Item, Notice, Problem
 
 STATE_FILE = "searchsvc-fetched.json"
-LOCK_FILE = ".fetched.lock"  # hidden: the index folder's other files are not ours to list
+LOCK_FILE = FETCH_LOCK  # hidden: the index folder's other files are not ours to list
 STATE_VERSION = 2
 MAX_STATE_BYTES = 64 * 1024 * 1024
 DEFAULT_MAX_PAGES = 5000
@@ -105,14 +108,16 @@ class FetchState:
         # arrived): a newer teaser may replace such a post, whatever their lengths.
         self.teasers: dict[str, str] = {}
         self.problem: str | None = None
-        if path is not None and path.is_file():
+        if path is not None and os.path.lexists(path):
             self._load(path)
 
     def _load(self, path: Path) -> None:
         try:
-            if path.stat().st_size > MAX_STATE_BYTES:
-                raise ValueError("too large")
-            data = json.loads(path.read_text(encoding="utf-8"))
+            try:
+                # Never through a link, never a FIFO waited on, never more than it may hold.
+                data = json.loads(own.read_small(path, MAX_STATE_BYTES).decode("utf-8"))
+            except NotOurFile as e:
+                raise ValueError(e.problem) from None
             if data.get("version") != STATE_VERSION:
                 raise ValueError(f"version {data.get('version')!r}")
             urls = data["urls"]
@@ -127,14 +132,21 @@ class FetchState:
         return {i for i, p in self.teasers.items() if prints.get(i, b"").hex() == p}
 
     def save(self, ids_by_url: dict[str, list[str]], failed: Collection[str], prints: Mapping[str, bytes],
-             written: Collection[str] = (), teasers: Collection[str] = ()) -> None:
+             written: Collection[str] = (), teasers: Collection[str] = ()) -> str | None:
         """Keep this run's answers, except those of URLs whose posts were not all valid, with the
         fingerprints `prints` the index holds for their posts now (after the commit). Merged into
-        the file as it is now, under a lock of its own: a crawl beside this one keeps its answers."""
+        the file as it is now, under a lock of its own: a crawl beside this one keeps its answers.
+        Returns a warning when it was not saved: its lock is not a file of ours (a link)."""
         if self.path is None:
-            return
+            return None
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path.parent / LOCK_FILE, "a") as lock:
+        lock_path = self.path.parent / LOCK_FILE
+        try:
+            lock_fd = own.open_lock(lock_path)
+        except NotOurFile as e:
+            return (f"{lock_path} is {e.problem.removeprefix('it is ')}: the fetch state was not saved "
+                    "(the next run fetches every page in full)")
+        with os.fdopen(lock_fd, "r+b") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             current = FetchState(self.path)
             merged = dict(current.known)
@@ -158,6 +170,7 @@ class FetchState:
             except BaseException:
                 Path(temporary).unlink(missing_ok=True)
                 raise
+        return None
 
 
 @dataclass
