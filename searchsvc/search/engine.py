@@ -28,11 +28,12 @@ from typing import Any
 
 from whoosh.searching import Searcher
 
-from searchsvc.errors import SearchsvcError
+from searchsvc.errors import SearchsvcError, SearchTimeout
 from searchsvc.index import manifest as manifests
 from searchsvc.index.seam import UnsafePickle
 from searchsvc.index.store import MARKER, IndexStore
 from searchsvc.index.toc import PinnedIndex
+from searchsvc.search.deadline import Deadline
 from searchsvc.search.ranking import weighting
 
 # How often the open commit's file sizes are compared with its manifest (a stat a file), and a
@@ -234,16 +235,25 @@ class Engine:
         return next(manifests.problems(Path(self._ix.storage.folder), self._ix.manifest, full=False), None) is not None
 
     @contextmanager
-    def reading(self, searcher: Searcher | None = None) -> Iterator[Searcher]:
+    def reading(self, searcher: Searcher | None = None, deadline: Deadline | None = None) -> Iterator[Searcher]:
         """Hold the lock and use one searcher for the whole block: the current one, or
         `searcher`, taken from an earlier block (an export reads its matches in batches
         from the searcher that found them). Calls to searcher() inside the block return
         the same searcher, so a commit never swaps it in the middle of a search.
 
+        With a `deadline`, the wait for the lock counts against it (SearchTimeout when it is not
+        free in time): a search waited for the ones before it and then had a limit of its own,
+        so of 4 searches of 1.7 s sent at once to one process, with a limit of 5 s, the last
+        answered after 6.2 s; now a search answers within its limit, 503 if it must.
+
         Raises the index errors of searcher() (never with `searcher` given), and IndexDamaged
         for a forged file met in the block (answered until the index changes).
         """
-        self._lock.acquire()
+        left = None if deadline is None else deadline.remaining()
+        if not self._lock.acquire(timeout=-1 if left is None else left):
+            assert deadline is not None and deadline.timeout is not None
+            raise SearchTimeout(f"the server was busy with other searches for {deadline.timeout:g} s, the search "
+                                "time limit, and this one was not started; retry in a few seconds")
         try:
             try:
                 if searcher is not None:

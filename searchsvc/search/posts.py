@@ -54,7 +54,8 @@ def marked_post(engine: Engine, record: Record, q: str, *, text_body: bool = Tru
     deadline = Deadline(engine.search_timeout)
     language = language_of(record)
     analyzer = ANALYZERS[language]
-    with engine.reading() as searcher:  # marked under the lock, as every highlighting is (one stemmer a process)
+    # Marked under the lock, as every highlighting is (one stemmer a process).
+    with engine.reading(deadline=deadline) as searcher:
         terms = _terms(searcher, q, deadline).get(language, set())
 
         def spans(text: str) -> list[tuple[int, int, str]]:
