@@ -10,7 +10,8 @@ directory, which the marker file tells us, and we reopen.
 The server runs several threads per process over one Engine, and Whoosh's readers are not
 thread-safe: postings and stored fields are shared file objects read with seek then read
 (see index/mapped_files.py). Whoever uses a searcher holds the engine's lock: `with
-engine.reading() as searcher:`.
+engine.reading() as searcher:`. A search may hold it for the whole search time limit, so
+`/healthz` never waits for it (`health()`): it reads what the last look at the index found.
 """
 
 from __future__ import annotations
@@ -21,16 +22,18 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from whoosh.searching import Searcher
 
-from searchsvc.errors import SearchsvcError
+from searchsvc.errors import SearchsvcError, SearchTimeout
 from searchsvc.index import manifest as manifests
 from searchsvc.index.seam import UnsafePickle
 from searchsvc.index.store import MARKER, IndexStore
 from searchsvc.index.toc import PinnedIndex
+from searchsvc.search.deadline import Deadline
 from searchsvc.search.ranking import weighting
 
 # How often the open commit's file sizes are compared with its manifest (a stat a file), and a
@@ -45,6 +48,16 @@ def _file_key(path: Path, committed: object) -> tuple[int, int, int, int, object
     except OSError:
         return None  # missing: the check says so
     return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, committed
+
+
+@dataclass(frozen=True)
+class Opened:
+    """The commit a look at the index opened: what /healthz and /metrics report."""
+
+    generation: str
+    commit: str | None  # None for an index written before manifests kept them
+    committed: str | None
+    posts: int
 
 
 class Engine:
@@ -68,6 +81,10 @@ class Engine:
         self._ix: PinnedIndex | None = None
         self._failure: SearchsvcError | None = None  # why the index at _failed_stamp cannot be read
         self._failed_stamp: object = None
+        # What the last look at the index found, read without the lock by health(): set (one
+        # assignment, so a reader sees the old value or the new) whenever a commit is opened or a
+        # failure recorded.
+        self._last: Opened | SearchsvcError | None = None
         # Files checked, by identity (device, inode) and committed sum: a publish hard-links the
         # files a replica already had into a new generation, and those need no second reading.
         self._verified: set[tuple[int, int, int, int, object]] = set()
@@ -114,7 +131,36 @@ class Engine:
                     self._verifier.start()
                 self._searcher = ix.searcher(weighting=weighting())
                 self._changed()
+                found = ix.manifest
+                self._last = Opened(ix.name, found.commit_id if found else None, found.committed if found else None,
+                                    self._searcher.doc_count())
             return self._searcher
+
+    def health(self) -> Opened:
+        """The open commit, as the last look found it, without waiting for a search: every search
+        may hold the lock for the whole time limit, and a health check that waits for it makes a
+        load balancer drop the replica (4 slow searches: 6 of 15 checks unanswered within 2 s).
+        When the lock is free, this look is a new one (a newer commit opened, sizes checked); when
+        a search holds it, that search's own look opened and checked the commit it reads, so that
+        answer stands. Raises the index's error (IndexDamaged...) as searcher() does.
+        """
+        # Before the first look there is nothing to report: wait for the look in progress (the
+        # first open checks every byte), but never for the search that follows it.
+        while not self._lock.acquire(timeout=0.05):
+            if self._last is not None:
+                return self._reported(self._last)
+        try:
+            self.searcher()
+            assert self._last is not None
+            return self._reported(self._last)
+        finally:
+            self._lock.release()
+
+    @staticmethod
+    def _reported(last: Opened | SearchsvcError) -> Opened:
+        if isinstance(last, SearchsvcError):
+            raise last
+        return last
 
     def _verify(self, ix: PinnedIndex) -> None:
         """Every byte of each file of the commit this process has not checked before: a file
@@ -149,6 +195,7 @@ class Engine:
         back from a backup); check every file again then (a file checked before may be the one
         damaged since)."""
         self._failure, self._failed_stamp = failure, stamp
+        self._last = failure
         if self.on_failure is not None:
             self.on_failure(failure)
         self._failed_files = self._files_stamp()
@@ -188,16 +235,26 @@ class Engine:
         return next(manifests.problems(Path(self._ix.storage.folder), self._ix.manifest, full=False), None) is not None
 
     @contextmanager
-    def reading(self, searcher: Searcher | None = None) -> Iterator[Searcher]:
+    def reading(self, searcher: Searcher | None = None, deadline: Deadline | None = None) -> Iterator[Searcher]:
         """Hold the lock and use one searcher for the whole block: the current one, or
         `searcher`, taken from an earlier block (an export reads its matches in batches
         from the searcher that found them). Calls to searcher() inside the block return
         the same searcher, so a commit never swaps it in the middle of a search.
 
+        With a `deadline`, the wait for the lock counts against it (SearchTimeout when it is not
+        free in time): a search waited for the ones before it and then had a limit of its own,
+        so of 4 searches of 1.7 s sent at once to one process, with a limit of 5 s, the last
+        answered after 6.2 s; now a search answers within its limit, 503 if it must.
+
         Raises the index errors of searcher() (never with `searcher` given), and IndexDamaged
         for a forged file met in the block (answered until the index changes).
         """
-        with self._lock:
+        left = None if deadline is None else deadline.remaining()
+        if not self._lock.acquire(timeout=-1 if left is None else left):
+            assert deadline is not None and deadline.timeout is not None
+            raise SearchTimeout(f"the server was busy with other searches for {deadline.timeout:g} s, the search "
+                                "time limit, and this one was not started; retry in a few seconds")
+        try:
             try:
                 if searcher is not None:
                     yield searcher
@@ -212,6 +269,8 @@ class Engine:
                 failure = self.store.damaged(e.problem)
                 self._fail(failure, self._stamp())
                 raise failure from None
+        finally:
+            self._lock.release()
 
     def _changed(self) -> None:
         self._results.clear()

@@ -55,7 +55,8 @@ def marked_post(engine: Engine, record: Record, q: str, *, text_body: bool = Tru
     stored_html = None if record.body_html is None else clean_stored(record.body_html)  # not under the lock
     language = language_of(record)
     analyzer = ANALYZERS[language]
-    with engine.reading() as searcher:  # marked under the lock, as every highlighting is (one stemmer a process)
+    # Marked under the lock, as every highlighting is (one stemmer a process).
+    with engine.reading(deadline=deadline) as searcher:
         terms = _terms(searcher, q, deadline).get(language, set())
 
         def spans(text: str) -> list[tuple[int, int, str]]:

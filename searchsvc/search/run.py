@@ -36,11 +36,12 @@ def search(engine: Engine, request: SearchRequest) -> SearchResult:
     errors of Engine.
     """
     started = time.perf_counter()
-    with engine.reading() as searcher:  # one searcher, used by one thread at a time (see engine.py)
+    deadline = Deadline(engine.search_timeout)  # one budget for every step below, the wait for the lock too
+    with engine.reading(deadline=deadline) as searcher:  # one searcher, used by one thread at a time (see engine.py)
         key = ("search", request)
         result = engine.cached(key)
         if result is None:
-            result = _search(engine, searcher, request)
+            result = _search(engine, searcher, request, deadline)
             engine.cache(key, result)
         commit, _ = engine.commit()  # of the searcher above: reading() holds it
     # The cached result may come from an equal request typed differently ("Dec 2020" vs
@@ -49,8 +50,7 @@ def search(engine: Engine, request: SearchRequest) -> SearchResult:
                    commit=commit)
 
 
-def _search(engine: Engine, searcher: Searcher, request: SearchRequest) -> SearchResult:
-    deadline = Deadline(engine.search_timeout)  # one budget for every step below
+def _search(engine: Engine, searcher: Searcher, request: SearchRequest, deadline: Deadline) -> SearchResult:
     query = _query(searcher, request, deadline)
     values = docvalues.doc_values(engine, searcher)
     allowed = filters.allowed_docs(values, request)
@@ -86,8 +86,8 @@ def iter_matches(engine: Engine, request: SearchRequest) -> tuple[int, str, Iter
     The posts are read in batches, each under the engine's lock, never the whole stream:
     a client reading an export slowly must not hold up searches in its process.
     """
-    with engine.reading() as searcher:
-        deadline = Deadline(engine.search_timeout)  # for finding the matches; the stream may take long
+    deadline = Deadline(engine.search_timeout)  # for finding the matches; the stream may take long
+    with engine.reading(deadline=deadline) as searcher:
         query = _query(searcher, request, deadline)
         values = docvalues.doc_values(engine, searcher)
         allowed = filters.allowed_docs(values, request)
