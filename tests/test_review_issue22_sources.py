@@ -398,3 +398,28 @@ def test_an_entry_linking_to_an_address_read_two_ways_is_no_post_of_the_site(sea
     assert warning.endswith(f"), not to {site_of(attacker)} (the site it was read from)")
     assert [p["url"] for p in posts(searchsvc)] == [attacker.base + "/own-post"]
     assert victim.requests() == []
+
+
+def test_the_reading_budget_is_kept_when_its_first_interruption_is_swallowed():
+    """Found with the whole suite: the budget's signal went off inside a garbage collector callback
+    (Hypothesis installs one), where Python prints and drops an exception, and the reading went on
+    unbounded. Here a reader swallows the first interruption as a library's `except BaseException`
+    would: the budget still ends it."""
+    import time
+
+    from searchsvc.ingest.follow import OverBudget, reading_budget
+
+    swallowed = 0
+    start = time.process_time()
+    with pytest.raises(OverBudget):
+        with reading_budget(0.2):
+            while True:
+                try:
+                    while time.process_time() - start < 20:  # the bound of this test, never reached
+                        sum(range(10_000))
+                    break
+                except OverBudget:
+                    swallowed += 1
+                    if swallowed > 1:
+                        raise
+    assert swallowed == 2 and time.process_time() - start < 5

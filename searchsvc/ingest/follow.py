@@ -420,7 +420,9 @@ def reading_budget(seconds: float) -> Iterator[None]:
         raise OverBudget
 
     previous = signal.signal(signal.SIGPROF, over)
-    signal.setitimer(signal.ITIMER_PROF, seconds)
+    # Then again every 50 ms of CPU time: where Python swallows the exception (raised in a garbage
+    # collector callback or a __del__, or by a library's `except BaseException`), the next one lands.
+    signal.setitimer(signal.ITIMER_PROF, seconds, 0.05)
     try:
         yield
     finally:
