@@ -28,16 +28,10 @@ def rss(base: str, items: list[dict[str, str]]) -> bytes:
     out = []
     for item in items:
         parts = [f"<title>{html.escape(item['title'])}</title>"]
-        if item.get("link"):
-            parts.append(f"<link>{html.escape(item['link'])}</link>")
-        if item.get("date"):
-            parts.append(f"<pubDate>{item['date']}</pubDate>")
-        if item.get("author"):
-            parts.append(f"<dc:creator>{html.escape(item['author'])}</dc:creator>")
-        if item.get("guid"):
-            parts.append(f"<guid>{html.escape(item['guid'])}</guid>")
-        if item.get("summary"):
-            parts.append(f"<description>{html.escape(item['summary'])}</description>")
+        for key, tag in (("link", "link"), ("date", "pubDate"), ("author", "dc:creator"), ("guid", "guid"),
+                         ("summary", "description")):
+            if item.get(key):
+                parts.append(f"<{tag}>{html.escape(item[key])}</{tag}>")
         if item.get("body"):
             parts.append(f"<content:encoded><![CDATA[<p>{html.escape(item['body'])}</p>]]></content:encoded>")
         out.append("<item>" + "".join(parts) + "</item>\n")
