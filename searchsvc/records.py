@@ -45,6 +45,10 @@ _SPACES = re.compile(r"\s+")
 # Half of a UTF-16 pair ("\ud800" in JSON or YAML escapes): not a character, so no UTF-8
 # encoder can write it, not the id's hash, the fingerprint, nor the index.
 _SURROGATE = re.compile("[\ud800-\udfff]")
+# Lists and objects inside one another in a record: JSON's parser reads about 990 and its writer
+# (a fingerprint, the stored extras, an export) recursed past its limit at 980, failing the whole
+# ingest. No post's data nests like that.
+MAX_DEPTH = 100
 # What a post stores and exports is JSON: values of other types (YAML's !!binary, !!set)
 # cannot be written back out.
 _JSON_SCALARS = (str, int, float, bool, type(None))
@@ -192,7 +196,7 @@ def _check_storable(data: Mapping[str, Any]) -> None:
     surrogate anywhere is this one reason, never an encoding error later.
     """
     for key, value in data.items():
-        for leaf in leaves(key, value):
+        for leaf in leaves(key, value, max_depth=MAX_DEPTH):
             if isinstance(leaf, str):
                 bad = _SURROGATE.search(leaf)
                 if bad:
@@ -209,13 +213,17 @@ def _check_storable(data: Mapping[str, Any]) -> None:
                                     "numbers, true/false, null, lists and objects)")
 
 
-def leaves(*values: Any) -> Iterator[Any]:
+def leaves(*values: Any, max_depth: int | None = None) -> Iterator[Any]:
     """Every key and every value that is not a list or an object, in `values` and within them,
     in order. A stack of iterators: not recursion (JSON nests as deeply as its parser allows),
-    nor a list of everything (a record may hold millions of values)."""
+    nor a list of everything (a record may hold millions of values). InvalidRecord past
+    `max_depth` lists and objects inside one another."""
     stack: list[Iterator[Any]] = [iter(values)]
     while stack:
         for value in stack[-1]:
+            if isinstance(value, (Mapping, list, tuple)) and max_depth is not None and len(stack) > max_depth:
+                raise InvalidRecord(f"nested too deeply: more than {max_depth} lists and objects inside one "
+                                    "another")
             if isinstance(value, Mapping):
                 stack.append(chain.from_iterable(value.items()))
                 break

@@ -419,3 +419,16 @@ def test_a_date_found_only_in_the_address_keeps_no_invented_time(searchsvc, site
     site.pages["/2018/03/04/synthetic-post"] = Page(page.replace(b"dc:date dc:created", b"x"))
     searchsvc("ingest", *WEB, site.base + "/2018/03/04/synthetic-post")
     assert [p["date"] for p in searchsvc.export()] == ["2018-03-04"]
+
+
+def test_a_fetch_state_nested_too_deeply_is_ignored_with_a_warning(searchsvc, site, index_dir):
+    """The second review round: 400 KB of brackets made every later crawl fail with an unexpected
+    RecursionError (a bug report) until someone deleted the file."""
+    searchsvc("ingest", *WEB, site.base + "/atom.xml")
+    (index_dir / STATE_FILE).write_text("[" * 200_000 + "]" * 200_000, encoding="utf-8")
+    result = searchsvc("ingest", *WEB, site.base + "/atom.xml")
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr == (f"{index_dir / STATE_FILE}: warning: not read (nested too deeply); every page is "
+                             "fetched in full\n")
+    assert "0 new, 0 updated, 4 unchanged" in result.stdout
+    assert json.loads((index_dir / STATE_FILE).read_text())["version"] == 2

@@ -383,3 +383,19 @@ def test_an_honest_index_passes_the_new_checks(built, client_for):
     answer = client_for(built).get("/healthz")
     assert answer.status_code == 200
     assert answer.get_json()["posts"] == len(SYNTHETIC)
+
+
+def test_an_index_of_no_posts_is_whole_to_check_snapshot_publish_and_restore(tmp_path):
+    """The second review round: a first ingest whose records were all invalid leaves an index of
+    no posts, which the server called ok while check, snapshot and publish called it damaged
+    (AttributeError: 'EmptyReader' object has no attribute '_perdoc')."""
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"title": "", "body": "x"}\n', encoding="utf-8")
+    index = tmp_path / "index"
+    assert run("ingest", "--index", index, bad).exit_code == 1
+    checked = run("check", "--index", index)
+    assert checked.exit_code == 0 and checked.stdout.startswith(f"OK: {index} (generation g000001): ")
+    assert run("snapshot", "--index", index, tmp_path / "snap").exit_code == 0
+    assert run("publish", "--index", index, tmp_path / "replica").exit_code == 0
+    assert run("restore", "--index", tmp_path / "restored", tmp_path / "snap").exit_code == 0
+    assert run("export", "--index", tmp_path / "replica").stdout == ""

@@ -142,3 +142,20 @@ def test_a_zone_name_of_several_zones_or_none_is_an_invalid_date(searchsvc, writ
     assert result.exit_code == 1
     assert result.stderr == (f"{path}:1: invalid date {date!r}: the time zone {zone!r} is not one searchsvc reads "
                              "(several zones share the name, or it is not a zone); write its offset, +05:30\n")
+
+
+@pytest.mark.parametrize("depth, kept", [(99, True), (101, False), (980, False), (5000, False)])
+def test_a_record_nested_too_deeply_is_one_invalid_record(searchsvc, write, depth, kept):
+    """The second review round: JSON's reader took 980 levels and its writer did not, so the whole
+    ingest failed as a bug and the valid record beside it was lost."""
+    deep = '{"title": "Synthetic deep post", "body": "b", "nest": ' + "[" * depth + "]" * depth + "}"
+    path = write("a.jsonl", jsonl(POST, deep))
+    result = searchsvc("ingest", path)
+    if kept:
+        assert result.exit_code == 0, result.stderr
+        assert titles(searchsvc) == ["Fictional statement one", "Synthetic deep post"]
+    else:
+        assert result.exit_code == 1
+        assert result.stderr.splitlines()[0].startswith(f"{path}:2: ")
+        assert "nested too deeply" in result.stderr
+        assert titles(searchsvc) == ["Fictional statement one"]

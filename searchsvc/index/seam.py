@@ -263,6 +263,8 @@ def read_every_pickle(reader: Any, segments: Collection[str] | None = None) -> i
     read = 0
     for leaf, _ in reader.leaf_readers():
         segment = leaf.segment()
+        if segment is None:  # an index of no segment (Whoosh's EmptyReader): nothing to read
+            continue
         if segments is not None and segment.segment_id() not in segments:
             continue
         perdoc = leaf._perdoc  # W3PerDocReader

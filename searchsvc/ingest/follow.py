@@ -123,6 +123,9 @@ class FetchState:
             urls = data["urls"]
             self.known = {u: s for u, d in urls.items() if isinstance(u, str) and (s := _Seen.from_json(d))}
             self.teasers = {str(i): str(p) for i, p in dict(data.get("teasers", {})).items()}
+        except RecursionError:  # JSON nested deeper than the parser goes: not a state we wrote
+            self.problem = f"{path}: warning: not read (nested too deeply); every page is fetched in full"
+            self.known = {}
         except (OSError, ValueError, KeyError, AttributeError, TypeError) as e:
             self.problem = f"{path}: warning: not read ({e}); every page is fetched in full"
             self.known = {}
