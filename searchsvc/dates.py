@@ -55,6 +55,18 @@ ZONE_OFFSETS = {
 _UTC_PLUS = re.compile(r"\b(?:UTC|GMT|UT)\s*(?=[+-]\d)", re.IGNORECASE)
 
 
+# A year written with leading zeros ("Jan 1, 0050"): dateutil reads some forms of it as a
+# two-digit year and moves it to 2050 (the ISO forms it keeps); the year is kept as written.
+_PADDED_YEAR = re.compile(r"(?<![\d:.])0\d{3}(?![\d:])")
+
+
+def _year_as_written(parsed: datetime, text: str) -> datetime:
+    written = [int(found) for found in _PADDED_YEAR.findall(text)]
+    if len(written) == 1 and parsed.year != written[0] and parsed.year % 100 == written[0] % 100:
+        return parsed.replace(year=written[0])  # ValueError for 29 February of a year that has none
+    return parsed
+
+
 class _UnknownZone(Exception):
     """A zone name not in ZONE_OFFSETS (raised through dateutil, which lets it pass)."""
 
@@ -162,6 +174,7 @@ def parse_date(text: str, *, dayfirst: bool = False, finest_required: str = "yea
         b = dateutil_parser.parse(
             text, default=_DEFAULT_B, dayfirst=dayfirst and not yearfirst, yearfirst=yearfirst, tzinfos=_zone
         )
+        a, b = _year_as_written(a, text), _year_as_written(b, text)
     except _UnknownZone as e:
         raise InvalidDate(f"invalid date {original!r}: the time zone {e.args[0]!r} is not one searchsvc reads "
                           "(several zones share the name, or it is not a zone); write its offset, +05:30") from None

@@ -159,3 +159,13 @@ def test_a_record_nested_too_deeply_is_one_invalid_record(searchsvc, write, dept
         assert result.stderr.splitlines()[0].startswith(f"{path}:2: ")
         assert "nested too deeply" in result.stderr
         assert titles(searchsvc) == ["Fictional statement one"]
+
+
+@pytest.mark.parametrize("written, stored", [("Jan 1, 0050", "0050-01-01"), ("1 March 0099", "0099-03-01"),
+                                             ("Mon, 01 Jan 0001 10:00:00 EST", "0001-01-01T15:00:00Z"),
+                                             ("Jan 1, 2020 0930", "2020-01-01T09:30:00")])
+def test_a_year_written_with_leading_zeros_is_kept_as_written(searchsvc, write, written, stored):
+    """The second review round: dateutil moved "Jan 1, 0050" to 2050 and "1 March 0099" to 1999."""
+    result = searchsvc("ingest", write("a.jsonl", jsonl({**POST, "date": written})))
+    assert result.exit_code == 0, result.stderr
+    assert searchsvc.export()[0]["date"] == stored

@@ -185,3 +185,32 @@ def test_the_word_caches_are_bounded_in_bytes():
     assert kept <= 3 * WORD_CACHE_BYTES + 2_000_000, kept
     assert [t.text for t in english("Running placeholders")] == ["run", "placehold"]
     assert fold("İstanbul") == "istanbul" and "istanbul" in {fold(w) for w in ["İstanbul"] * 2}
+
+
+def test_one_client_holding_every_connection_idle_keeps_no_one_out(big_index, tmp_path):
+    """The second review round: 1,100 idle sockets against one worker (gunicorn stops accepting
+    at 1,000) made /healthz time out, and reopened every header timeout they kept everyone out.
+    The oldest idle connection is now closed for each new one past the limit."""
+    with running_server(big_index, tmp_path / "server.log", workers=1) as base:
+        port = urlsplit(base).port
+        idle = []
+        try:
+            for _ in range(1100):
+                idle.append(socket.create_connection(("127.0.0.1", port), timeout=5))
+            time.sleep(0.5)  # the worker has taken every one of them from the listen queue
+            for _ in range(5):
+                _, health = get_json(base, "/healthz")  # the socket's 5 s timeout bounds each
+                assert health["status"] == "ok"
+                _, found = get_json(base, "/api/search?q=quokka")
+                assert [hit["id"] for hit in found["hits"]] == ["small-placeholder"]
+            closed = 0
+            for sock in idle[:200]:  # the oldest were closed by the server
+                sock.settimeout(2)
+                try:
+                    closed += sock.recv(1) == b""
+                except OSError:
+                    closed += 1
+            assert closed >= 100
+        finally:
+            for sock in idle:
+                sock.close()

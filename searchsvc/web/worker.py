@@ -210,8 +210,23 @@ class HeadReadingWorker(ThreadWorker):
                 raise
             return
         self.nr_conns += 1
+        if self.nr_conns >= self.worker_connections:
+            self.evict_idle()
         sock = ProgressSocket(fileno=sock.detach())
         self.read_head(Connection(self.cfg, sock, address, listener.getsockname(), self))
+
+    def evict_idle(self) -> None:
+        """Close the oldest connection that has sent nothing of a request (new, or kept alive
+        between requests), so the worker goes on accepting: gunicorn stops accepting at
+        worker_connections, and one client holding that many idle sockets, reopened every
+        header timeout, kept every other client out, the health check included. A client's
+        request head arrives within milliseconds of its connection; an idle one waits for
+        nothing (nginx drops idle kept-alive connections the same way when it runs short)."""
+        idle = next((conn for conn in self.reading_heads if not conn.head), None)
+        if idle is not None:
+            self.end_head(idle)
+            self.nr_conns -= 1
+            idle.close()
 
     def enqueue_req(self, conn: Connection) -> None:
         """Every path to the thread pool (a new connection, a kept-alive one turning
