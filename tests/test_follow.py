@@ -432,3 +432,19 @@ def test_a_fetch_state_nested_too_deeply_is_ignored_with_a_warning(searchsvc, si
                              "fetched in full\n")
     assert "0 new, 0 updated, 4 unchanged" in result.stdout
     assert json.loads((index_dir / STATE_FILE).read_text())["version"] == 2
+
+
+def test_a_fetch_state_too_large_for_the_next_run_is_not_written(searchsvc, site, index_dir, monkeypatch):
+    """The second review round: the state was written whatever its size, then passed over by the
+    next run (over its bound), which saved only its own answers: every other site's lost."""
+    from searchsvc.ingest import follow
+
+    assert searchsvc("ingest", *WEB, site.base + "/atom.xml").exit_code == 0
+    before = (index_dir / STATE_FILE).read_bytes()
+    monkeypatch.setattr(follow, "MAX_STATE_BYTES", len(before) + 10)
+    result = searchsvc("ingest", *WEB, site.base + "/rss.xml")
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr.endswith(f"{index_dir / STATE_FILE}: warning: not saved: it would be larger than "
+                                  f"{len(before) + 10:,} bytes, more than the next run reads; the state before "
+                                  "this run is kept\n")
+    assert (index_dir / STATE_FILE).read_bytes() == before

@@ -139,7 +139,8 @@ class FetchState:
         """Keep this run's answers, except those of URLs whose posts were not all valid, with the
         fingerprints `prints` the index holds for their posts now (after the commit). Merged into
         the file as it is now, under a lock of its own: a crawl beside this one keeps its answers.
-        Returns a warning when it was not saved: its lock is not a file of ours (a link)."""
+        Returns a warning when it was not saved: its lock is not a file of ours (a link), or it
+        would be larger than MAX_STATE_BYTES."""
         if self.path is None:
             return None
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -165,6 +166,11 @@ class FetchState:
             held.update({i: prints[i].hex() for i in teasers if i in prints})
             text = json.dumps({"version": STATE_VERSION, "urls": {u: s.to_json() for u, s in merged.items()},
                                "teasers": held}, ensure_ascii=False, sort_keys=True)
+            if len(text.encode("utf-8")) > MAX_STATE_BYTES:
+                # Written, the next run would pass over it and save only its own answers: every
+                # other site's validators lost (a site's listings of long links can do that).
+                return (f"{self.path}: warning: not saved: it would be larger than {MAX_STATE_BYTES:,} bytes, "
+                        "more than the next run reads; the state before this run is kept")
             handle, temporary = tempfile.mkstemp(dir=self.path.parent, prefix=".fetched-", suffix=".tmp")
             try:
                 with os.fdopen(handle, "w", encoding="utf-8") as out:
