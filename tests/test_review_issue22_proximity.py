@@ -86,3 +86,23 @@ def test_the_cli_reads_a_proximity_search_as_the_api_does(posts_and_client):
     result = searchsvc("search", "--json", '"kalo miren"~3')
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout)["total"] == len(_brute_force(posts, ["kalo", "miren"], 3))
+
+
+def test_a_long_proximity_phrase_over_a_large_post_stops_at_the_time_limit(tmp_path, client_for):
+    """The third review round: 60 words `"harbor valley ..."~100` over a 5.6 MB post of those words
+    ran 11-13 s past a 5 s limit (the clock was read every 256th step, each step a pass over
+    800,000 positions), and other searches of the process failed meanwhile. Each word now reads
+    the clock: with a limit of 0.2 s the search is stopped, whatever the machine's speed."""
+    from conftest import Searchsvc
+
+    source = tmp_path / "huge.jsonl"
+    source.write_text(json.dumps({"id": "huge", "title": "Synthetic huge post", "author": "Dana Placeholder",
+                                  "body": "harbor valley " * 400_000}) + "\n", encoding="utf-8")
+    searchsvc = Searchsvc(tmp_path / "index")
+    assert searchsvc("ingest", source).exit_code == 0
+    query = '"' + "harbor valley " * 30 + '"~100'
+    whole = client_for(searchsvc.index).get("/api/search", query_string={"q": query}).get_json()
+    assert whole["total"] == 1  # each word within 100 positions of the one before: the post matches
+    limited = client_for(searchsvc.index, SEARCH_TIMEOUT=0.2).get("/api/search", query_string={"q": query})
+    assert limited.status_code == 503
+    assert limited.get_json()["error"]["code"] == "search_timeout"

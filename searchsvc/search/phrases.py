@@ -72,7 +72,7 @@ class _ExactPhraseMatcher(SpanNear2.SpanNear2Matcher):
             self.deadline.tick()
         ms = self.ms
         if self.slop != 1:
-            return _near_spans([m.value_as("positions") for m in ms], self.slop)
+            return _near_spans([m.value_as("positions") for m in ms], self.slop, self.deadline)
         starts = set(ms[0].value_as("positions"))
         for offset, m in enumerate(ms[1:], 1):
             if not starts:
@@ -82,12 +82,14 @@ class _ExactPhraseMatcher(SpanNear2.SpanNear2Matcher):
         return [Span(start, start + last) for start in sorted(starts)]
 
 
-def _near_spans(positions: list[list[int]], slop: int) -> list[Span]:
+def _near_spans(positions: list[list[int]], slop: int, deadline: Any = None) -> list[Span]:
     """The spans where each word's position follows a reachable end of the words before it by 1
     to `slop` positions (SpanNear2, ordered, mindist 1), one span per end reached by the last
     word: the nearest chain's start. Each step is one pass over a word's positions."""
     reach = {p: p for p in sorted(positions[0])}  # an end reached so far -> its chain's start
     for word in positions[1:]:
+        if deadline is not None:
+            deadline.check()  # a word of a large post is a pass over millions of positions
         ends = list(reach)
         following: dict[int, int] = {}
         for p in sorted(word):
