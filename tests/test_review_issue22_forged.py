@@ -467,3 +467,63 @@ def test_stored_html_from_an_index_someone_else_wrote_is_cleaned_again_when_show
     assert shown.startswith("<p>Synthetic post.</p>")
     for markup in ("<form", "<input", "javascript:", "onerror", "http-equiv", "attacker.test"):
         assert markup not in shown, markup
+
+
+def _edit_postings(index: Path, field: str, key: str, change: Callable) -> None:
+    """One array of the segment's postings file changed by `change` (same byte length), sums
+    recomputed: the third review round's forgery."""
+    import numpy as np
+
+    from searchsvc.index import postings
+
+    seg = _segment(index)
+    parts = _parts(seg)
+    name = _part(parts, ".pst")
+    data = parts[name]
+    (size,) = struct.unpack("<Q", data[8:16])
+    base = 16 + size
+    offset, length = json.loads(data[16:base])["fields"][field][key]
+    dtype = dict(postings._ARRAYS)[key]
+    array = np.frombuffer(data, dtype=dtype, count=length // np.dtype(dtype).itemsize, offset=base + offset).copy()
+    raw = np.asarray(change(array)).astype(dtype).tobytes()
+    assert len(raw) == length
+    _assemble(seg, {**parts, name: data[:base + offset] + raw + data[base + offset + length:]})
+    resum(index)
+
+
+POSTINGS_FORGERIES = {
+    "docs negative": ("text", "docs", lambda a: a * 0 - 5),
+    "a doc past the end": ("text", "docs", lambda a: a + 2_000_000_000 * (a == a.max())),
+    "post ends huge": ("text", "post_ends", lambda a: a * 0 + (1 << 40)),
+    "post ends reversed": ("text", "post_ends", lambda a: a[::-1].copy()),
+    "term ends reversed": ("text", "term_ends", lambda a: a[::-1].copy()),
+    "pos ends huge": ("text", "pos_ends", lambda a: a * 0 + (1 << 40)),
+    "positions reversed": ("text", "positions", lambda a: a[::-1].copy()),
+    "freqs NaN": ("text", "freqs", lambda a: a * float("nan")),
+    "freqs negative": ("text", "freqs", lambda a: -a),
+    "author docs past the end": ("author", "docs", lambda a: a * 0 + 3_000_000),
+}
+
+
+@pytest.mark.parametrize("kind", POSTINGS_FORGERIES)
+def test_forged_postings_arrays_are_damage_to_check_search_and_the_server(pristine, tmp_path, kind):
+    """The third review round: postings arrays forged with the sums recomputed passed check,
+    snapshot and restore; every search then failed with an unexpected IndexError (a 500) while
+    /healthz said ok, or answered wrongly (0 posts for a phrase, a ranking turned over)."""
+    index = tmp_path / "forged"
+    shutil.copytree(pristine, index)
+    _edit_postings(index, *POSTINGS_FORGERIES[kind])
+    for command in ("check", "search", "snapshot", "web"):
+        status, said = _run(command, index, tmp_path)
+        assert status == 1, (command, said)
+        assert f"the index at {index} is damaged: a segment's postings are not what searchsvc writes (" in said, (
+            command, said)
+    assert not (tmp_path / "snap").exists()
+    from searchsvc.web import create_app
+
+    app = create_app({"INDEX": str(index), "TESTING": True})
+    try:
+        health = app.test_client().get("/healthz")  # a fresh process: before any search
+    finally:
+        app.extensions["searchsvc.engine"].close()
+    assert health.status_code == 503 and health.get_json()["error"]["code"] == "index_damaged"

@@ -34,6 +34,8 @@ from typing import Any, BinaryIO
 import numpy as np
 from whoosh.util.numeric import byte_to_length, length_to_byte
 
+from searchsvc.index.seam import ForgedData
+
 MAGIC = b"SSVEC1\n\0"
 # The fields the vectorised search scores (with positions: phrases too).
 ARRAY_FIELDS = ("author", "text", "title", "text_tr", "title_tr")
@@ -134,8 +136,59 @@ def _prefix_keys(terms: Any, term_ends: np.ndarray) -> np.ndarray:
     return keys
 
 
-class BadPostings(Exception):
-    """A postings file that is not one we wrote (the manifest's checksums make this a bug)."""
+class BadPostings(ForgedData):
+    """A postings file that is not one we wrote: its checksums may be right (whoever forged it
+    recomputed them), so its header and every array are checked when it is opened."""
+
+    def __init__(self, detail: str):
+        super().__init__(f"a segment's postings are not what searchsvc writes ({detail})")
+
+
+def _ascending(values: np.ndarray, *, strictly: bool, starts: np.ndarray | None = None) -> bool:
+    """Whether `values` ascend (within each run beginning at `starts`, when given)."""
+    if len(values) < 2:
+        return True
+    ok = values[1:] > values[:-1] if strictly else values[1:] >= values[:-1]
+    if starts is not None:
+        inner = starts[(starts > 0) & (starts < len(values))] - 1
+        ok[inner] = True  # a new run may start lower
+    return bool(ok.all())
+
+
+def _check_field(name: str, f: FieldPostings, doc_count: int) -> None:
+    """The invariants every array of a field written by PostingsBuilder keeps: a document number,
+    an end, a frequency out of them made a search fail (an IndexError, a 500) or answer wrongly
+    (0 posts for a phrase, a ranking turned over) while `check` said OK."""
+    terms, postings, positions = len(f.terms), len(f.docs), len(f.positions)
+    if len(f.post_ends) != len(f.term_ends) or len(f.freqs) != postings:
+        raise BadPostings(f"{name}: arrays of different lengths")
+    if len(f.term_ends) and (int(f.term_ends[-1]) != terms or int(f.post_ends[-1]) != postings):
+        raise BadPostings(f"{name}: the last term or posting does not end its array")
+    if not (_ascending(f.term_ends, strictly=True) and _ascending(f.post_ends, strictly=False)):
+        raise BadPostings(f"{name}: term or posting ends that go back")
+    if len(f.post_ends) and int(f.post_ends[0]) < 0 or len(f.term_ends) and int(f.term_ends[0]) <= 0:
+        raise BadPostings(f"{name}: a negative end")
+    if postings and (int(f.docs.min()) < 0 or int(f.docs.max()) >= doc_count):
+        raise BadPostings(f"{name}: document numbers outside 0..{doc_count - 1}")
+    starts = np.concatenate(([0], f.post_ends[:-1])).astype(np.int64) if len(f.post_ends) else None
+    if not _ascending(f.docs, strictly=True, starts=starts):
+        raise BadPostings(f"{name}: a term's documents out of order")
+    if postings and not (np.isfinite(f.freqs).all() and (f.freqs > 0).all()):
+        raise BadPostings(f"{name}: a frequency that is not a positive number")
+    if postings and f.lengths.any() and not (f.lengths[f.docs] > 0).all():  # (fields of no lengths: all 0)
+        raise BadPostings(f"{name}: a document with words in the field and no length")
+    if not _ascending(_prefix_keys(f.terms, f.term_ends), strictly=False):  # a term's lookup bisects them
+        raise BadPostings(f"{name}: terms out of order")
+    if len(f.pos_ends):
+        if len(f.pos_ends) != postings or int(f.pos_ends[-1]) != positions or int(f.pos_ends[0]) < 0:
+            raise BadPostings(f"{name}: positions that do not match the postings")
+        if not _ascending(f.pos_ends, strictly=False):
+            raise BadPostings(f"{name}: position ends that go back")
+        starts = np.concatenate(([0], f.pos_ends[:-1])).astype(np.int64)
+        if not _ascending(f.positions, strictly=True, starts=starts):
+            raise BadPostings(f"{name}: a posting's positions out of order")
+    elif positions:
+        raise BadPostings(f"{name}: positions without their ends")
 
 
 @dataclass
@@ -201,6 +254,12 @@ class SegmentPostings:
     """The arrays of one segment, read in place from the segment file's memory map."""
 
     def __init__(self, buffer: Any, doc_count: int | None):
+        try:
+            self._open(buffer, doc_count)
+        except (KeyError, TypeError, ValueError, IndexError, struct.error) as e:  # a header of other shapes
+            raise BadPostings(f"{type(e).__name__}: {str(e)[:200]}") from None
+
+    def _open(self, buffer: Any, doc_count: int | None) -> None:
         view = memoryview(buffer)
         if bytes(view[:len(MAGIC)]) != MAGIC:
             raise BadPostings("not a postings file")
@@ -230,3 +289,4 @@ class SegmentPostings:
             )
             if len(self.fields[name].lengths) != doc_count:
                 raise BadPostings(f"{name}: {len(self.fields[name].lengths)} lengths for {doc_count} documents")
+            _check_field(name, self.fields[name], doc_count)

@@ -40,12 +40,17 @@ from searchsvc.index import mapped_files
 REBUILD = "rebuild it from your files with `searchsvc ingest --rebuild PATH...`"
 
 
-class UnsafePickle(IndexDamaged, pickle.UnpicklingError):
-    """Data in an index names something searchsvc never pickles: a forged or foreign file."""
+class ForgedData(IndexDamaged):
+    """Data in an index that searchsvc never writes (its checksums may be right: whoever forged
+    it recomputed them): a forged or foreign file."""
 
     def __init__(self, problem: str):
         super().__init__(f"the index is damaged: {problem}; {REBUILD}")
         self.problem = problem  # for an error that names the index (store.IndexStore.damaged)
+
+
+class UnsafePickle(ForgedData, pickle.UnpicklingError):
+    """Data in an index names something searchsvc never pickles."""
 
 
 def _refused(module: str, name: str) -> UnsafePickle:

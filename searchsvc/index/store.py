@@ -45,6 +45,7 @@ from searchsvc.errors import IndexBusy, IndexDamaged, IndexMissing, IndexVersion
 from searchsvc.index import files as own
 from searchsvc.index import manifest as manifests
 from searchsvc.index import seam
+from searchsvc.index.codec import open_segment_postings
 from searchsvc.index.commit import SEGMENT_FILE, commit
 from searchsvc.index.files import NotOurFile
 from searchsvc.index.schema import SCHEMA_VERSION, build_schema
@@ -258,9 +259,16 @@ class IndexStore:
 
     def read_every_pickle(self, ix: PinnedIndex, segments: Collection[str] | None = None) -> None:
         """Read everything of `ix` that Whoosh unpickles only when it is used (stored documents,
-        inlined terms; of the `segments` named, else all) through our unpicklers: IndexDamaged
-        for a forged or unreadable one. For `check`, and what copies an index (seam.py)."""
-        self._read(ix, lambda reader: seam.read_every_pickle(reader, segments))
+        inlined terms; of the `segments` named, else all) through our unpicklers, and every
+        postings array: IndexDamaged for a forged or unreadable one. For `check`, and what copies an index (seam.py)."""
+        def read(reader: Any) -> None:
+            seam.read_every_pickle(reader, segments)
+            for leaf, _ in reader.leaf_readers():  # and every postings array, as a search reads them
+                segment = leaf.segment()
+                if segment is not None and (segments is None or segment.segment_id() in segments):
+                    open_segment_postings(leaf)  # checks every array (postings.BadPostings)
+
+        self._read(ix, read)
 
     def _read(self, ix: PinnedIndex, read: Callable[[Any], object], toc: Path | None = None) -> None:
         """`read` a reader of `ix` (whose table of contents is `toc`); any failure to read our own
@@ -274,7 +282,7 @@ class IndexStore:
                 with ix.reader() as reader:
                     read(reader)
                 return
-            except seam.UnsafePickle as e:  # a forged file: refused before it ran anything
+            except seam.ForgedData as e:  # a forged file: refused before it ran anything
                 failure = self.damaged(e.problem)
             except BadTableOfContents as e:
                 failure = self.damaged(f"{toc or 'its table of contents'}: {e}")

@@ -30,7 +30,8 @@ from whoosh.searching import Searcher
 
 from searchsvc.errors import SearchsvcError, SearchTimeout
 from searchsvc.index import manifest as manifests
-from searchsvc.index.seam import UnsafePickle
+from searchsvc.index.codec import open_segment_postings
+from searchsvc.index.seam import ForgedData
 from searchsvc.index.store import MARKER, IndexStore
 from searchsvc.index.toc import PinnedIndex
 from searchsvc.search.deadline import Deadline
@@ -120,7 +121,13 @@ class Engine:
             if self._searcher is None or stamp != self._opened_stamp or self._sizes_changed():
                 try:
                     ix = self.store.open()
-                    self._verify(ix)
+                    fresh = self._verify(ix)
+                    searcher = ix.searcher(weighting=weighting())
+                    _check_postings(searcher, fresh)
+                except ForgedData as e:
+                    failure = self.store.damaged(e.problem)
+                    self._fail(failure, stamp)
+                    raise failure from None
                 except SearchsvcError as e:
                     self._fail(e, stamp)
                     raise
@@ -129,7 +136,7 @@ class Engine:
                 if self.verify_every and self._verifier is None:
                     self._verifier = threading.Thread(target=self._verify_often, name="searchsvc-verify", daemon=True)
                     self._verifier.start()
-                self._searcher = ix.searcher(weighting=weighting())
+                self._searcher = searcher
                 self._changed()
                 found = ix.manifest
                 self._last = Opened(ix.name, found.commit_id if found else None, found.committed if found else None,
@@ -162,11 +169,12 @@ class Engine:
             raise last
         return last
 
-    def _verify(self, ix: PinnedIndex) -> None:
+    def _verify(self, ix: PinnedIndex) -> set[str] | None:
         """Every byte of each file of the commit this process has not checked before: a file
-        is checked once (Whoosh never rewrites one), so after a commit only its new files are."""
+        is checked once (Whoosh never rewrites one), so after a commit only its new files are.
+        Returns their names (None: an index without a manifest, every file new)."""
         if ix.manifest is None:
-            return
+            return None
         folder = Path(ix.storage.folder)
         keys = {name: _file_key(folder / name, s) for name, s in ix.manifest.files.items()}
         unchecked = [name for name, key in keys.items() if key is None or key not in self._verified]
@@ -174,6 +182,7 @@ class Engine:
         if bad:
             raise self.store.damaged(*bad)
         self._verified.update(key for name in unchecked if (key := keys[name]) is not None)
+        return set(unchecked)
 
     def _verify_often(self) -> None:
         """Every `verify_every` seconds, check every byte of the open commit (outside the lock:
@@ -265,7 +274,7 @@ class Engine:
                     yield current
                 finally:
                     self._pinned -= 1
-            except UnsafePickle as e:  # a forged stored document or term, refused: the index is damaged
+            except ForgedData as e:  # a forged stored document, term or postings array: the index is damaged
                 failure = self.store.damaged(e.problem)
                 self._fail(failure, self._stamp())
                 raise failure from None
@@ -358,3 +367,13 @@ class Engine:
             # The postings arrays map the segment files: dropped here, the maps go with them
             # (a closed engine kept a small disk from being unmounted).
             self._kept.clear()
+
+
+def _check_postings(searcher: Searcher, fresh: set[str] | None) -> None:
+    """The postings arrays of each segment whose file this process has just checked, read as a
+    search reads them (postings.SegmentPostings checks every array): a forged array, its sums
+    recomputed, is damage before any search or /healthz says ok. Once a segment, as the bytes."""
+    for leaf, _ in searcher.reader().leaf_readers():
+        segment = leaf.segment()
+        if segment is not None and (fresh is None or segment.make_filename(segment.COMPOUND_EXT) in fresh):
+            open_segment_postings(leaf)
