@@ -217,3 +217,16 @@ def test_follow_help_says_what_is_refused(searchsvc):
     result = searchsvc("follow", "--help")
     assert "--allow-private" in result.stdout
     assert "loopback" in result.stdout
+
+
+@pytest.mark.parametrize("host, kind", [("[2002:7f00:1::]", "a loopback"), ("[2002:a9fe:a9fe::]", "a link-local"),
+                                        ("[2002:a00:1::]", "a private"), ("[fec0::1]", "a site-local")])
+def test_ipv4_addresses_inside_ipv6_are_judged_as_the_address_they_wrap(searchsvc, site, host, kind):
+    """The fourth review round: 6to4 addresses wrapping 127.0.0.1 or the metadata address, and
+    site-local fec0::/10, were public to the crawler (refused here before any connection)."""
+    target = f"http://{host}:8080/latest/meta-data"
+    site.pages["/start"] = Page(b"", status=302, location=target)
+    result = searchsvc("ingest", *WEB, site.base + "/start")
+    assert result.exit_code == 1
+    assert result.stderr == (f"{site.base}/start: redirects to {target!r}: not fetched: {host}:8080 is {kind} "
+                             "address, not the start URL's own server (--allow-private fetches it)\n")

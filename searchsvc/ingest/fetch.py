@@ -419,10 +419,16 @@ def _is_ip(host: str) -> bool:
 
 def _kind(ip: str) -> str | None:
     """What kind of non-public address `ip` is ("loopback", "private" ...), None for a public one.
-    An IPv4 address inside IPv6 (::ffff:127.0.0.1) is read as the IPv4 address it is."""
+    An IPv4 address inside IPv6 (::ffff:127.0.0.1, 6to4's 2002:7f00:1::) is read as the IPv4
+    address it is."""
     address = ipaddress.ip_address(ip)
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.is_site_local:  # fec0::/10: deprecated, still routed inside some networks
+            return "site-local"
+        # ::ffff:a.b.c.d, and 6to4's 2002:AABB:CCDD:: (Python calls it global whatever it wraps)
+        inner = address.ipv4_mapped or address.sixtofour
+        if inner is not None:
+            address = inner
     for kind in ("loopback", "link_local", "multicast", "unspecified", "private", "reserved"):
         if getattr(address, f"is_{kind}"):
             return kind.replace("_", "-")
