@@ -41,9 +41,10 @@ _LISTING_DASH = re.compile(r"^(\s*\d{1,2}/\d{1,2}/\d{4})\s+-\s+(\d{1,2}:\d{2})\s
 # RFC 822 dates, and they say CST is US Central), then names that mean one offset the world over.
 # A name not here (IST: India, Israel or Ireland; BST: British Summer or Bangladesh) is an
 # invalid date, never a guess.
+RFC822_ZONES = {"UT": 0, "GMT": 0, "Z": 0, "EST": -5, "EDT": -4, "CST": -6, "CDT": -5, "MST": -7, "MDT": -6,
+                "PST": -8, "PDT": -7}
 ZONE_OFFSETS = {
-    "UT": 0, "UTC": 0, "GMT": 0, "Z": 0,
-    "EST": -5, "EDT": -4, "CST": -6, "CDT": -5, "MST": -7, "MDT": -6, "PST": -8, "PDT": -7,
+    **RFC822_ZONES, "UTC": 0,
     "WET": 0, "WEST": 1, "CET": 1, "CEST": 2, "MET": 1, "MEST": 2, "EET": 2, "EEST": 3, "MSK": 3, "TRT": 3,
     "PKT": 5, "ICT": 7, "WIB": 7, "HKT": 8, "SGT": 8, "AWST": 8, "JST": 9, "KST": 9, "ACST": 9.5,
     "AEST": 10, "AEDT": 11, "NZST": 12, "NZDT": 13, "HST": -10, "AKST": -9, "AKDT": -8,

@@ -181,6 +181,12 @@ def key(url: str) -> str:
     return urlunsplit(("", address.site, path.rstrip("/") or "/", query, ""))
 
 
+def same_but_www(a: str, b: str) -> bool:
+    """Whether two sites (`Address.site`) are one host but for a leading `www.`: one site, to a
+    crawl's start URL and its redirect, and to the posts a feed names."""
+    return a.removeprefix("www.") == b.removeprefix("www.")
+
+
 def site(url: str) -> str:
     """The server of `url` (`Address.site`); "" for an address `parse` refuses, which is no
     site's."""

@@ -289,10 +289,8 @@ def _other_site(item: Item, record: Record) -> str | None:
         # Browsers read `https://victim.example\\statement` and `https://x@victim.example/` as
         # victim.example's: an address read two ways is no post of this site.
         return f"it links to {record.url[:200]!r}, which is read two ways ({e})"
-    own = {item.site, *item.aliases}
-    # example.org's feed links to www.example.org: one site (as a crawl's start URL and its redirect)
-    if named in own or named.removeprefix("www.") in {site.removeprefix("www.") for site in own}:
-        return None
+    if any(addresses.same_but_www(named, own) for own in (item.site, *item.aliases)):
+        return None  # example.org's feed links to www.example.org: one site
     return f"it links to {named}"
 
 

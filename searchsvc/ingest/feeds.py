@@ -16,6 +16,7 @@ from typing import Any
 
 import feedparser
 
+from searchsvc.dates import RFC822_ZONES
 from searchsvc.ingest import addresses
 from searchsvc.ingest.listing import looks_cut_short
 from searchsvc.ingest.pages import html_text, language_tag
@@ -127,21 +128,18 @@ def _text(detail: Any, value: str | None) -> str | None:
     return value
 
 
-# RFC 822's zone names (RSS dates are RFC 822 dates), which dateutil does not know: it would drop
-# them, putting a post at 23:30 EST on the wrong day. Written as their offsets, they are read as
-# any offset is. Other names (CET, IST: some of them mean two zones) are left as written.
-_RFC822_ZONES = {"UT": "+0000", "EST": "-0500", "EDT": "-0400", "CST": "-0600", "CDT": "-0500",
-                 "MST": "-0700", "MDT": "-0600", "PST": "-0800", "PDT": "-0700"}
+# RFC 822's zone names (RSS dates are RFC 822 dates) are read by dates.parse_date as their
+# offsets; some feeds write them in lower case ("23:30 est"), which dateutil does not see as a zone.
 _ZONE_NAME = re.compile(r"(?<=[\s\d])([A-Za-z]{2,3})\s*$")
 
 
 def _date(entry: Any) -> str | None:
-    """The entry's date as written (published, else updated), an RFC 822 zone name written as
-    its offset. Never feedparser's reading: it makes a date of anything (2021-13-45 becomes
-    2022-01-01, a bare 2021 midnight of 1 January), where records.py calls a date that is not
-    one an invalid record, never a guess."""
+    """The entry's date as written (published, else updated), an RFC 822 zone name in capitals.
+    Never feedparser's reading: it makes a date of anything (2021-13-45 becomes 2022-01-01, a
+    bare 2021 midnight of 1 January), where records.py calls a date that is not one an invalid
+    record, never a guess."""
     for key in ("published", "updated", "created"):
         written = (entry.get(key) or "").strip()
         if written:
-            return _ZONE_NAME.sub(lambda m: _RFC822_ZONES.get(m[1].upper(), m[1]), written)
+            return _ZONE_NAME.sub(lambda m: m[1].upper() if m[1].upper() in RFC822_ZONES else m[1], written)
     return None

@@ -117,18 +117,19 @@ class Fetcher:
         ports = {80, 443} if address.port in (80, 443) else {address.port}
         self.own.update((ip, port) for ip in ips if _kind(ip) is not None for port in ports)
 
+    def _own_servers(self, address: Address) -> set[tuple[str, int]]:
+        """The start URLs' own non-public servers (IP address, port) that `address` names."""
+        return {(ip, address.port) for ip in self.resolved.get(address.host, ())} & self.own
+
     def is_own_server(self, address: Address) -> bool:
         """Whether `address` is on a start URL's own non-public server by another name
         (localhost and 127.0.0.1 on one port)."""
-        ips = self.resolved.get(address.host, ())
-        return any((ip, address.port) in self.own for ip in ips)
+        return bool(self._own_servers(address))
 
     def same_own_server(self, a: Address, b: Address) -> bool:
         """Whether two names are one of the start URLs' own non-public servers (localhost and
         127.0.0.1 on one port): public hosts sharing an address (shared hosting) are not."""
-        def servers(address: Address) -> set[tuple[str, int]]:
-            return {(ip, address.port) for ip in self.resolved.get(address.host, ())} & self.own
-        return bool(servers(a) & servers(b))
+        return bool(self._own_servers(a) & self._own_servers(b))
 
     def fetch(self, url: str, *, validators: Callable[[str], tuple[str | None, str | None]] | None = None,
               allow: Callable[[Address], bool] | None = None,

@@ -337,8 +337,7 @@ class Crawl:
         the scheme), or the start URL's own non-public server by another name (localhost,
         127.0.0.1). Another host is read where the start URL leads, but does not join the crawl."""
         start, there = addresses.parse(url), addresses.parse(landed)  # both fetched: both read
-        return (start.site.removeprefix("www.") == there.site.removeprefix("www.")
-                or self.fetcher.is_own_server(there))
+        return addresses.same_but_www(start.site, there.site) or self.fetcher.is_own_server(there)
 
     def _aliases(self, url: str) -> frozenset[str]:
         """The crawl's other names of `url`'s own non-public server (a start URL's localhost that
