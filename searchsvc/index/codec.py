@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import mmap
 import struct
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -188,6 +189,15 @@ def _write_term_infos(table: Any, prefix: bytes, field: dict[str, Any], length_c
                                              maxlengths[number], maxweights[number], firsts[number], lasts[number],
                                              number, counts[number]))
         start = end
+
+
+def check_postings(reader: Any, segments: Collection[str] | None = None) -> None:
+    """Open, and so check (postings.BadPostings), the postings arrays of every segment of
+    `reader`, or of those whose ids (`segment_id()`) are in `segments`."""
+    for leaf, _ in reader.leaf_readers():
+        segment = leaf.segment()
+        if segment is not None and (segments is None or segment.segment_id() in segments):
+            open_segment_postings(leaf)
 
 
 def open_segment_postings(segreader: Any) -> SegmentPostings | None:

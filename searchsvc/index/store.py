@@ -45,7 +45,7 @@ from searchsvc.errors import IndexBusy, IndexDamaged, IndexMissing, IndexVersion
 from searchsvc.index import files as own
 from searchsvc.index import manifest as manifests
 from searchsvc.index import seam
-from searchsvc.index.codec import open_segment_postings
+from searchsvc.index.codec import check_postings
 from searchsvc.index.commit import SEGMENT_FILE, commit
 from searchsvc.index.files import NotOurFile
 from searchsvc.index.schema import SCHEMA_VERSION, build_schema
@@ -263,10 +263,7 @@ class IndexStore:
         postings array: IndexDamaged for a forged or unreadable one. For `check`, and what copies an index (seam.py)."""
         def read(reader: Any) -> None:
             seam.read_every_pickle(reader, segments)
-            for leaf, _ in reader.leaf_readers():  # and every postings array, as a search reads them
-                segment = leaf.segment()
-                if segment is not None and (segments is None or segment.segment_id() in segments):
-                    open_segment_postings(leaf)  # checks every array (postings.BadPostings)
+            check_postings(reader, segments)  # and every postings array, as a search reads them
 
         self._read(ix, read)
 

@@ -30,7 +30,8 @@ from whoosh.searching import Searcher
 
 from searchsvc.errors import SearchsvcError, SearchTimeout
 from searchsvc.index import manifest as manifests
-from searchsvc.index.codec import open_segment_postings
+from searchsvc.index.codec import check_postings
+from searchsvc.index.commit import SEGMENT_FILE
 from searchsvc.index.seam import ForgedData
 from searchsvc.index.store import MARKER, IndexStore
 from searchsvc.index.toc import PinnedIndex
@@ -373,7 +374,5 @@ def _check_postings(searcher: Searcher, fresh: set[str] | None) -> None:
     """The postings arrays of each segment whose file this process has just checked, read as a
     search reads them (postings.SegmentPostings checks every array): a forged array, its sums
     recomputed, is damage before any search or /healthz says ok. Once a segment, as the bytes."""
-    for leaf, _ in searcher.reader().leaf_readers():
-        segment = leaf.segment()
-        if segment is not None and (fresh is None or segment.make_filename(segment.COMPOUND_EXT) in fresh):
-            open_segment_postings(leaf)
+    ids = None if fresh is None else {m[1] for name in fresh if (m := SEGMENT_FILE.match(name))}
+    check_postings(searcher.reader(), ids)
