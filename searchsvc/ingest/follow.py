@@ -26,6 +26,7 @@ to import) are imported where a crawl reads one, not by every `searchsvc` comman
 from __future__ import annotations
 
 import fcntl
+import gc
 import json
 import os
 import signal
@@ -424,12 +425,27 @@ def reading_budget(seconds: float) -> Iterator[None]:
         yield
         return
 
+    collecting = False
+
+    def gc_starts(phase: str, info: Any) -> None:
+        nonlocal collecting
+        collecting = collecting or phase == "start"
+
+    def gc_stops(phase: str, info: Any) -> None:
+        nonlocal collecting
+        collecting = collecting and phase != "stop"
+
     def over(signum: int, frame: Any) -> None:
-        raise OverBudget
+        # Raised in a garbage collection (in another library's gc callback), Python would print
+        # and drop it: the timer goes off again 50 ms later, outside it.
+        if not collecting:
+            raise OverBudget
 
     previous = signal.signal(signal.SIGPROF, over)
-    # Then again every 50 ms of CPU time: where Python swallows the exception (raised in a garbage
-    # collector callback or a __del__, or by a library's `except BaseException`), the next one lands.
+    gc.callbacks.insert(0, gc_starts)  # before every other callback of a collection
+    gc.callbacks.append(gc_stops)  # after every other
+    # Then again every 50 ms of CPU time: where Python swallows the exception (raised in a __del__,
+    # or by a library's `except BaseException`), the next one lands.
     signal.setitimer(signal.ITIMER_PROF, seconds, 0.05)
     try:
         yield
@@ -438,6 +454,8 @@ def reading_budget(seconds: float) -> Iterator[None]:
             signal.setitimer(signal.ITIMER_PROF, 0)
         finally:  # (the timer may go off on the way out: OverBudget, and still the handler put back)
             signal.signal(signal.SIGPROF, previous)
+            gc.callbacks.remove(gc_starts)
+            gc.callbacks.remove(gc_stops)
 
 
 _SITEMAP_ALONE = "a sitemap lists pages but holds no posts: `searchsvc follow` reads the pages it lists"
